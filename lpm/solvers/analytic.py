@@ -1,0 +1,93 @@
+"""Closed-form optima with a fixed simplex-ETF classifier [Y22].
+
+Per-sample budget (Theorems 1 and 2): every minimiser is
+h_{k,i} = sqrt(E_H) · m_k, for any class counts. The optimal loss is
+
+    CE:  log(1 + (K−1) · exp(−sqrt(E_W E_H) · K/(K−1)))
+    DR:  0
+
+Class-average budget (theory.md §5): the directions stay m_k and the norms
+r_k solve the one-dimensional KKT system
+
+    p_k · f'(r_k) + 2 λ r_k = 0,   Σ_k r_k² = K·E_H,
+
+with f(r) = log(1 + (K−1) e^{−a r}), a = sqrt(E_W)·K/(K−1), for CE; DR keeps
+r_k = sqrt(E_H). The Frank–Wolfe certificate of :mod:`lpm.certificates`
+confirms every returned point.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import brentq
+
+from ..certificates import fixed_classifier_certificate
+from ..losses import class_mean_objective
+from ..problem import Problem
+from ..solution import Solution, Status
+from . import Solver, register
+
+
+def ce_etf_optimal_loss(num_classes: int, E_W: float, E_H: float) -> float:
+    """Theorem 1's optimal per-sample CE loss."""
+    K = num_classes
+    return float(np.log1p((K - 1) * np.exp(-np.sqrt(E_W * E_H) * K / (K - 1))))
+
+
+def class_average_norms(problem: Problem) -> np.ndarray:
+    """Optimal feature norms r_k under the class-average budget (CE or DR)."""
+    K, p = problem.K, problem.weights
+    if problem.loss == "dr":
+        return np.full(K, np.sqrt(problem.E_H))
+    a = np.sqrt(problem.E_W) * K / (K - 1)
+
+    def minus_fprime(r):  # −f'(r) = a · (1 − softmax prob of the true class)
+        return a * (K - 1) / (np.exp(a * r) + (K - 1))
+
+    def norms(lam):
+        rmax = 1.0
+        out = np.empty(K)
+        for k in range(K):
+            g = lambda r: p[k] * minus_fprime(r) - 2 * lam * r  # noqa: E731
+            hi = rmax
+            while g(hi) > 0:
+                hi *= 2
+            out[k] = brentq(g, 0.0, hi, xtol=1e-15, rtol=1e-15)
+        return out
+
+    target = K * problem.E_H
+    lo, hi = 1e-300, 1.0
+    while (norms(hi) ** 2).sum() > target:
+        hi *= 2
+    while (norms(lo if lo > 1e-300 else hi * 1e-12) ** 2).sum() < target:
+        hi *= 1e-12
+    lam = brentq(lambda t: (norms(np.exp(t)) ** 2).sum() - target, np.log(hi) - 40, np.log(hi), xtol=1e-14)
+    r = norms(np.exp(lam))
+    return r * np.sqrt(target / (r**2).sum())  # exact budget after root tolerance
+
+
+@register
+class AnalyticSolver(Solver):
+    name = "analytic"
+    certifies = True
+    speed_rank = 0
+
+    def supports(self, problem: Problem) -> str | None:
+        if problem.classifier != "fixed-etf":
+            return f"closed forms exist only for the fixed-etf classifier, not '{problem.classifier}'"
+        if problem.loss not in ("ce", "dr"):
+            return f"closed forms exist only for the ce and dr losses, not '{problem.loss}'"
+        return None
+
+    def _run(self, problem: Problem) -> Solution:
+        W = problem.fixed_classifier
+        M = W.T / np.sqrt(problem.E_W)  # d×K unit ETF
+        if problem.budget == "per-sample":
+            r = np.full(problem.K, np.sqrt(problem.E_H))
+        else:
+            r = class_average_norms(problem)
+        H = r[:, None] * M.T
+        objective = class_mean_objective(problem, W, H)
+        certificate = fixed_classifier_certificate(problem, H, W)
+        return Solution(problem=problem, W=W, H=H, objective=objective, solver=self.name,
+                        status=Status.OPTIMAL, certificate=certificate,
+                        message="closed-form optimum (Y22 Theorems 1–2)")
