@@ -98,3 +98,12 @@ def solve(problem: Problem, method: str = "auto", **settings) -> Solution:
     """Solve ``problem`` with the named back end (``auto`` chooses)."""
     name = choose_solver(problem) if method == "auto" else method
     return get_solver(name, **settings).run(problem)
+
+
+def certified_optimum(problem: Problem) -> Solution | None:
+    """The proven optimum of ``problem`` from the fastest certifying back end,
+    or ``None`` when no certifying back end supports it."""
+    name = choose_solver(problem)
+    if not _REGISTRY.get(name, Solver).certifies:
+        return None
+    return get_solver(name).run(problem)

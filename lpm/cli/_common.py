@@ -1,0 +1,29 @@
+"""Helpers shared by the CLI commands."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import typer
+
+from ..errors import LPMInputError
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an :class:`LPMInputError` into one line on stderr and exit code 2."""
+    try:
+        yield
+    except LPMInputError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def parse_float_list(name: str, text: str | None) -> list[float] | None:
+    """Parse '1,10,100' into floats, naming the option on failure."""
+    if text is None:
+        return None
+    try:
+        return [float(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise LPMInputError(name, text, "a comma-separated list of numbers, e.g. '1,10,100'") from None
