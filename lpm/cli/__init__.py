@@ -21,6 +21,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Layer-peeled models of neural collapse under class imbalance."""
+
+
 _COMMAND_MODULES = ("simulate", "sweep", "reproduce", "train_deep", "compare")
 for _name in _COMMAND_MODULES:
     try:
