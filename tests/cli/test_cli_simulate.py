@@ -1,0 +1,71 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lpm.cli import app
+from lpm.solvers.analytic import ce_etf_optimal_loss
+
+runner = CliRunner()
+
+
+def test_simulate_fixed_etf_json_has_required_fields():
+    res = runner.invoke(app, ["simulate", "--K", "10", "--ratio", "100", "--loss", "ce",
+                              "--classifier", "fixed-etf", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    [entry] = json.loads(res.stdout)
+    for key in ("classifier", "loss", "solver", "objective", "gap", "metrics"):
+        assert key in entry
+    for key in ("classifier_minority_cos", "feature_minority_cos", "collapse_index", "nc1", "nc2", "nc3"):
+        assert key in entry["metrics"]
+    assert entry["classifier"] == "fixed-etf" and entry["solver"] == "analytic"
+    assert entry["budget"] == "per-sample"
+    assert entry["objective"] == pytest.approx(ce_etf_optimal_loss(10, 1, 5), abs=1e-12)
+    assert entry["metrics"]["feature_minority_cos"] == pytest.approx(-1 / 9, abs=1e-12)
+
+
+def test_simulate_budget_override_is_reported(tmp_path):
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["simulate", "--classifier", "fixed-etf", "--budget", "class-average",
+                              "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "class-average" in res.stdout
+    [entry] = json.loads(out.read_text())
+    assert entry["budget"] == "class-average" and entry["problem"]["budget"] == "class-average"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--K", "1"], "Error: The 'K' parameter must be an int >= 2. Got 1 instead."),
+    (["--ratio", "0.5"], "Error: The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
+    (["--EH", "0"], "Error: The 'E_H' parameter must be a number > 0. Got 0.0 instead."),
+    (["--EW", "-2"], "Error: The 'E_W' parameter must be a number > 0. Got -2.0 instead."),
+    (["--classifier", "fixed-etf", "--d", "3"],
+     "Error: The 'd' parameter must be an int >= K-1 = 9 for a fixed simplex ETF with K=10. Got 3 instead."),
+    (["--counts", "5,4,3", "--K", "4"],
+     "Error: The 'counts' parameter must be a list of K=4 numbers (one per class). Got [5.0, 4.0, 3.0] instead."),
+    (["--counts", "5,x"],
+     "Error: The 'counts' parameter must be a comma-separated list of numbers, e.g. '1,10,100'. Got '5,x' instead."),
+    (["--majority", "10"], "Error: The 'majority' parameter must be an int >= 1 and <= 9. Got 10 instead."),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    res = runner.invoke(app, ["simulate", *args])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == message
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("args,name", [(["--loss", "hinge"], "--loss"), (["--solver", "magic"], "--solver"),
+                                       (["--profile", "zipf"], "--profile")])
+def test_unknown_names_are_rejected_by_the_option(args, name):
+    res = runner.invoke(app, ["simulate", *args])
+    assert res.exit_code == 2
+    assert f"Invalid value for '{name}'" in res.output and "Traceback" not in res.output
+
+
+def test_console_entry_point_exits_2_without_traceback():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "lpm", "simulate", "--ratio", "0.5"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "Error: The 'ratio' parameter must be a number >= 1. Got 0.5 instead."
