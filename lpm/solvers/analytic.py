@@ -44,24 +44,23 @@ def class_average_norms(problem: Problem) -> np.ndarray:
         return a * (K - 1) / (np.exp(a * r) + (K - 1))
 
     def norms(lam):
-        rmax = 1.0
         out = np.empty(K)
         for k in range(K):
-            g = lambda r: p[k] * minus_fprime(r) - 2 * lam * r  # noqa: E731
-            hi = rmax
+            g = lambda r: p[k] * minus_fprime(r) - 2 * lam * r  # noqa: E731  decreasing in r
+            hi = 1.0
             while g(hi) > 0:
                 hi *= 2
             out[k] = brentq(g, 0.0, hi, xtol=1e-15, rtol=1e-15)
         return out
 
     target = K * problem.E_H
-    lo, hi = 1e-300, 1.0
-    while (norms(hi) ** 2).sum() > target:
-        hi *= 2
-    while (norms(lo if lo > 1e-300 else hi * 1e-12) ** 2).sum() < target:
-        hi *= 1e-12
-    lam = brentq(lambda t: (norms(np.exp(t)) ** 2).sum() - target, np.log(hi) - 40, np.log(hi), xtol=1e-14)
-    r = norms(np.exp(lam))
+    excess = lambda t: (norms(np.exp(t)) ** 2).sum() - target  # noqa: E731  decreasing in t = log λ
+    lo, hi = -1.0, 1.0
+    while excess(lo) < 0:
+        lo -= 4.0
+    while excess(hi) > 0:
+        hi += 4.0
+    r = norms(np.exp(brentq(excess, lo, hi, xtol=1e-14)))
     return r * np.sqrt(target / (r**2).sum())  # exact budget after root tolerance
 
 

@@ -1,0 +1,160 @@
+"""Sweep grids: a declarative Cartesian product that expands into cells.
+
+A *cell* is one unit of work: a registered task name plus a JSON-safe spec.
+Its identity is a hash of that pair, so the same cell always lands in the
+same result file and a rerun of a sweep skips it (see :mod:`lpm.sweep.engine`).
+
+:class:`Grid` is the grid of the ``solve`` task: every combination of
+imbalance ratio R, K, K_A (``majority``), profile, classifier mode, loss,
+budget form, norm budgets, feature dimension, solver and seed becomes one
+:class:`lpm.Problem` solved by one back end (theory.md §3–§5).
+
+Norm budgets. For the learnable LPM only the product E_W·E_H matters
+(theory.md §4.2). Give ``ewh`` (a list of products) to sweep it: each cell
+then uses E_W = 1 and E_H = product. Otherwise ``E_W`` and ``E_H`` are swept
+as separate axes.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import LPMInputError, check_number
+
+#: bump when the meaning of a cell spec changes, so old result files are not reused
+CELL_FORMAT = 1
+
+
+def _round(x: float) -> float:
+    """12 significant digits: the same ratio written two ways hashes the same."""
+    return float(f"{float(x):.12g}")
+
+
+def log_range(start: float, stop: float, num: int) -> list[float]:
+    """``num`` log-spaced values from ``start`` to ``stop`` inclusive, e.g.
+    ``log_range(1, 1e4, 41)`` is R = 10^{0.1 i}, i = 0…40."""
+    start = check_number("ratio range start", start, low=0, low_open=True)
+    stop = check_number("ratio range stop", stop, low=start)
+    num = check_number("ratio range count", num, low=1, integer=True)
+    if num == 1:
+        return [_round(start)]
+    return [_round(v) for v in np.logspace(math.log10(start), math.log10(stop), num)]
+
+
+def parse_ratio_range(text: str) -> list[float]:
+    """Parse ``'START:STOP:NUM'`` (e.g. ``'1:1e4:41'``) into :func:`log_range`."""
+    parts = text.split(":")
+    try:
+        start, stop, num = float(parts[0]), float(parts[1]), float(parts[2])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise LPMInputError("ratio-range", text, "START:STOP:NUM with log-spaced NUM values, e.g. '1:1e4:41'") from None
+    return log_range(start, stop, num)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of sweep work: ``task`` applied to ``spec`` (JSON-safe dict)."""
+
+    task: str
+    spec: Mapping[str, Any]
+    grid: str = ""  # label of the grid that made it (not part of the identity)
+
+    @property
+    def cell_id(self) -> str:
+        """First 16 hex digits of sha256 over the canonical JSON of (task, spec)."""
+        text = json.dumps({"format": CELL_FORMAT, "task": self.task, "spec": self.spec},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "spec": dict(self.spec), "grid": self.grid}
+
+
+def _as_tuple(name: str, value) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        value = (value,)
+    value = tuple(value)
+    if not value:
+        raise LPMInputError(name, list(value), "a non-empty list")
+    return value
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Cartesian grid of the ``solve`` task (one row per cell and seed).
+
+    Every axis is a sequence; a scalar is taken as a one-element list.
+    ``solver_settings`` maps a solver name to the settings it gets (e.g.
+    ``{"gradient": {"steps": 2000}}``); a seed goes to the problem (fixed
+    classifier draw) and, when the solver has a ``seed`` setting, to it too.
+    """
+
+    ratio: Sequence[float] = (100.0,)
+    K: Sequence[int] = (10,)
+    majority: Sequence[int | None] = (None,)
+    profile: Sequence[str] = ("step",)
+    classifier: Sequence[str] = ("learnable",)
+    loss: Sequence[str] = ("ce",)
+    budget: Sequence[str | None] = (None,)
+    ewh: Sequence[float] | None = None
+    E_W: Sequence[float] = (1.0,)
+    E_H: Sequence[float] = (5.0,)
+    d: Sequence[int | None] = (None,)
+    solver: Sequence[str] = ("auto",)
+    seed: Sequence[int] = (0,)
+    solver_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    name: str = "grid"
+
+    task = "solve"
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name in ("solver_settings", "name") or (f.name == "ewh" and self.ewh is None):
+                continue
+            object.__setattr__(self, f.name, _as_tuple(f.name, getattr(self, f.name)))
+        object.__setattr__(self, "ratio", tuple(_round(check_number("ratio", r, low=1)) for r in self.ratio))
+        if not isinstance(self.solver_settings, Mapping):
+            raise LPMInputError("solver_settings", self.solver_settings, "a mapping from solver name to settings")
+
+    def _budgets(self) -> list[tuple[float, float]]:
+        if self.ewh is not None:
+            return [(1.0, _round(check_number("ewh", p, low=0, low_open=True))) for p in self.ewh]
+        return [(_round(w), _round(h)) for w in self.E_W for h in self.E_H]
+
+    def cells(self) -> list[Cell]:
+        """Expand the grid in a fixed order (seed varies fastest)."""
+        out = []
+        axes = itertools.product(self.K, self.majority, self.profile, self.classifier, self.loss, self.budget,
+                                 self._budgets(), self.d, self.solver, self.ratio, self.seed)
+        for K, KA, prof, clf, loss, budget, (ew, eh), d, solver, ratio, seed in axes:
+            problem = {"K": K, "majority": KA, "profile": prof, "classifier": clf, "loss": loss, "budget": budget,
+                       "E_W": ew, "E_H": eh, "d": d, "ratio": ratio, "seed": seed}
+            spec = {"problem": problem, "solver": solver, "settings": dict(self.solver_settings.get(solver, {}))}
+            out.append(Cell("solve", spec, self.name))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, **asdict(self)}
+
+
+def expand(grids) -> list[Cell]:
+    """Cells of one grid, a list of grids, or a list of cells; duplicates dropped."""
+    if hasattr(grids, "cells"):
+        grids = [grids]
+    cells: list[Cell] = []
+    for g in grids:
+        cells.extend([g] if isinstance(g, Cell) else g.cells())
+    seen, unique = set(), []
+    for c in cells:
+        if c.cell_id not in seen:
+            seen.add(c.cell_id)
+            unique.append(c)
+    return unique
