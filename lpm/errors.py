@@ -62,3 +62,13 @@ def check_number(name: str, value: Any, low: float | None = None, high: float | 
     if high is not None and num > high:
         raise LPMInputError(name, value, allowed, owner)
     return int(num) if integer else num
+
+
+class SolverFailed(RuntimeError):
+    """A back end ran but produced no usable optimum (infeasible, unbounded,
+    numerical failure): never a silently wrong number."""
+
+    def __init__(self, solver: str, status: str, detail: str = ""):
+        self.solver, self.status = solver, status
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"The '{solver}' solver failed with status '{status}'{extra}.")

@@ -1,0 +1,113 @@
+"""Speed of the certifying learnable-classifier back ends.
+
+Measures, in one run on one machine:
+
+1. The 41-ratio sweep of [F21] (K = 10, step, K_A = 5, E_H = 5, E_W = 1,
+   R = 10^{0.1 i}, i = 0…40; theory.md §4.1) by the Gram SDP (``convex``,
+   one problem after another) and by ``nuclear`` (``solve_path``, batched;
+   and one problem after another), the speed-up, and the largest relative
+   difference of the objectives.
+2. ``nuclear`` alone for K = 100 and K = 1000 (R = 10, step, K_A = K/2) with
+   the certified relative gap.
+
+Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_solvers.py [--quick] [--out FILE]
+
+``--quick`` skips K = 1000. Timings of the fast parts are the best of
+``--repeat`` runs (default 3); the SDP sweep runs once. ``--out`` writes the
+numbers and their provenance as JSON (atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lpm.problem import Problem
+from lpm.solvers import get_solver
+from lpm.sweep.provenance import provenance
+
+
+def fang_sweep() -> list[Problem]:
+    return [Problem.from_profile(K=10, ratio=10 ** (0.1 * i), profile="step", majority=5, E_W=1.0, E_H=5.0)
+            for i in range(41)]
+
+
+def best_time(fn, repeat: int):
+    """(best wall time over ``repeat`` calls, result of the last call)."""
+    best, result = np.inf, None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - began)
+    return best, result
+
+
+def sweep_benchmark(repeat: int) -> dict:
+    problems = fang_sweep()
+    convex, nuclear = get_solver("convex"), get_solver("nuclear")
+    began = time.perf_counter()
+    sdp = [convex.run(p) for p in problems]
+    sdp_time = time.perf_counter() - began
+    path_time, path = best_time(lambda: nuclear.solve_path(problems), repeat)
+    single_time, _ = best_time(lambda: [nuclear.run(p) for p in problems], 1)
+    rel = [abs(a.objective - b.objective) / abs(b.objective) for a, b in zip(sdp, path)]
+    return {
+        "sdp_seconds": sdp_time, "nuclear_path_seconds": path_time, "nuclear_one_by_one_seconds": single_time,
+        "speedup_path": sdp_time / path_time, "speedup_one_by_one": sdp_time / single_time,
+        "max_relative_objective_difference": max(rel),
+        "sdp_max_relative_gap": max(s.certificate.relative_gap for s in sdp),
+        "nuclear_max_relative_gap": max(s.certificate.relative_gap for s in path),
+        "all_optimal": all(s.status.value == "optimal" for s in sdp + path),
+    }
+
+
+def large_benchmark(K: int, repeat: int) -> dict:
+    problem = Problem.from_profile(K=K, ratio=10.0, profile="step", majority=K // 2, E_W=1.0, E_H=5.0)
+    seconds, solution = best_time(lambda: get_solver("nuclear").run(problem), repeat)
+    return {"K": K, "seconds": seconds, "relative_gap": solution.certificate.relative_gap,
+            "status": solution.status.value, "iterations": solution.iterations, "objective": solution.objective}
+
+
+def write_json(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(record, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="skip K = 1000")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats of the fast timings (best is kept)")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    sweep = sweep_benchmark(args.repeat)
+    print("41-ratio sweep of [F21] (K=10, step, K_A=5, E_H=5, E_W=1):")
+    print(f"  Gram SDP (convex, one by one)   {sweep['sdp_seconds']:8.3f} s")
+    print(f"  nuclear solve_path (batched)    {sweep['nuclear_path_seconds']:8.3f} s   "
+          f"speed-up {sweep['speedup_path']:6.1f}x")
+    print(f"  nuclear run (one by one)        {sweep['nuclear_one_by_one_seconds']:8.3f} s   "
+          f"speed-up {sweep['speedup_one_by_one']:6.1f}x")
+    print(f"  largest relative objective difference {sweep['max_relative_objective_difference']:.2e}; "
+          f"largest certified relative gap: SDP {sweep['sdp_max_relative_gap']:.1e}, "
+          f"nuclear {sweep['nuclear_max_relative_gap']:.1e}; all optimal: {sweep['all_optimal']}")
+    large = []
+    for K in (100,) if args.quick else (100, 1000):
+        row = large_benchmark(K, args.repeat if K <= 100 else 1)
+        large.append(row)
+        print(f"nuclear K={K:5d} (R=10, step, K_A={K // 2}): {row['seconds']:7.3f} s, "
+              f"relative gap {row['relative_gap']:.1e}, {row['status']}, {row['iterations']} iterations")
+    if args.out:
+        write_json(args.out, {"sweep": sweep, "large": large, "provenance": provenance(),
+                              "threads": os.environ.get("OMP_NUM_THREADS")})
+
+
+if __name__ == "__main__":
+    main()

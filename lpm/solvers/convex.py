@@ -1,0 +1,218 @@
+"""cvxpy back end: the Gram SDP and the fixed-classifier convex program.
+
+Learnable classifier (theory.md §4.1, [F21]). X is the 2K×2K Gram matrix of
+[h_1 … h_K, w_1 … w_K], and the logits of class k are the row X[k, K:2K]:
+
+    min  Σ_k p_k L(X[k, K:], k)
+    s.t. X ⪰ 0,  tr(X_WW) ≤ K·E_W,
+         tr(X_HH) ≤ K·E_H      (class-average budget)  or
+         diag(X_HH) ≤ E_H      (per-sample budget: class means of a
+                                per-sample-feasible point, optimal by Jensen).
+
+Fixed classifier (theory.md §5, [Y22]), W = ``problem.fixed_classifier``:
+
+    min_H  Σ_k p_k L(W h_k, k)
+    s.t.   ‖h_k‖² ≤ E_H for every k   or   Σ_k ‖h_k‖² ≤ K·E_H.
+
+(The per-sample form separates over classes, so it is solved with equal
+weights, which leaves the minimiser unchanged and conditions rare classes as
+well as common ones.)
+
+Losses: CE via ``cp.log_sum_exp``, DR ½(z_y − sqrt(E_W E_H))², MSE ½‖z − e_y‖².
+
+Recovery and certificate. The solver's point is turned into a feasible (W, H)
+(balanced factorisation of Z = X_HW for the class-average budget,
+eigen-factorisation of X for the per-sample one; see
+:mod:`lpm.solvers._recover`); the reported objective is re-evaluated there,
+and the lower bound is rigorous whatever the solver's accuracy: the
+Frank–Wolfe bound on the nuclear ball (class-average), the Lagrangian bound
+with the solver's multipliers made dual feasible (per-sample), or the
+Frank–Wolfe bound of :mod:`lpm.certificates` (fixed classifiers).
+
+Status. ``Status.OPTIMAL`` when the certified relative gap is ≤ ``gap_tol``,
+``Status.OPTIMAL_INACCURATE`` otherwise; a back end's own "optimal_inaccurate"
+is reported as a warning in the message. Any other back-end outcome
+(infeasible, unbounded, solver error, no point) raises
+:class:`lpm.errors.SolverFailed`: no number is returned.
+
+Settings: ``cvx_solver`` (an installed cvxpy solver; default CLARABEL, else
+SCS), ``solver_options`` (keyword arguments for it, e.g. ``{"max_iters":
+100}`` for SCS; by default CLARABEL gets tight tolerances), ``gap_tol``,
+``verbose``.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+
+import cvxpy as cp
+import numpy as np
+
+from ..certificates import fixed_classifier_certificate, project_features
+from ..errors import LPMInputError, SolverFailed, check_number
+from ..losses import class_mean_objective
+from ..problem import Problem
+from ..solution import Solution, Status
+from . import Solver, register
+from ._recover import balanced_factors, gram_certificate, gram_factors, nuclear_certificate
+
+_PREFERRED = ("CLARABEL", "SCS")  # both ship with cvxpy and handle exp + PSD cones
+#: Back-end options unless ``solver_options`` overrides them. Interior-point
+#: iterates sit about sqrt(tolerance) from the SDP's degenerate optimal face,
+#: and the first-order certificate sees that distance, so the Gram SDP asks
+#: for 1e-12; the fixed-classifier programs meet 1e-9 without warnings.
+GRAM_DEFAULTS = {"CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12}}
+FIXED_DEFAULTS = {"CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}}
+
+
+@functools.lru_cache(maxsize=1)
+def installed_solvers() -> tuple[str, ...]:
+    """cvxpy's installed solvers (cached: the look-up costs milliseconds)."""
+    return tuple(cp.installed_solvers())
+
+
+def default_cvx_solver() -> str:
+    """The first of CLARABEL, SCS that cvxpy has installed."""
+    installed = installed_solvers()
+    for name in _PREFERRED:
+        if name in installed:
+            return name
+    raise SolverFailed("convex", "no solver", "cvxpy has neither CLARABEL nor SCS installed")
+
+
+def logit_loss(problem: Problem, Z: cp.Expression, weights: np.ndarray | None = None) -> cp.Expression:
+    """Σ_k p_k L(Z[k, :], k) as a cvxpy expression of the K×K logits Z
+    (``weights`` replaces p when given)."""
+    p, K = (problem.weights if weights is None else weights), problem.K
+    if problem.loss == "ce":
+        return p @ (cp.log_sum_exp(Z, axis=1) - cp.diag(Z))
+    if problem.loss == "dr":
+        return 0.5 * (p @ cp.square(cp.diag(Z) - problem.dr_target))
+    return 0.5 * cp.sum(cp.multiply(np.repeat(p[:, None], K, axis=1), cp.square(Z - np.eye(K))))
+
+
+def _gram_program(problem: Problem):
+    K = problem.K
+    X = cp.Variable((2 * K, 2 * K), PSD=True)
+    X_HH, X_WW = X[:K, :K], X[K:, K:]
+    if problem.budget == "class-average":
+        feature = cp.trace(X_HH) <= K * problem.E_H
+    else:
+        feature = cp.diag(X_HH) <= problem.E_H
+    classifier = cp.trace(X_WW) <= K * problem.E_W
+    return cp.Problem(cp.Minimize(logit_loss(problem, X[:K, K:])), [feature, classifier]), X, feature, classifier
+
+
+def _fixed_program(problem: Problem):
+    K, W = problem.K, problem.fixed_classifier
+    H = cp.Variable((K, problem.d))
+    if problem.budget == "per-sample":
+        # One independent problem per class: the weights p_k do not move the
+        # minimiser, and equal weights keep rare classes as well conditioned
+        # as common ones. The objective is re-evaluated with p afterwards.
+        feature = cp.norm(H, 2, axis=1) <= np.sqrt(problem.E_H)
+        loss = logit_loss(problem, H @ W.T, np.full(K, 1.0 / K))
+    else:
+        feature = cp.sum_squares(H) <= K * problem.E_H
+        loss = logit_loss(problem, H @ W.T)
+    return cp.Problem(cp.Minimize(loss), [feature]), H
+
+
+@register
+class ConvexSolver(Solver):
+    """Certified optimum of every LPM variant through cvxpy (slow beyond K ≈ 50
+    for learnable classifiers; prefer ``nuclear`` there)."""
+
+    name = "convex"
+    certifies = True
+    speed_rank = 20
+
+    @classmethod
+    def default_settings(cls) -> dict:
+        return {"cvx_solver": None, "solver_options": None, "gap_tol": 1e-5, "verbose": False}
+
+    def __init__(self, **settings):
+        super().__init__(**settings)
+        s, owner = self.settings, f"solver '{self.name}'"
+        installed = installed_solvers()
+        if s["cvx_solver"] is None:
+            s["cvx_solver"] = default_cvx_solver()
+        elif not isinstance(s["cvx_solver"], str) or s["cvx_solver"].upper() not in installed:
+            raise LPMInputError("cvx_solver", s["cvx_solver"],
+                                "one of the installed cvxpy solvers " + ", ".join(installed), owner)
+        s["cvx_solver"] = s["cvx_solver"].upper()
+        if s["solver_options"] is None:
+            s["solver_options"] = {}
+        elif not isinstance(s["solver_options"], dict):
+            raise LPMInputError("solver_options", s["solver_options"],
+                                "a dict of keyword arguments for the cvxpy solver", owner)
+        s["gap_tol"] = check_number("gap_tol", s["gap_tol"], low=0, low_open=True, owner=owner)
+
+    def supports(self, problem: Problem) -> str | None:
+        return None  # every classifier, loss and budget is a convex program here
+
+    def _solve(self, program: cp.Problem, defaults: dict | None = None) -> str:
+        """Run cvxpy and return a note on its status, or raise
+        :class:`SolverFailed` when it returned no optimum."""
+        backend = self.settings["cvx_solver"]
+        options = {**(defaults or {}).get(backend, {}), **self.settings["solver_options"]}
+        try:
+            with warnings.catch_warnings():  # cvxpy's "may be inaccurate" goes into our message
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                program.solve(solver=backend, verbose=self.settings["verbose"], **options)
+        except cp.error.SolverError as exc:
+            detail = f"cvxpy back end {backend} raised: {str(exc).rstrip('.')}"
+            raise SolverFailed(self.name, "solver_error", detail) from exc
+        if program.status == cp.OPTIMAL:
+            return f"{backend}: optimal"
+        if program.status == cp.OPTIMAL_INACCURATE:
+            return f"warning: {backend} reported optimal_inaccurate"
+        raise SolverFailed(self.name, str(program.status),
+                           f"cvxpy back end {backend} returned no optimum, so no solution is reported")
+
+    def _run(self, problem: Problem) -> Solution:
+        run = self._run_fixed if problem.fixed else self._run_learnable
+        program, message, W, H, note, certificate = run(problem)
+        objective = class_mean_objective(problem, W, H)
+        rel = certificate.relative_gap
+        parts = [message, f"certified relative gap {rel:.2e} ({certificate.method})", note]
+        # Status.OPTIMAL means "certified gap within tolerance", so the status
+        # follows the rigorous certificate; the back end's own inaccuracy flag
+        # stays in the message as a warning.
+        status = Status.OPTIMAL if rel <= self.settings["gap_tol"] else Status.OPTIMAL_INACCURATE
+        if status is Status.OPTIMAL_INACCURATE:
+            parts.append(f"warning: the certified gap exceeds gap_tol {self.settings['gap_tol']:g}")
+        return Solution(problem=problem, W=W, H=H, objective=objective, solver=self.name, status=status,
+                        certificate=certificate,
+                        iterations=int(getattr(program.solver_stats, "num_iters", 0) or 0),
+                        message="; ".join(p for p in parts if p),
+                        extra={"cvx_solver": self.settings["cvx_solver"]})
+
+    def _run_fixed(self, problem: Problem):
+        program, H_var = _fixed_program(problem)
+        message = self._solve(program, FIXED_DEFAULTS)
+        W = problem.fixed_classifier
+        H = project_features(problem, _value(H_var, self.name))
+        return program, message, W, H, "", fixed_classifier_certificate(problem, H, W)
+
+    def _run_learnable(self, problem: Problem):
+        program, X_var, feature, classifier = _gram_program(problem)
+        message = self._solve(program, GRAM_DEFAULTS)
+        X = _value(X_var, self.name)
+        Z = X[: problem.K, problem.K:]
+        if problem.budget == "class-average":
+            W, H, note = balanced_factors(problem, Z)
+            return program, message, W, H, note, nuclear_certificate(problem, H @ W.T)
+        # An interior-point X can have rank > d on a degenerate optimal face;
+        # the balanced factors of X_HW (rows clipped to the budget) are a second
+        # feasible candidate. Keep the better of the two.
+        candidates = (gram_factors(problem, X), balanced_factors(problem, Z))
+        W, H, note = min(candidates, key=lambda c: class_mean_objective(problem, c[0], c[1]))
+        certificate = gram_certificate(problem, H @ W.T, feature.dual_value, classifier.dual_value)
+        return program, message, W, H, note, certificate
+
+
+def _value(variable: cp.Variable, solver: str) -> np.ndarray:
+    if variable.value is None or not np.all(np.isfinite(variable.value)):
+        raise SolverFailed(solver, "no_value", "the cvxpy back end returned no finite point")
+    return np.asarray(variable.value, dtype=np.float64)
