@@ -6,17 +6,21 @@ from typing import Iterator
 
 import typer
 
-from ..errors import LPMInputError
+from ..errors import LPMInputError, SolverFailed
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an :class:`LPMInputError` into one line on stderr and exit code 2."""
+    """Turn an :class:`LPMInputError` into one line on stderr and exit code 2,
+    and a :class:`SolverFailed` (no usable optimum) into one line and exit code 1."""
     try:
         yield
     except LPMInputError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except SolverFailed as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def parse_float_list(name: str, text: str | None) -> list[float] | None:
