@@ -1,0 +1,105 @@
+"""Writers of the run folder files (format: :mod:`full_model.run_format`)."""
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import lpm
+from lpm.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+from . import run_format as rf
+
+
+def git_hash() -> str | None:
+    """The commit of the source tree lpm was imported from, when it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(lpm.__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(device: torch.device, world_size: int) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"lpm_version": lpm.__version__, "git_hash": git_hash(), "torch_version": torch.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform(), "device": f"{device.type}: {name}",
+            "torch_threads": torch.get_num_threads(), "world_size": world_size,
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_config(run_dir: Path, config: dict, data_info: dict, model_info: dict, prov: dict) -> None:
+    write_json_atomic(run_dir / rf.CONFIG_FILE, {"format_version": rf.FORMAT_VERSION, "config": config,
+                                                 "data": data_info, "model": model_info, "provenance": prov})
+
+
+def write_metrics(run_dir: Path, rows: list[dict]) -> None:
+    text = "".join(json.dumps(row, default=_plain) + "\n" for row in rows)
+    write_text_atomic(run_dir / rf.METRICS_FILE, text)
+
+
+def write_geometry(run_dir: Path, snap, *, epoch: int, train_counts, config) -> None:
+    K, d = snap.classifier.shape
+    nan_list = lambda v: np.array([np.nan if a is None else a for a in v], dtype=np.float64)  # noqa: E731
+    arrays = {
+        "format_version": np.int64(rf.FORMAT_VERSION), "class_means": snap.class_means,
+        "classifier": snap.classifier, "class_counts": np.asarray(snap.class_counts, dtype=np.float64),
+        "train_counts": np.asarray(train_counts, dtype=np.int64), "within_class_cov": snap.within_cov,
+        "feature_dim": np.int64(d), "num_classes": np.int64(K), "epoch": np.int64(epoch),
+        "head": np.str_(config.head), "loss": np.str_(config.loss), "dr_form": np.str_(config.dr_form),
+        "dataset": np.str_(config.dataset), "center": np.str_(config.center),
+        "train_per_class_accuracy": nan_list(snap.train_per_class_accuracy),
+        "test_per_class_accuracy": nan_list(snap.test_per_class_accuracy),
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(run_dir / rf.GEOMETRY_FILE, buffer.getvalue())
+
+
+def summarize(rows: list[dict], wall_time_s: float) -> dict:
+    """Best (test-selected, as [Y22] reports) and last-epoch accuracies."""
+    tracked = [r for r in rows if r.get("test_accuracy") is not None]
+    best = max(tracked, key=lambda r: r["test_accuracy"]) if tracked else None
+    last = tracked[-1] if tracked else {}
+    out = {"epochs": rows[-1]["epoch"] if rows else 0,
+           "best_test_accuracy": best["test_accuracy"] if best else None,
+           "best_epoch": best["epoch"] if best else None,
+           "last_epoch": last.get("epoch"),
+           "last_test_accuracy": last.get("test_accuracy"),
+           "last_train_accuracy": last.get("train_accuracy"),
+           "model_selection_note": "best_test_accuracy is selected on the test set, as [Y22] reports; "
+                                   "last_test_accuracy involves no selection",
+           "wall_time_s": wall_time_s}
+    for key, value in last.items():
+        if key.startswith("test_") and key.endswith("_accuracy") and key != "test_accuracy":
+            out[f"last_{key}"] = value
+    return out
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    write_json_atomic(run_dir / rf.SUMMARY_FILE, summary)
+
+
+def write_figure(run_dir: Path, rows: list[dict]) -> None:
+    from .plots import plot_metrics
+
+    fig = plot_metrics(rows)  # a pyplot-free Figure: no GUI backend is touched
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_bytes_atomic(run_dir / rf.FIGURE_FILE, buffer.getvalue())
+
+
+def _plain(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

@@ -1,0 +1,105 @@
+"""Per-epoch collapse geometry and accuracy through :mod:`lpm.geometry` (theory.md §8).
+
+One tracking step makes streaming passes in eval mode (no augmentation):
+
+1. training split → :class:`ClassStats` of the features h (class means μ_k,
+   within-class covariance Σ_W) and :class:`ClassificationStats` (train
+   accuracy, per class and per group, ECE);
+2. training split again, with the means of pass 1 → :class:`NearestMeanAgreement`
+   (NC4, skipped when ``nc4_on_train`` is off);
+3. test split → test accuracy/ECE, and NC4 of test samples against the
+   training means (``test_nc4``).
+
+Under several processes each pass covers one shard and the tallies are
+merged exactly (:mod:`full_model.distributed`). Then
+:func:`lpm.geometry.measure` turns (μ, W, counts, Σ_W) into NC1–NC3, the
+[Y22] statistics, group cosines and norms, and the collapse index. No pass
+keeps more than one batch of features.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lpm.geometry import ClassificationStats, ClassStats, NearestMeanAgreement, class_groups, measure
+
+from .distributed import DistContext, reduce_agreement, reduce_class_stats, reduce_classification
+
+
+@dataclass
+class GeometrySnapshot:
+    """What the last tracking step saw (saved to final_geometry.npz)."""
+
+    class_means: np.ndarray       # (K, d)
+    classifier: np.ndarray        # (K, d)
+    class_counts: np.ndarray      # (K,) samples per class in the pass
+    within_cov: np.ndarray        # (d, d)
+    train_per_class_accuracy: list
+    test_per_class_accuracy: list
+
+
+def groups_for(num_classes: int, counts, scheme: str):
+    """Head/medium/tail ids by class index, or many/medium/few by count (theory.md §7)."""
+    if scheme == "count":
+        return class_groups(counts=np.asarray(counts), scheme="count")
+    return class_groups(num_classes)
+
+
+def minority_start(num_classes: int, groups, scheme: str, profile: str, majority: int | None) -> int | None:
+    """K_A for :func:`measure`: the step profile's majority, or the first tail class
+    (head and medium form the majority); ``None`` when groups are not index ranges."""
+    if scheme == "count":
+        return None
+    if profile == "step":
+        return majority if majority is not None else num_classes // 2
+    return int(np.sum(groups[0] < 2))
+
+
+@torch.no_grad()
+def track(net, train_loader, test_loader, *, num_classes: int, groups, majority, ctx: DistContext,
+          autocast, nc4_on_train: bool = True, center: str = "class-means"):
+    """Run the passes above; return (flat JSON-safe metrics, GeometrySnapshot)."""
+    was_training = net.training
+    net.eval()
+    dim = net.get_classifier().shape[1]
+    stats, train_acc = ClassStats(num_classes, dim), ClassificationStats(num_classes, groups)
+    for x, y in train_loader:
+        h, z = _forward(net, x, autocast)
+        stats.update(h, y)
+        train_acc.update(z, y)
+    counts, means, within = reduce_class_stats(ctx, stats)
+    reduce_classification(ctx, train_acc)
+    agree_train, agree_test = NearestMeanAgreement(means), NearestMeanAgreement(means)
+    if nc4_on_train:
+        for x, _ in train_loader:
+            agree_train.update(*_forward(net, x, autocast))
+        reduce_agreement(ctx, agree_train)
+    test_acc = ClassificationStats(num_classes, groups)
+    for x, y in test_loader:
+        h, z = _forward(net, x, autocast)
+        test_acc.update(z, y)
+        agree_test.update(h, z)
+    reduce_classification(ctx, test_acc)
+    reduce_agreement(ctx, agree_test)
+    net.train(was_training)
+    W = net.get_classifier().detach().double().cpu().numpy()
+    metrics = {**_prefixed("train", train_acc.result()), **_prefixed("test", test_acc.result())}
+    metrics["nc4"] = agree_train.result() if nc4_on_train else None
+    metrics["test_nc4"] = agree_test.result()
+    metrics.update(measure(means, W, counts=counts, within_cov=within, majority=majority, groups=groups,
+                           center=center))
+    snap = GeometrySnapshot(means, W, counts, within, metrics["train_per_class_accuracy"],
+                            metrics["test_per_class_accuracy"])
+    return metrics, snap
+
+
+def _forward(net, x, autocast):
+    with autocast():
+        h, z = net(x, with_features=True)
+    return h.float(), z.float()
+
+
+def _prefixed(split: str, result: dict) -> dict:
+    return {f"{split}_{key}": value for key, value in result.items()}

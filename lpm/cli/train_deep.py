@@ -1,0 +1,131 @@
+"""``lpm train-deep``: train a backbone on a long-tailed data set and track its collapse geometry.
+
+Thin: options → :func:`full_model.config.build_config` (recipe ← config file ←
+the options given) → :func:`full_model.train.train`. Settings without an
+option here can be set in a JSON/TOML ``--config`` file (any
+:class:`full_model.config.TrainConfig` field).
+"""
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import parse_float_list, user_errors
+
+
+def _enum(name: str, values) -> type[Enum]:
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
+
+
+def _names():
+    from full_model.config import DEVICES, SCHEDULES
+    from full_model.data import DATASETS
+    from full_model.losses import DR_FORMS, LOSSES
+    from full_model.models import BACKBONES, HEADS
+    from lpm.profiles import PROFILES
+
+    return DATASETS, HEADS, LOSSES, DR_FORMS, BACKBONES, PROFILES, DEVICES, SCHEDULES
+
+
+_DATASETS, _HEADS, _LOSSES, _DR_FORMS, _BACKBONES, _PROFILES, _DEVICES, _SCHEDULES = _names()
+Dataset, Head, Loss = _enum("Dataset", _DATASETS), _enum("Head", _HEADS), _enum("Loss", _LOSSES)
+DRForm, Backbone, Profile = _enum("DRForm", _DR_FORMS), _enum("Backbone", _BACKBONES), _enum("Profile", _PROFILES)
+Device, Schedule = _enum("Device", _DEVICES), _enum("Schedule", _SCHEDULES)
+
+
+def train_deep_command(
+    dataset: Optional[Dataset] = typer.Option(None, "--dataset", help="Long-tailed data set (default: cifar10-lt)."),
+    root: Optional[str] = typer.Option(None, "--root", help="Folder with the data set files (not needed for "
+                                                            "mnist1d-lt, digits-lt, synthetic-*)."),
+    ratio: Optional[float] = typer.Option(None, "--ratio", "-R", help="Imbalance ratio R = n_max/n_min = 1/τ (>= 1) "
+                                                                      "(default: 100)."),
+    profile: Optional[Profile] = typer.Option(None, "--profile", help="Class profile (default: exp)."),
+    n_max: Optional[int] = typer.Option(None, "--n-max", help="Largest class count (default: the data set's)."),
+    subset_seed: Optional[int] = typer.Option(None, "--subset-seed",
+                                              help="Seed choosing the kept images (default: 0)."),
+    head: Optional[Head] = typer.Option(None, "--head", help="Classifier head (default: learnable)."),
+    loss: Optional[Loss] = typer.Option(None, "--loss", help="Loss (default: ce); dr needs a fixed head."),
+    dr_form: Optional[DRForm] = typer.Option(None, "--dr-form", help="DR as in the paper (§5) or the released "
+                                                                     "code (§6) (default: paper)."),
+    balance_batch: Optional[bool] = typer.Option(None, "--balance-batch/--no-balance-batch",
+                                                 help="In-batch class balancing of released DR "
+                                                      "(default: on for released)."),
+    allow_degenerate: bool = typer.Option(False, "--allow-degenerate", help="Run DR with a learnable head "
+                                                                                     "anyway (degenerate, §5)."),
+    backbone: Optional[Backbone] = typer.Option(None, "--backbone", help="Backbone (default: the data set's)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 200; 90 for imagenet-lt)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: 128)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: 0.1)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default: 2e-4)."),
+    warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", help="Linear warm-up epochs (default: 5)."),
+    schedule: Optional[Schedule] = typer.Option(None, "--schedule",
+                                                help="After warm-up: step or cosine (default: step)."),
+    milestones: Optional[str] = typer.Option(None, "--milestones", help="Step-decay epochs, e.g. '160,180'."),
+    mixup_alpha: Optional[float] = typer.Option(None, "--mixup-alpha",
+                                                help="Mixup α; 0 turns mixup off (default: 1.0)."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Crop-flip augmentation "
+                                                                                "(default: the data set's)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation and data order (default: 0)."),
+    device: Optional[Device] = typer.Option(None, "--device", help="auto, cpu or cuda (default: auto)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bfloat16 autocast (default: on for CUDA)."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers",
+                                              help="Loader workers for image files (default: 4)."),
+    track_every: Optional[int] = typer.Option(None, "--track-every",
+                                              help="Track geometry every N epochs (default: 1)."),
+    max_batches: Optional[int] = typer.Option(None, "--max-batches-per-epoch", help="Cap batches per epoch "
+                                                                                    "(smoke runs)."),
+    out: Optional[str] = typer.Option(None, "--out",
+                                      help="Run folder (default: runs/<dataset>_<head>_<loss>_R<ratio>_seed<seed>)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of settings (TrainConfig fields)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on)."),
+):
+    """Train a deep network on a long-tailed data set and record its collapse geometry per epoch.
+
+    Example: lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr --epochs 30
+    """
+    from full_model.config import build_config
+    from full_model.train import resume_config, train
+
+    value = lambda e: None if e is None else e.value  # noqa: E731
+    with user_errors():
+        overrides = {
+            "dataset": value(dataset), "root": root, "ratio": ratio, "profile": value(profile), "n_max": n_max,
+            "subset_seed": subset_seed, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
+            "balance_batch": balance_batch, "allow_degenerate": allow_degenerate or None, "backbone": value(backbone),
+            "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+            "warmup_epochs": warmup_epochs, "schedule": value(schedule), "mixup_alpha": mixup_alpha,
+            "augment": augment, "seed": seed, "device": value(device), "amp": amp, "compile": compile_model,
+            "num_workers": num_workers, "track_every": track_every, "max_batches_per_epoch": max_batches,
+            "out": out, "progress": progress,
+            "milestones": None if milestones is None else [int(m) if m.is_integer() else m
+                                                            for m in parse_float_list("milestones", milestones)],
+        }
+        cfg = build_config(overrides, config)
+        if resume:
+            cfg = resume_config(cfg.out, {**(_file(config)), **overrides})
+        result = train(cfg, resume=resume)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+            typer.echo(f"run folder: {result.run_dir}")
+            typer.echo(f"epochs: {result.epochs}  last test accuracy: {_fmt(result.last_test_accuracy)}  "
+                       f"best test accuracy: {_fmt(result.best_test_accuracy)} (epoch {result.best_epoch}; "
+                       "selected on the test set)")
+
+
+def _file(config):
+    from full_model.config import load_config_file
+
+    return load_config_file(config) if config is not None else {}
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-deep")(train_deep_command)

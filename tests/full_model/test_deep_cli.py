@@ -1,0 +1,63 @@
+"""``lpm train-deep`` on the command line: thin over the library, one-line errors."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from full_model import run_format as rf
+from lpm.cli import app
+
+runner = CliRunner()
+TINY = ["--dataset", "synthetic-lt", "--ratio", "10", "--n-max", "30", "--batch-size", "32", "--warmup-epochs", "0",
+        "--no-progress", "--device", "cpu"]
+
+
+def test_train_deep_runs_from_a_config_file_and_resumes(tmp_path):
+    (tmp_path / "cfg.toml").write_text('head = "fixed-etf"\nloss = "dr"\nepochs = 1\nfeature_dim = 16\n'
+                                       'figures = false\nmixup_alpha = 0.0\n')
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train-deep", *TINY, "--config", str(tmp_path / "cfg.toml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"run folder: {out}" in res.stdout and "epochs: 1" in res.stdout
+    saved = json.loads((out / rf.CONFIG_FILE).read_text())["config"]
+    assert (saved["head"], saved["loss"], saved["feature_dim"], saved["ratio"], saved["n_max"]) == \
+        ("fixed-etf", "dr", 16, 10.0, 30)
+    res = runner.invoke(app, ["train-deep", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert [r["epoch"] for r in rf.read_metrics(out / rf.METRICS_FILE)] == [1, 2]
+    res = runner.invoke(app, ["train-deep", "--out", str(out), "--resume", "--lr", "0.5"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (f"Error: The 'lr' parameter must be 0.1 as saved in {out / rf.CONFIG_FILE} when "
+                                  "resuming that run. Got 0.5 instead.")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset", "cifar10-lt", "--root", "/no/such/dir"],
+     "Error: The 'root' parameter must be an existing folder with the cifar10-lt files. Got '/no/such/dir' instead."),
+    (["--dataset", "mnist1d-lt", "--ratio", "0.5"],
+     "Error: The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
+    (["--dataset", "mnist1d-lt", "--head", "learnable", "--loss", "dr"],
+     "Error: The 'loss' parameter must be 'ce' with the learnable head (DR with a learnable classifier is "
+     "degenerate: every w_k and h_k can share one vector and reach zero loss, theory.md §5; set allow_degenerate "
+     "to run it anyway). Got 'dr' instead."),
+    (["--dataset", "mnist1d-lt", "--config", "/no/cfg.toml"],
+     "Error: The 'config' parameter must be an existing .json or .toml file. Got '/no/cfg.toml' instead."),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    res = runner.invoke(app, ["train-deep", *args])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == message
+    assert "Traceback" not in res.output
+
+
+def test_unknown_dataset_is_rejected_by_the_option():
+    res = runner.invoke(app, ["train-deep", "--dataset", "imagenet-21k"])
+    assert res.exit_code == 2
+    assert "Invalid value for '--dataset'" in res.output and "Traceback" not in res.output
+
+
+def test_resume_without_a_run_is_refused(tmp_path):
+    res = runner.invoke(app, ["train-deep", *TINY, "--out", str(tmp_path / "none"), "--resume"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (f"Error: The 'out' parameter must be a run folder holding config.json and "
+                                  f"checkpoint.pt to resume. Got '{tmp_path / 'none'}' instead.")
