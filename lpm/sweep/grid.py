@@ -31,7 +31,7 @@ from ..errors import LPMInputError, check_number
 CELL_FORMAT = 1
 
 
-def _round(x: float) -> float:
+def canonical_float(x: float) -> float:
     """12 significant digits: the same ratio written two ways hashes the same."""
     return float(f"{float(x):.12g}")
 
@@ -43,8 +43,8 @@ def log_range(start: float, stop: float, num: int) -> list[float]:
     stop = check_number("ratio range stop", stop, low=start)
     num = check_number("ratio range count", num, low=1, integer=True)
     if num == 1:
-        return [_round(start)]
-    return [_round(v) for v in np.logspace(math.log10(start), math.log10(stop), num)]
+        return [canonical_float(start)]
+    return [canonical_float(v) for v in np.logspace(math.log10(start), math.log10(stop), num)]
 
 
 def parse_ratio_range(text: str) -> list[float]:
@@ -78,7 +78,7 @@ class Cell:
         return {"task": self.task, "spec": dict(self.spec), "grid": self.grid}
 
 
-def _as_tuple(name: str, value) -> tuple:
+def as_tuple(name: str, value) -> tuple:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         value = (value,)
     value = tuple(value)
@@ -119,15 +119,15 @@ class Grid:
         for f in fields(self):
             if f.name in ("solver_settings", "name") or (f.name == "ewh" and self.ewh is None):
                 continue
-            object.__setattr__(self, f.name, _as_tuple(f.name, getattr(self, f.name)))
-        object.__setattr__(self, "ratio", tuple(_round(check_number("ratio", r, low=1)) for r in self.ratio))
+            object.__setattr__(self, f.name, as_tuple(f.name, getattr(self, f.name)))
+        object.__setattr__(self, "ratio", tuple(canonical_float(check_number("ratio", r, low=1)) for r in self.ratio))
         if not isinstance(self.solver_settings, Mapping):
             raise LPMInputError("solver_settings", self.solver_settings, "a mapping from solver name to settings")
 
     def _budgets(self) -> list[tuple[float, float]]:
         if self.ewh is not None:
-            return [(1.0, _round(check_number("ewh", p, low=0, low_open=True))) for p in self.ewh]
-        return [(_round(w), _round(h)) for w in self.E_W for h in self.E_H]
+            return [(1.0, canonical_float(check_number("ewh", p, low=0, low_open=True))) for p in self.ewh]
+        return [(canonical_float(w), canonical_float(h)) for w in self.E_W for h in self.E_H]
 
     def cells(self) -> list[Cell]:
         """Expand the grid in a fixed order (seed varies fastest)."""

@@ -1,0 +1,144 @@
+"""One look for every figure: fonts, colours, reference lines, error bands.
+
+Figures are sized for a two-column paper (full width 7 in) and drawn with
+constrained layout. Colours encode the same thing everywhere: a
+classifier × loss pairing, or a solver.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from ..io import write_bytes_atomic
+
+RC = {
+    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 7.5,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "lines.linewidth": 1.6, "lines.markersize": 4,
+    "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5, "axes.spines.top": False,
+    "axes.spines.right": False, "legend.frameon": False, "savefig.dpi": 200, "figure.dpi": 100,
+    "pdf.fonttype": 42, "ps.fonttype": 42, "mathtext.fontset": "dejavusans",
+}
+FULL_WIDTH, PANEL_HEIGHT = 7.0, 2.6
+
+#: colour per classifier × loss pairing (fig 2, 6) and per solver (fig 1)
+PAIR_COLORS = {
+    ("learnable", "ce"): "#1f4e9c", ("learnable", "dr"): "#8c2d04", ("learnable", "mse"): "#6a3d9a",
+    ("fixed-etf", "ce"): "#33a02c", ("fixed-etf", "dr"): "#e6550d", ("fixed-etf", "mse"): "#b15928",
+    ("fixed-random", "ce"): "#1b9e77", ("fixed-random", "dr"): "#d95f02", ("fixed-random", "mse"): "#7570b3",
+}
+LOSS_COLORS = {"ce": "#1f4e9c", "dr": "#d95f02", "mse": "#6a3d9a"}
+SOLVER_STYLE = {
+    "convex": dict(color="#222222", linestyle="-", marker=None, label="convex (Gram SDP, certified)"),
+    "nuclear": dict(color="#1f78b4", linestyle="--", marker=None, label="nuclear (first-order, certified)"),
+    "gradient": dict(color="#e31a1c", linestyle="none", marker="o", label="gradient (torch, per-sample)"),
+    "analytic": dict(color="#33a02c", linestyle="-", marker=None, label="analytic"),
+}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    with matplotlib.rc_context(RC):
+        yield
+
+
+def panels(ax, n: int, width: float = FULL_WIDTH, height: float = PANEL_HEIGHT, nrows: int = 1,
+           sharex: bool | str = False, sharey: bool | str = False):
+    """(figure, list of n axes): new ones in a row (or grid), or the given ones."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        axes = list(np.atleast_1d(ax).ravel())
+        if len(axes) != n:
+            raise ValueError(f"this figure draws {n} panels; got {len(axes)} axes")
+        return axes[0].figure, axes
+    ncols = int(np.ceil(n / nrows))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows), layout="constrained",
+                             sharex=sharex, sharey=sharey, squeeze=False)
+    axes = list(axes.ravel())
+    for extra in axes[n:]:
+        extra.remove()
+    return fig, axes[:n]
+
+
+def etf_line(ax, K: int, label: bool = True) -> None:
+    """Horizontal reference at the simplex-ETF cosine −1/(K−1)."""
+    ax.axhline(-1.0 / (K - 1), color="0.45", linestyle=":", linewidth=1.0,
+               label=f"ETF: $-1/(K-1) = {-1.0 / (K - 1):.3f}$" if label else None)
+
+
+def panel_label(ax, text: str) -> None:
+    ax.set_title(text, loc="left")
+
+
+def log_x_if_wide(ax, x) -> None:
+    """Log x-scale when the values span more than a decade."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if len(x) and x.max() / x.min() > 10:
+        ax.set_xscale("log")
+
+
+def aggregate(table: pd.DataFrame, x: str, y: str, by: Sequence[str] = ()) -> pd.DataFrame:
+    """mean, std and n of ``y`` over seeds, per ``by`` group and ``x``."""
+    keys = [*by, x]
+    sub = table.dropna(subset=[x]).copy()
+    sub[y] = pd.to_numeric(sub[y], errors="coerce")
+    out = sub.groupby(keys, dropna=False)[y].agg(["mean", "std", "count"]).reset_index()
+    return out.sort_values(keys)
+
+
+def line_with_band(ax, agg: pd.DataFrame, x: str, **kwargs) -> None:
+    """Mean line, ±1 std band where there are several seeds (n > 1)."""
+    label = kwargs.pop("label", None)
+    line = ax.plot(agg[x], agg["mean"], label=label, **kwargs)[0]
+    std = agg["std"].fillna(0.0)
+    if (agg["count"] > 1).any():
+        ax.fill_between(agg[x], agg["mean"] - std, agg["mean"] + std, color=line.get_color(), alpha=0.18,
+                        linewidth=0)
+
+
+def save_figure(fig, stem: Path | str) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf`` atomically; return both paths."""
+    stem = Path(stem)
+    paths = []
+    for ext in ("png", "pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, bbox_inches="tight")
+        path = stem.with_suffix(f".{ext}")
+        write_bytes_atomic(path, buf.getvalue())
+        paths.append(path)
+    return paths
+
+
+def only(table: pd.DataFrame, **equals) -> pd.DataFrame:
+    """Rows whose columns equal the given values (absent columns → no rows)."""
+    mask = pd.Series(True, index=table.index)
+    for col, value in equals.items():
+        if col not in table:
+            return table.iloc[0:0]
+        mask &= table[col] == value
+    return table[mask]
+
+
+def ok_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["outcome"] == "ok"] if "outcome" in table else table
+
+
+def figure_legend(fig, axes, where: str = "lower center", ncols: int = 3) -> None:
+    """One legend for the whole figure, outside the panels when the layout
+    allows it; duplicate labels across panels appear once."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    seen: dict = {}
+    for a in axes:
+        for handle, label in zip(*a.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    outside = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    fig.legend(list(seen.values()), list(seen), loc=("outside " + where) if outside else where,
+               ncols=min(ncols, max(len(seen), 1)))

@@ -1,0 +1,68 @@
+"""What a result table needs beside it to be trusted later: the package
+version, git commit, software versions and hardware it was made with."""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+_PACKAGES = ("numpy", "scipy", "torch", "cvxpy", "pandas", "matplotlib")
+
+
+def git_state(path: Path | str | None = None) -> dict[str, Any]:
+    """Commit hash and dirty flag of the checkout holding ``path`` (the lpm
+    package by default); ``None`` values outside a git checkout."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    # dirty: any change to tracked files, or new files inside the package itself
+    dirty = None if commit is None else bool(git("status", "--porcelain", "--untracked-files=no")
+                                            or git("status", "--porcelain", "."))
+    return {"commit": commit, "dirty": dirty}
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def hardware() -> dict[str, Any]:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count()
+    return {"machine": platform.machine(), "processor": platform.processor() or None,
+            "cpu_count": os.cpu_count(), "usable_cpus": cpus, "platform": platform.platform(),
+            "node": platform.node()}
+
+
+def provenance() -> dict[str, Any]:
+    """A JSON-safe record of the software and hardware behind a result."""
+    from .. import __version__
+
+    return {
+        "lpm_version": __version__,
+        "git": git_state(),
+        "python": sys.version.split()[0],
+        "packages": {name: _version(name) for name in _PACKAGES},
+        "hardware": hardware(),
+        "written_at": now(),
+    }
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,75 @@
+"""Simulation files: schema checks and the runner / plot plug-in points."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from lpm.errors import LPMInputError
+from lpm.reproduce import build_grid, get_simulation, load_simulation, reproduce
+
+CALLS: list[dict] = []
+
+
+def fake_runner(sim, out_dir, *, smoke=False, jobs=1, progress=True):
+    """A plug-in runner, as a later theory-vs-practice file would register."""
+    CALLS.append({"name": sim.name, "smoke": smoke, "jobs": jobs, "options": sim.options})
+    return {"points": pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [sim.options["slope"] * v for v in (1, 2, 3)]})}
+
+
+def fake_plot(table, ax=None, marker="o"):
+    fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
+    ax.plot(table["x"], table["y"], marker=marker)
+    ax.set_xlabel("x")
+    return fig
+
+
+def write(folder, name, text):
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_custom_runner_and_plot_by_path(tmp_path):
+    sims = tmp_path / "sims"
+    sims.mkdir()
+    write(sims, "plugin", '''
+name = "plugin"
+description = "a plug-in"
+runner = "test_reproduce_files:fake_runner"
+plot = "test_reproduce_files:fake_plot"
+table = "points"
+plot_options = { marker = "s" }
+options = { slope = 2.5 }
+''')
+    CALLS.clear()
+    result = reproduce("plugin", tmp_path / "out", smoke=True, jobs=2, sims_dir=sims, progress=False)
+    assert CALLS == [{"name": "plugin", "smoke": True, "jobs": 2, "options": {"slope": 2.5}}]
+    assert [p.name for p in result.figures] == ["plugin.png", "plugin.pdf"]
+    assert result.tables["points"]["y"].tolist() == [2.5, 5.0, 7.5]
+
+
+def test_unknown_keys_and_names_are_user_errors(tmp_path):
+    path = write(tmp_path, "bad", 'name = "bad"\nrunner = "sweep"\ncolour = "red"\n')
+    with pytest.raises(LPMInputError, match=r"The 'key' parameter of simulation file bad.toml must be one of .*"
+                                            r"Got 'colour' instead."):
+        load_simulation(path)
+    with pytest.raises(LPMInputError, match=r"keys of a 'solve' grid"):
+        build_grid({"task": "solve", "ratios": [1, 2]})
+    with pytest.raises(LPMInputError, match=r"The 'task' parameter of grid must be one of 'solve', 'threshold', "
+                                            r"'regularised'. Got 'train' instead."):
+        build_grid({"task": "train"})
+    ok_dir = tmp_path / "ok"
+    ok_dir.mkdir()
+    write(ok_dir, "first", 'name = "first"\n')
+    with pytest.raises(LPMInputError, match=r"The 'name' parameter of lpm reproduce must be one of 'first' "
+                                            r"\(or 'all'\). Got 'second' instead."):
+        get_simulation("second", ok_dir)
+
+
+def test_smoke_overrides_replace_ratio_ranges():
+    sim = get_simulation("minority-collapse")
+    full = {g["name"]: build_grid(g) for g in sim.grid_specs()}
+    smoke = {g["name"]: build_grid(g) for g in sim.grid_specs(smoke=True)}
+    assert len(full["certified"].ratio) == 41 and smoke["certified"].ratio == (1.0, 10.0, 1000.0)
+    assert smoke["certified"].solver == full["certified"].solver == ("convex", "nuclear")
