@@ -1,0 +1,94 @@
+"""``lpm compare``: deep runs beside the layer-peeled prediction for their own class counts.
+
+Thin: options → :func:`lpm.compare.compare_runs` → :func:`lpm.compare.write_report`.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._common import user_errors
+
+
+class Budget(str, Enum):
+    per_sample = "per-sample"
+    class_average = "class-average"
+
+
+class BudgetRule(str, Enum):
+    norms = "norms"
+    logits = "logits"
+    loss = "loss"
+
+
+class CertifyingSolver(str, Enum):
+    auto = "auto"
+    analytic = "analytic"
+    nuclear = "nuclear"
+    convex = "convex"
+
+
+class Center(str, Enum):
+    class_means = "class-means"
+    global_ = "global"
+    none = "none"
+
+
+class Groups(str, Enum):
+    auto = "auto"
+    majority = "majority"
+    class_groups = "class-groups"
+
+
+def compare_command(
+    run_dirs: List[Path] = typer.Argument(..., help="Run folders written by `lpm train-deep`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: compare/ beside the first run)."),
+    E_W: Optional[float] = typer.Option(None, "--EW", help="Classifier budget E_W for every run (default: the "
+                                                           "run's mean squared classifier row norm)."),
+    E_H: Optional[float] = typer.Option(None, "--EH", help="Feature budget E_H for every run (default: 1 for "
+                                                           "l2-normalised fixed heads, else from the run's "
+                                                           "class-mean norms: mean square (class-average budget) "
+                                                           "or largest square (per-sample budget))."),
+    budget: Optional[Budget] = typer.Option(None, "--budget", help="Feature budget form (default: class-average "
+                                                                   "for learnable, per-sample for fixed heads)."),
+    budget_rule: BudgetRule = typer.Option(BudgetRule.norms, "--budget-rule",
+                                           help="How budgets not given are chosen: 'norms' = the run's own "
+                                                "energies; for learnable heads, 'logits' = E_W*E_H from the nuclear "
+                                                "norm of the run's class-mean logits, 'loss' = E_W*E_H at which the "
+                                                "LPM's optimal loss equals the run's class-mean loss (CE)."),
+    solver: CertifyingSolver = typer.Option(CertifyingSolver.auto, "--solver",
+                                            help="Certifying back end; auto = the fastest one."),
+    center: Optional[Center] = typer.Option(None, "--center", help="Centre of the class means (default: the "
+                                                                   "run's own)."),
+    groups: Groups = typer.Option(Groups.auto, "--groups", help="Groups over epochs: majority/minority (auto when "
+                                                                "the run has K_A) or the run's head/medium/tail."),
+    curve_points: int = typer.Option(9, "--curve-points", min=2, help="Ratios on each LPM curve against R."),
+):
+    """Set deep runs beside the layer-peeled model's optimum for the same class counts.
+
+    Writes cosine-matrix heatmaps, group geometry over epochs, collapse against R
+    (runs at several ratios) and distances.csv (Gram distance of each run to the
+    LPM optimum and to the simplex ETF) into --out.
+
+    Example: lpm compare runs/mnist1d-lt_learnable_ce_R10_seed0 runs/mnist1d-lt_learnable_ce_R100_seed0
+    """
+    from ..compare import compare_runs, default_out_dir, summary_lines, write_report
+
+    with user_errors():
+        report = compare_runs(run_dirs, E_W=E_W, E_H=E_H, budget=None if budget is None else budget.value,
+                              budget_rule=budget_rule.value, method=solver.value,
+                              center=None if center is None else center.value, grouping=groups.value,
+                              curve_points=curve_points)
+        folder = out if out is not None else default_out_dir(run_dirs[0])
+        paths = write_report(report, folder)
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(f"wrote {len(paths)} files to {folder}: distances.csv (table), "
+               + ", ".join(sorted({p.suffix[1:] for p in paths})) + " files")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_command)

@@ -1,0 +1,153 @@
+"""The LPM that matches a deep run, and how its budgets E_W, E_H are chosen (theory.md §4, §5).
+
+The problem has exactly the run's class counts n_k, K, feature dimension d,
+head (fixed heads with the run's seed, so the LPM's fixed W is the run's W)
+and loss, with the feature-budget form of the paper for that head
+(class-average [F21] for learnable, per-sample [Y22] for fixed heads).
+
+E_W and E_H are not observable in a network. Rules (``rule=``):
+
+``norms`` (default): the smallest budgets under which the run's own final
+(W, class means μ_k) is a feasible point of the LPM, so the LPM optimum can
+only beat the run:
+
+    E_W = (1/K) Σ_k ‖w_k‖²            (every head; 1 for the unit-row ETF head),
+    E_H = (1/K) Σ_k ‖μ_k‖²            (class-average budget),
+    E_H = max_k ‖μ_k‖²                (per-sample budget),
+    E_H = 1   when a fixed head ℓ2-normalises every feature (theory.md §6.3).
+
+For a learnable classifier only the product P = E_W·E_H shapes the optimum,
+which is min f(Z) over ‖Z‖_* ≤ K·sqrt(P) (theory.md §4.2). The next two rules
+keep E_W and choose P (learnable heads; fixed heads keep ``norms``):
+
+``logits``: the tightest P under which the run's class-mean logits
+Z = M Wᵀ (M: K×d class means) are feasible, P = (‖M Wᵀ‖_* / K)² ≤ the
+``norms`` product; it ignores feature energy that W does not turn into
+logits, such as the large global mean of ReLU features.
+
+``loss`` (CE): the P at which the LPM optimum's loss equals the run's own
+class-mean loss f(Z_run), i.e. the LPM "trained as far as the run". The
+optimal value v(P) decreases in P and v(P_logits) ≤ f(Z_run), so P ≤ P_logits;
+it is found by bisection in log P to 1 % (each step a certified solve).
+Well-trained runs have large ``norms`` products where the LPM's loss is
+~1e-9 and its geometry is pinned only loosely by any certificate; ``loss``
+keeps the LPM in the regime the run actually reached.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import LPMInputError, check_choice, check_number
+from ..losses import class_mean_objective
+from ..problem import BUDGETS, DEFAULT_BUDGET, Problem
+from ..solution import Solution
+from .runs import RunGeometry
+
+BUDGET_RULES = ("norms", "logits", "loss")
+#: settings handed to a back end by :func:`solve_certified` (bounds the time a
+#: nearly flat, huge-budget problem may take; its certificate still reports the gap)
+SOLVER_SETTINGS = {"nuclear": {"max_iter": 20_000}}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    E_W: float
+    E_H: float
+    source: str  # one sentence: how they were chosen
+
+
+def solve_certified(problem: Problem, method: str = "auto") -> Solution:
+    """Solve with a back end that certifies its answer (``auto``: the fastest one)."""
+    from ..solvers import choose_solver, get_solver
+
+    name = choose_solver(problem) if method == "auto" else method
+    solver = get_solver(name)  # validates the name
+    if not solver.certifies:
+        raise LPMInputError("solver", name, "a back end that certifies its optimum ('auto', 'analytic', "
+                                            "'nuclear' or 'convex')")
+    return get_solver(name, **SOLVER_SETTINGS.get(name, {})).run(problem)
+
+
+def _base_problem(run: RunGeometry, form: str, E_W: float, E_H: float) -> Problem:
+    majority = run.majority if run.majority is not None and 1 <= run.majority < run.K else run.K // 2
+    return Problem(counts=tuple(float(c) for c in run.counts), d=run.d, classifier=run.head, loss=run.loss,
+                   E_W=E_W, E_H=E_H, budget=form, majority=majority, seed=run.head_seed, profile=run.profile,
+                   ratio=run.ratio)
+
+
+def problem_for_run(run: RunGeometry, E_W: float | None = None, E_H: float | None = None,
+                    budget: str | None = None, rule: str = "norms", method: str = "auto") -> tuple[Problem, Budgets]:
+    """The LPM with exactly the run's counts, K, d, head (seed included) and loss, and its budgets."""
+    form = DEFAULT_BUDGET[run.head] if budget is None else check_choice("budget", budget, BUDGETS)
+    b = budgets_for_run(run, form, E_W, E_H, rule, method)
+    return _base_problem(run, form, b.E_W, b.E_H), b
+
+
+def budgets_for_run(run: RunGeometry, budget: str, E_W: float | None = None, E_H: float | None = None,
+                    rule: str = "norms", method: str = "auto") -> Budgets:
+    """(E_W, E_H) for ``run`` under the ``budget`` form and ``rule`` (module docstring)."""
+    check_choice("budget_rule", rule, BUDGET_RULES)
+    if E_W is None:
+        E_W = float(np.mean(np.sum(run.W**2, axis=1)))
+        w_text = f"E_W = {E_W:.4g} = mean squared classifier row norm of the run"
+    else:
+        E_W = check_number("E_W", E_W, low=0, low_open=True)
+        w_text = f"E_W = {E_W:.4g} set by the user"
+    if E_W <= 0:
+        raise LPMInputError("run_dir", run.name, "a run whose classifier is not all zero (or pass E_W)")
+    if E_H is not None:
+        E_H, h_text = check_number("E_H", E_H, low=0, low_open=True), f"E_H = {E_H:.4g} set by the user"
+    elif rule == "logits" and run.head == "learnable":
+        E_H, h_text = _logits_budget(run, E_W)
+    elif rule == "loss" and run.head == "learnable" and run.loss == "ce":
+        E_H, h_text = _loss_budget(run, budget, E_W, method)
+    else:
+        E_H, h_text = _feature_budget(run, budget)
+    if not E_H > 0:
+        raise LPMInputError("run_dir", run.name, "a run whose class means are not all zero (or pass E_H)")
+    return Budgets(E_W, E_H, f"{w_text}; {h_text}")
+
+
+def _feature_budget(run: RunGeometry, budget: str) -> tuple[float, str]:
+    sq = np.sum(run.means**2, axis=1)
+    if run.normalized_features:
+        return 1.0, "E_H = 1 because the fixed head l2-normalises every feature"
+    if budget == "per-sample":
+        return float(sq.max()), f"E_H = {sq.max():.4g} = largest squared class-mean norm of the run"
+    return float(sq.mean()), f"E_H = {sq.mean():.4g} = mean squared class-mean norm of the run"
+
+
+def logits_product(run: RunGeometry) -> float:
+    """P = (‖M Wᵀ‖_* / K)²: the tightest E_W·E_H under which the run's class-mean logits are feasible."""
+    return float(np.linalg.svd(run.means @ run.W.T, compute_uv=False).sum() / run.K) ** 2
+
+
+def _logits_budget(run: RunGeometry, E_W: float) -> tuple[float, str]:
+    P = logits_product(run)
+    return P / E_W, (f"E_H = {P / E_W:.4g} so that K*sqrt(E_W*E_H) = {run.K * np.sqrt(P):.4g} = nuclear norm of "
+                     "the run's class-mean logits")
+
+
+def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str, rel_tol: float = 0.01) -> tuple[float, str]:
+    """Bisection in log P for v(P) = f(Z_run), started below P_logits (where v ≤ f(Z_run) holds)."""
+    base = _base_problem(run, form, E_W, 1.0)
+    target = class_mean_objective(base, run.W, run.means)
+    if not target < np.log(run.K) - 1e-9:
+        return _feature_budget(run, form)[0], (f"E_H from the norms rule, as the run's class-mean loss "
+                                                f"{target:.4g} is not below log K (no loss-matched budget)")
+
+    def value(P: float) -> float:
+        return solve_certified(base.replace(E_H=P / E_W), method).objective
+
+    hi = logits_product(run)
+    lo = hi / 4
+    while value(lo) < target:  # v → log K as P → 0, so this ends
+        hi, lo = lo, lo / 4
+    while hi / lo > 1 + rel_tol:
+        mid = float(np.sqrt(lo * hi))
+        lo, hi = (mid, hi) if value(mid) > target else (lo, mid)
+    P = float(np.sqrt(lo * hi))
+    return P / E_W, (f"E_H = {P / E_W:.4g} so that the LPM optimum's loss equals the run's class-mean loss "
+                     f"{target:.4g} (E_W*E_H = {P:.4g}, within 1%)")

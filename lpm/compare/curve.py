@@ -1,0 +1,91 @@
+"""Collapse against the imbalance ratio: deep runs over the LPM curve for their profile (theory.md §10.7)."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import check_choice
+from ..problem import Problem
+from .budgets import SOLVER_SETTINGS, solve_certified
+from .core import RunComparison
+
+CURVE_METRICS = ("collapse_index", "classifier_minority_cos", "feature_collapse_index", "feature_minority_cos",
+                 "classifier_norm_ratio", "feature_norm_ratio")
+
+
+def collapse_curve(template: Problem, ratios: Sequence[float], n_max: float | None = None,
+                   method: str = "auto") -> pd.DataFrame:
+    """LPM metrics against R for the template's profile (``step`` or ``exp``), K, d, head,
+    loss, budgets and K_A: one row per ratio with the :data:`CURVE_METRICS`."""
+    from ..geometry import measure_solution
+
+    profile = check_choice("profile", template.profile, ("step", "exp"))
+    problems = [Problem.from_profile(K=template.K, ratio=float(R), profile=profile, majority=template.majority,
+                                     n_max=n_max, d=template.d, classifier=template.classifier, loss=template.loss,
+                                     E_W=template.E_W, E_H=template.E_H, budget=template.budget, seed=template.seed)
+                for R in ratios]
+    rows = []
+    for R, s in zip(ratios, _solve_all(problems, method)):
+        m = measure_solution(s)
+        rows.append({"ratio": float(R), "lpm_solver": s.solver, "lpm_status": s.status.value,
+                     "lpm_gap": s.certificate.gap, **{k: m.get(k) for k in CURVE_METRICS}})
+    return pd.DataFrame(rows)
+
+
+def _solve_all(problems: Sequence[Problem], method: str):
+    """Certified solutions; batched in one iteration where the back end can (nuclear ``solve_path``)."""
+    from ..solvers import choose_solver, get_solver
+
+    name = choose_solver(problems[0]) if method == "auto" else method
+    solver = get_solver(name, **SOLVER_SETTINGS.get(name, {}))
+    if hasattr(solver, "solve_path") and all(solver.supports(p) is None for p in problems):
+        return solver.solve_path(problems)
+    return [solve_certified(p, method) for p in problems]
+
+
+def _geomean(values: Iterable[float]) -> float:
+    v = np.asarray(list(values), dtype=float)
+    return float(np.exp(np.mean(np.log(v))))
+
+
+def curve_ratios(ratios: Sequence[float], points: int, n_max: float | None, profile: str) -> list[float]:
+    """A log grid from 1 to the largest run ratio, with the runs' own ratios added."""
+    top = max(max(ratios), 1.0)
+    if profile == "exp" and n_max is not None:
+        top = min(top, float(n_max))
+    grid = np.geomspace(1.0, top, points) if top > 1 else np.array([1.0])
+    return sorted({round(float(r), 10) for r in [*grid, *[r for r in ratios if r <= top]]})
+
+
+def collapse_table(comparisons: Sequence[RunComparison], points: int = 9, method: str = "auto",
+                   E_W: float | None = None, E_H: float | None = None) -> pd.DataFrame:
+    """Long table for the figure against R. ``source``: ``deep`` (the run), ``lpm-run`` (the
+    LPM at the run's own budgets) and ``lpm`` (the curve for the run family's profile, at the
+    geometric mean of the family's budgets unless E_W/E_H are given). A family is the runs
+    sharing data set, K, d, head, loss, profile, n_max, K_A and budget form."""
+    rows, families = [], {}
+    for c in comparisons:
+        base = {"dataset": c.run.dataset, "head": c.run.head, "loss": c.run.loss, "profile": c.run.profile,
+                "K": c.run.K, "d": c.run.d, "n_max": c.run.n_max, "majority": c.problem.majority,
+                "budget": c.problem.budget}
+        for source, metrics in (("deep", c.run_metrics), ("lpm-run", c.lpm_metrics)):
+            rows.append({**base, "source": source, "run": c.run.name, "ratio": c.run.ratio, "E_W": c.problem.E_W,
+                         "E_H": c.problem.E_H, **{k: metrics.get(k) for k in CURVE_METRICS}})
+        if c.run.ratio is not None and c.run.profile in ("step", "exp"):
+            families.setdefault(tuple(base.items()), []).append(c)
+    for key, members in families.items():
+        base = dict(key)
+        ratios = sorted({c.run.ratio for c in members})
+        if len(ratios) < 2:
+            continue
+        EW = E_W if E_W is not None else _geomean(c.problem.E_W for c in members)
+        EH = E_H if E_H is not None else _geomean(c.problem.E_H for c in members)
+        template = members[0].problem.replace(E_W=EW, E_H=EH)
+        curve = collapse_curve(template, curve_ratios(ratios, points, base["n_max"], base["profile"]),
+                               base["n_max"], method)
+        for r in curve.to_dict("records"):
+            rows.append({**base, "source": "lpm", "run": None, "E_W": EW, "E_H": EH,
+                         **{k: r[k] for k in ("ratio", "lpm_status", "lpm_gap", *CURVE_METRICS)}})
+    return pd.DataFrame(rows)

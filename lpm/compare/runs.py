@@ -1,0 +1,91 @@
+"""The part of a deep run that the comparison reads (run folder format: :mod:`full_model.run_format`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LPMInputError, check_choice
+from ..problem import CLASSIFIERS
+
+RUN_LOSSES = ("ce", "dr")
+
+
+@dataclass
+class RunGeometry:
+    """A deep run's final epoch and its history.
+
+    counts (K,): training samples per class n_k. means (K, d): uncentred class
+    means of the training features h. W (K, d): classifier, logits z = W h.
+    majority: K_A, classes [0, K_A) are the majority (None: unknown).
+    groups: (ids (K,), names) of the run's head/medium/tail classes.
+    history: the per-epoch rows of metrics.jsonl.
+    """
+
+    name: str
+    counts: np.ndarray
+    means: np.ndarray
+    W: np.ndarray
+    head: str
+    loss: str
+    dr_form: str = "paper"
+    ratio: float | None = None
+    profile: str = "explicit"
+    n_max: float | None = None
+    majority: int | None = None
+    groups: tuple[np.ndarray, tuple[str, ...]] | None = None
+    normalized_features: bool = False
+    head_seed: int = 0
+    center: str = "class-means"
+    dataset: str = ""
+    epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self):
+        self.counts = np.asarray(self.counts, dtype=np.float64).ravel()
+        self.means = np.asarray(self.means, dtype=np.float64)
+        self.W = np.asarray(self.W, dtype=np.float64)
+        K, d = len(self.counts), (self.means.shape[1] if self.means.ndim == 2 else None)
+        for key, arr in (("class_means", self.means), ("classifier", self.W)):
+            if arr.ndim != 2 or arr.shape != (K, d):
+                raise LPMInputError(key, f"an array of shape {arr.shape}", f"a K×d array with one row per class "
+                                    f"count (K = {K}, d = {d})", owner=f"run {self.name}")
+        check_choice("head", self.head, CLASSIFIERS, owner=f"run {self.name}")
+        check_choice("loss", self.loss, RUN_LOSSES, owner=f"run {self.name}")
+        if self.groups is not None and len(self.groups[0]) != K:
+            raise LPMInputError("groups", list(self.groups[0]), f"one group id per class (K = {K})",
+                                owner=f"run {self.name}")
+
+    @property
+    def K(self) -> int:
+        return len(self.counts)
+
+    @property
+    def d(self) -> int:
+        return self.means.shape[1]
+
+
+def load_run_geometry(path) -> RunGeometry:
+    """Read a ``lpm train-deep`` run folder; missing files and a wrong format_version are
+    reported by :func:`full_model.run_format.load_run` as :class:`LPMInputError`."""
+    from full_model.run_format import load_run
+
+    deep = load_run(path)
+    g, config, data = deep.geometry, deep.config.get("config", {}), deep.config.get("data", {})
+    made = data.get("profile") if isinstance(data.get("profile"), dict) else {}
+    head = str(g["head"])
+    groups = None
+    if data.get("groups") is not None and data.get("group_names") is not None:
+        groups = (np.asarray(data["groups"], dtype=int), tuple(data["group_names"]))
+    ratio = config.get("ratio", made.get("ratio"))
+    return RunGeometry(
+        name=Path(path).resolve().name, counts=g["train_counts"], means=g["class_means"], W=g["classifier"],
+        head=head, loss=str(g["loss"]), dr_form=str(g["dr_form"]), ratio=None if ratio is None else float(ratio),
+        profile=made.get("profile") or "explicit", n_max=made.get("n_max"), majority=data.get("majority"),
+        groups=groups, normalized_features=head != "learnable" and bool(config.get("normalize_features")),
+        head_seed=int(config.get("head_seed", 0)), center=str(g["center"]), dataset=str(g["dataset"]),
+        epoch=int(g["epoch"]), history=deep.metrics, summary=deep.summary, path=Path(path))
