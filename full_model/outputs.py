@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 import lpm
-from lpm.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from lpm.io import jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 from . import run_format as rf
 
@@ -42,7 +42,7 @@ def write_config(run_dir: Path, config: dict, data_info: dict, model_info: dict,
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
-    text = "".join(json.dumps(row, default=_plain) + "\n" for row in rows)
+    text = "".join(json.dumps(row, default=jsonable) + "\n" for row in rows)
     write_text_atomic(run_dir / rf.METRICS_FILE, text)
 
 
@@ -96,10 +96,3 @@ def write_figure(run_dir: Path, rows: list[dict]) -> None:
     fig.savefig(buffer, format="png", dpi=110)
     write_bytes_atomic(run_dir / rf.FIGURE_FILE, buffer.getvalue())
 
-
-def _plain(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

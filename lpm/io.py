@@ -37,10 +37,11 @@ def write_text_atomic(path: Path | str, text: str) -> None:
 
 
 def write_json_atomic(path: Path | str, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    write_text_atomic(path, json.dumps(obj, indent=2, default=jsonable) + "\n")
 
 
-def _jsonable(x):
+def jsonable(x):
+    """``json.dumps`` default: NumPy scalars and arrays as plain Python."""
     import numpy as np
 
     if isinstance(x, np.generic):

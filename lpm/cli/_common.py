@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+from enum import Enum
 from typing import Iterator
 
 import typer
@@ -31,3 +32,10 @@ def parse_float_list(name: str, text: str | None) -> list[float] | None:
         return [float(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
         raise LPMInputError(name, text, "a comma-separated list of numbers, e.g. '1,10,100'") from None
+
+
+class Budget(str, Enum):
+    """Feature budget forms (choices of every ``--budget`` option)."""
+
+    per_sample = "per-sample"
+    class_average = "class-average"

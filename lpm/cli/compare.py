@@ -10,12 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import user_errors
-
-
-class Budget(str, Enum):
-    per_sample = "per-sample"
-    class_average = "class-average"
+from ._common import Budget, user_errors
 
 
 class BudgetRule(str, Enum):

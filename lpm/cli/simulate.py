@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._common import parse_float_list, user_errors
+from ._common import Budget, parse_float_list, user_errors
 
 
 class Loss(str, Enum):
@@ -25,11 +25,6 @@ class Classifier(str, Enum):
 class Profile(str, Enum):
     step = "step"
     exp = "exp"
-
-
-class Budget(str, Enum):
-    per_sample = "per-sample"
-    class_average = "class-average"
 
 
 class SolverName(str, Enum):
