@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import LPMInputError
 from ._common import Budget, parse_float_list, user_errors
 
 
@@ -66,6 +67,10 @@ def simulate_command(
         count_list = parse_float_list("counts", counts)
         settings = {}
         if cvx_solver is not None:
+            if solver not in (SolverName.auto, SolverName.convex):
+                raise LPMInputError("cvx_solver", cvx_solver, "given only with --solver convex (or auto, which it "
+                                                              "then turns into convex)")
+            solver = SolverName.convex
             settings["cvx_solver"] = cvx_solver
         if solver == SolverName.gradient:
             settings["seed"] = seed

@@ -69,3 +69,33 @@ def test_console_entry_point_exits_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "lpm", "simulate", "--ratio", "0.5"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "Error: The 'ratio' parameter must be a number >= 1. Got 0.5 instead."
+
+
+def test_cvx_solver_is_only_for_the_convex_back_end():
+    res = runner.invoke(app, ["simulate", "--cvx-solver", "SCS", "--solver", "nuclear"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == ("Error: The 'cvx_solver' parameter must be given only with --solver convex "
+                                  "(or auto, which it then turns into convex). Got 'SCS' instead.")
+
+
+def test_default_learnable_ce_collapses_and_fixed_etf_does_not():
+    """The issue's headline: at R = 100 the learnable minority rows merge, the ETF's do not."""
+    res = runner.invoke(app, ["simulate", "--K", "10", "--ratio", "100", "--loss", "ce", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    learnable, etf = json.loads(res.stdout)
+    assert (learnable["classifier"], learnable["budget"]) == ("learnable", "class-average")
+    assert (etf["classifier"], etf["budget"]) == ("fixed-etf", "per-sample")
+    assert learnable["gap"] <= 1e-8 and etf["gap"] <= 1e-12           # both certified
+    assert learnable["metrics"]["collapse_index"] < 1e-6
+    assert learnable["metrics"]["classifier_minority_cos"] == pytest.approx(1.0, abs=1e-6)
+    assert etf["metrics"]["collapse_index"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_gradient_run_reports_its_gap_to_the_certified_optimum():
+    res = runner.invoke(app, ["simulate", "--solver", "gradient", "--classifier", "learnable", "--ratio", "3",
+                              "--json", "-"])
+    assert res.exit_code == 0, res.output
+    [entry] = json.loads(res.stdout)
+    assert entry["solver"] == "gradient"
+    assert entry["gap_to_certified_optimum"] is not None
+    assert 0 <= entry["gap_to_certified_optimum"] <= 1e-6
