@@ -60,7 +60,7 @@ def plot_minority_collapse(table: pd.DataFrame, ax=None):
         etf_line(axes[0], K)
         axes[0].axhline(1.0, color="0.6", linestyle="--", linewidth=0.8, label="merged: cos = 1")
         axes[0].set_ylabel("mean cosine")
-        axes[1].set_ylabel("index (1 = ETF, 0 = merged)")
+        axes[1].set_ylabel("collapse index\n(1 = ETF, 0 = merged)")
         axes[2].set_ylabel(r"mean $\|w_k\|$ minority / majority")
         panel_label(axes[0], "(a) minority classifier cosine")
         panel_label(axes[1], "(b) collapse index")
