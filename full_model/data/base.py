@@ -33,8 +33,20 @@ def require_file(root: Path, relative: str, layout: str) -> Path:
     return path
 
 
+class _LabelledSplits:
+    """Shared by the data containers: per-class counts of the training labels."""
+
+    y_train: np.ndarray
+    num_classes: int
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Per-class training counts n_k, k = 0…K−1."""
+        return tuple(int(c) for c in np.bincount(self.y_train, minlength=self.num_classes))
+
+
 @dataclass
-class ArrayData:
+class ArrayData(_LabelledSplits):
     """A long-tailed training split and a test split held in memory.
 
     x_train: (N, C, H, W) uint8 images or (N, ...) float32 vectors.
@@ -58,11 +70,6 @@ class ArrayData:
     profile: dict = field(default_factory=dict)
 
     @property
-    def counts(self) -> tuple[int, ...]:
-        """Per-class training counts n_k, k = 0…K−1."""
-        return tuple(int(c) for c in np.bincount(self.y_train, minlength=self.num_classes))
-
-    @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
@@ -72,7 +79,7 @@ class ArrayData:
 
 
 @dataclass
-class ImageListData:
+class ImageListData(_LabelledSplits):
     """Images on disk listed as (relative path, label) pairs (ImageNet-LT)."""
 
     name: str
@@ -88,10 +95,6 @@ class ImageListData:
     default_backbone: str = "resnet50-wide"
     group_scheme: str = "count"
     profile: dict = field(default_factory=dict)
-
-    @property
-    def counts(self) -> tuple[int, ...]:
-        return tuple(int(c) for c in np.bincount(self.y_train, minlength=self.num_classes))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
