@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Callable
 
 from ..errors import LPMInputError, SolverRefused
 from ..problem import Problem

@@ -5,7 +5,8 @@ import torch
 
 from lpm import LPMInputError, Problem, Status, get_solver
 from lpm.solvers import available_solvers
-from lpm.solvers.gradient import Descent, GradientSolver, _budget_multiplier, _objective
+from lpm.solvers._descent import Descent, _budget_multiplier
+from lpm.solvers.gradient import GradientSolver, _objective
 
 
 def etf_problem(ratio=10, loss="ce", **kwargs):

@@ -1,0 +1,251 @@
+"""One projected / Riemannian descent of the gradient back end.
+
+The metric, the methods and the step sizes are described in
+:mod:`lpm.solvers.gradient`; this module holds the iteration itself.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..problem import Problem
+
+_CURVATURE = {"ce": 0.5, "dr": 1.0, "mse": 1.0}  # bound on the logit Hessian of each loss
+_ADAM = (0.9, 0.999, 1e-8)
+
+
+class Descent:
+    """One descent from one random start. Shapes: F (K, s, d), W (K, d), logits (K, s, K)."""
+
+    def __init__(self, problem: Problem, cfg: dict, seed: tuple[int, int]):
+        self.problem, self.cfg = problem, cfg
+        self.dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
+        self.device = torch.device(cfg["device"])
+        K, d, s = problem.K, problem.d, cfg["samples_per_class"]
+        self.p = self._t(problem.weights).view(K, 1, 1)      # class proportions p_k
+        self.weight = self.p / s                              # weight of each feature vector
+        self.onehot = torch.eye(K, dtype=self.dtype, device=self.device).view(K, 1, K)
+        self.capacity = K * s * problem.E_H                   # class-average: Σ‖h‖² ≤ K s E_H
+        self.riemannian = cfg["method"] == "riemannian"
+        self.adam = cfg["optimizer"] == "adam"
+        self.lr = cfg["lr"] if cfg["lr"] is not None else (0.01 if self.adam else 1.0)
+        self.moments: dict[str, tuple] = {}
+        rng = np.random.default_rng(list(seed))
+        scale = cfg["init_scale"]
+        self.F = self._enter("F", self._t(rng.standard_normal((K, s, d)) * scale * math.sqrt(problem.E_H / d)))
+        if problem.fixed:
+            self.W = self._t(problem.fixed_classifier)
+            self.L_F = _CURVATURE[problem.loss] * _spectral_sq(self.W)
+        else:
+            self.W = self._enter("W", self._t(rng.standard_normal((K, d)) * scale * math.sqrt(problem.E_W / d)))
+
+    def _t(self, array) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict:
+        cfg = self.cfg
+        records: dict[str, list] = {}
+        snapshots, record_iterations = [], []
+        iterations, message = cfg["steps"], f"reached the step limit (steps={cfg['steps']})"
+        for t in range(cfg["steps"]):
+            Z = self.F @ self.W.T                             # (K, s, K) logits
+            G = self._logit_grad(Z)                           # dL/dz per feature vector
+            if t % cfg["record_every"] == 0:
+                record_iterations.append(t)
+                self._record(Z, G, records, snapshots)
+            change = self._step(G)
+            if change <= cfg["tol"]:
+                iterations = t + 1
+                message = f"converged: relative step {change:.2e} <= tol={cfg['tol']:g} after {t + 1} steps"
+                break
+        F = self.F.detach().to("cpu", torch.float64).numpy()
+        W = self.W.detach().to("cpu", torch.float64).numpy()
+        F, W = _make_feasible(self.problem, F, W)
+        return dict(F=F, W=W, iterations=iterations, message=message, records=records,
+                    snapshots=snapshots, record_iterations=record_iterations)
+
+    def _record(self, Z, G, records: dict, snapshots: list) -> None:
+        records.setdefault("loss", []).append(float((self.weight.view(-1, 1) * self._values(Z)).sum()))
+        if self.problem.fixed:
+            snapshots.append(self.F.detach().to("cpu", torch.float64).numpy().copy())
+        if self.cfg["record_gradients"]:
+            # ∇_{w_j} f = Σ_{k,i} (p_k/s) G[k,i,j] h_{k,i}: pull from class j itself, push from the others
+            A = G * self.weight
+            total = torch.einsum("ksj,ksd->jd", A, self.F)
+            pull = torch.einsum("ksj,ksd->jd", A * self.onehot, self.F)
+            minority = torch.as_tensor(self.problem.minority, device=self.device)
+            records.setdefault("pull_norm", []).append(float(pull[minority].norm(dim=1).mean()))
+            records.setdefault("push_norm", []).append(float((total - pull)[minority].norm(dim=1).mean()))
+
+    # ------------------------------------------------------------------ losses
+    def _values(self, Z) -> torch.Tensor:
+        """Per-vector loss of the problem (K, s)."""
+        zy = (Z * self.onehot).sum(-1)
+        if self.problem.loss == "ce":
+            return torch.logsumexp(Z, dim=-1) - zy
+        if self.problem.loss == "dr":
+            return 0.5 * (zy - self.problem.dr_target) ** 2
+        return 0.5 * ((Z - self.onehot) ** 2).sum(-1)
+
+    def _logit_grad(self, Z) -> torch.Tensor:
+        """dL/dz (K, s, K) of the optimised loss."""
+        loss = self.problem.loss
+        if loss == "ce":
+            return torch.softmax(Z, dim=-1) - self.onehot
+        if loss == "mse":
+            return Z - self.onehot
+        zy = (Z * self.onehot).sum(-1)
+        if self.cfg["dr_variant"] == "paper":
+            residual = zy - self.problem.dr_target
+        else:  # ½(z_y − sg(‖w_y‖‖h‖))² / sg(‖h‖)  (theory.md §6.1)
+            h_norm = self.F.norm(dim=-1).clamp_min(1e-30)
+            residual = zy / h_norm - self.W.norm(dim=-1).view(-1, 1)
+        return residual.unsqueeze(-1) * self.onehot
+
+    # ------------------------------------------------------------------ steps
+    def _step(self, G) -> float:
+        """One simultaneous update of both blocks; returns the largest relative change."""
+        c = _CURVATURE[self.problem.loss]
+        u_F = G @ self.W                                      # (K, s, d) per-sample loss gradients
+        if self.problem.fixed:
+            change_W, new_W = 0.0, self.W
+        else:
+            g_W = torch.einsum("ksj,ksd->jd", G * self.weight, self.F)
+            L_W = c * max(_spectral_sq((self.weight.sqrt() * self.F).flatten(0, 1)), 1e-3 * self.problem.E_H)
+            new_W = self._move("W", self.W, g_W, L_W, self.problem.E_W)
+            change_W = float((new_W - self.W).norm() / self.W.norm().clamp_min(1e-300))
+        L_F = self.L_F if self.problem.fixed else c * max(_spectral_sq(self.W), 1e-3 * self.problem.E_W)
+        new_F = self._move("F", self.F, u_F, L_F, self.problem.E_H)
+        change_F = float((new_F - self.F).norm() / self.F.norm().clamp_min(1e-300))
+        self.F, self.W = new_F, new_W
+        return max(change_F, change_W)
+
+    def _move(self, block: str, X, U, curvature: float, budget: float):
+        """x ← P(x − η u) (projected) or x ← R(x − η·tangent(u)) (riemannian).
+
+        For the class-average sphere the sample metric weighs class k by p_k, so
+        the sphere bends like 1/p_k along minority directions and a separate
+        tangent step overshoots them; there SGD takes x ← R(x − η u) with R the
+        nearest point of the sphere in that metric, which removes the normal part
+        of u and shares the fixed points (KKT points) of the tangent step.
+        """
+        if self.adam and self.riemannian:
+            U, eta = self._adam(block, self._tangent(block, X, U)), self.lr * math.sqrt(budget)
+        elif self.adam:
+            pinned = self._pinned(block, X, U)
+            U = self._adam(block, torch.where(pinned, self._tangent(block, X, U), U))
+            U, eta = torch.where(pinned, self._tangent(block, X, U), U), self.lr * math.sqrt(budget)
+        else:
+            if self.riemannian and (block == "W" or self._per_sample(block)):
+                U = self._tangent(block, X, U)
+            eta = self.lr / curvature
+        Y = X - eta * U
+        return self._retract(block, Y) if self.riemannian else self._project(block, Y)
+
+    def _adam(self, block: str, U):
+        b1, b2, eps = _ADAM
+        m, v, n = self.moments.get(block, (torch.zeros_like(U), torch.zeros_like(U), 0))
+        m, v, n = b1 * m + (1 - b1) * U, b2 * v + (1 - b2) * U * U, n + 1
+        self.moments[block] = (m, v, n)
+        return (m / (1 - b1**n)) / ((v / (1 - b2**n)).sqrt() + eps)
+
+    # ------------------------------------------------------------------ constraint sets
+    def _enter(self, block: str, X):
+        return self._retract(block, X) if self.riemannian else self._project(block, X)
+
+    def _per_sample(self, block: str) -> bool:
+        return block == "F" and self.problem.budget == "per-sample"
+
+    def _project(self, block: str, Y):
+        """Nearest feasible point in the sample metric (Euclidean over all N samples)."""
+        if self._per_sample(block):
+            radius = math.sqrt(self.problem.E_H)
+            return Y * (radius / Y.norm(dim=-1, keepdim=True).clamp_min(1e-300)).clamp(max=1.0)
+        if block == "W":
+            radius = math.sqrt(self.problem.K * self.problem.E_W)
+            return Y * min(1.0, radius / max(float(Y.norm()), 1e-300))
+        if float((Y * Y).sum()) <= self.capacity:
+            return Y
+        return self._to_class_average_sphere(Y)
+
+    def _to_class_average_sphere(self, Y):
+        """Nearest point of Σ‖h‖² = K s E_H in the sample metric: y_k · p_k/(p_k + λ)."""
+        sq = (Y * Y).sum(dim=(1, 2))                          # (K,) Σ_i ‖y_{k,i}‖²
+        p = self.p.view(-1)
+        lam = _budget_multiplier(sq.cpu().double().numpy(), p.cpu().double().numpy(), self.capacity)
+        return Y * (p / (p + lam)).view(-1, 1, 1)
+
+    def _tangent(self, block: str, X, U):
+        """Tangent part of U at X on the budget sphere, in the sample metric."""
+        if self._per_sample(block):
+            return U - (X * U).sum(-1, keepdim=True) / (X * X).sum(-1, keepdim=True) * X
+        if block == "W":
+            return U - (X * U).sum() / (X * X).sum() * X
+        normal = X / self.p                                   # metric normal D⁻¹x with D ∝ p_k
+        return U - (X * U).sum() / (X * normal).sum() * normal
+
+    def _pinned(self, block: str, X, U):
+        """Where the budget is active and −U points outward (per row, or the whole block).
+
+        There projected Adam uses tangent parts only, before and after its
+        per-coordinate rescaling: the rescaling would otherwise turn the normal
+        part of the gradient sideways and the projection would drag the iterate
+        off a KKT point (towards the corners of the cube). With this a KKT point
+        is a fixed point of projected Adam.
+        """
+        if self._per_sample(block):
+            radius = math.sqrt(self.problem.E_H)
+            active = X.norm(dim=-1, keepdim=True) >= radius * (1 - 1e-9)
+            return active & ((X * U).sum(-1, keepdim=True) < 0)
+        radius = math.sqrt(self.problem.K * self.problem.E_W) if block == "W" else math.sqrt(self.capacity)
+        pinned = float(X.norm()) >= radius * (1 - 1e-9) and float((X * U).sum()) < 0
+        return torch.tensor(pinned, device=X.device)
+
+    def _retract(self, block: str, Y):
+        if self._per_sample(block):
+            return Y * (math.sqrt(self.problem.E_H) / Y.norm(dim=-1, keepdim=True))
+        if block == "W":
+            return Y * (math.sqrt(self.problem.K * self.problem.E_W) / Y.norm())
+        return self._to_class_average_sphere(Y)
+
+
+def _spectral_sq(A) -> float:
+    return float(torch.linalg.matrix_norm(A, ord=2)) ** 2
+
+
+def _budget_multiplier(sq: np.ndarray, p: np.ndarray, capacity: float) -> float:
+    """λ > −min p_k with q(λ) = Σ_k sq_k p_k²/(p_k + λ)² = capacity.
+
+    Newton on ψ(λ) = q(λ)^{-1/2} − capacity^{-1/2}, concave and increasing (the
+    trust-region secular equation), so it converges monotonically once left of
+    the root; a step out of the domain is replaced by bisection towards its edge.
+    """
+    keep = sq > 0
+    sq, p = sq[keep], p[keep]
+    lam, floor = 0.0, -float(p.min())
+    target = capacity ** -0.5
+    for _ in range(100):
+        a2 = (p / (p + lam)) ** 2
+        q = float(sq @ a2)
+        psi = q ** -0.5 - target
+        if abs(psi) <= 1e-14 * target:
+            break
+        slope = q ** -1.5 * float(sq @ (a2 / (p + lam)))
+        new = lam - psi / slope
+        lam = new if new > floor else 0.5 * (lam + floor)
+    return lam
+
+
+def _make_feasible(problem: Problem, F: np.ndarray, W: np.ndarray):
+    """Undo rounding in float64 so the returned point satisfies both budgets."""
+    if problem.budget == "per-sample":
+        norms = np.linalg.norm(F, axis=-1, keepdims=True)
+        F = F * np.minimum(1.0, np.sqrt(problem.E_H) / np.maximum(norms, 1e-300))
+    else:
+        F = F * min(1.0, np.sqrt(F.shape[0] * F.shape[1] * problem.E_H) / max(np.linalg.norm(F), 1e-300))
+    if not problem.fixed:
+        W = W * min(1.0, np.sqrt(problem.K * problem.E_W) / max(np.linalg.norm(W), 1e-300))
+    return F, W
