@@ -129,4 +129,8 @@ def verdicts(results: Sequence[SimulationResult], collapsed_below: float = 0.05)
             continue
         state = "COLLAPSED (minority classifiers merged)" if ci < collapsed_below else "not collapsed"
         lines.append(f"{r.problem.classifier}: {state}; collapse index {ci:.3f}")
+        if r.problem.classifier == "learnable" and r.problem.loss == "dr":
+            lines.append("  learnable + dr is degenerate: DR has no push term, so any point with w_k·h_k = "
+                         "sqrt(E_W E_H) for every k (e.g. all classes sharing one w and one h) has loss 0; "
+                         "the geometry shown is one of many optima (theory.md §5).")
     return lines

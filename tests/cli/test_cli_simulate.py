@@ -99,3 +99,11 @@ def test_gradient_run_reports_its_gap_to_the_certified_optimum():
     assert entry["solver"] == "gradient"
     assert entry["gap_to_certified_optimum"] is not None
     assert 0 <= entry["gap_to_certified_optimum"] <= 1e-6
+
+
+def test_learnable_dr_is_flagged_as_degenerate():
+    res = runner.invoke(app, ["simulate", "--loss", "dr"])
+    assert res.exit_code == 0, res.output
+    assert "learnable + dr is degenerate" in res.stdout
+    res = runner.invoke(app, ["simulate", "--loss", "ce"])
+    assert "degenerate" not in res.stdout
