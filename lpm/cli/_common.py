@@ -8,6 +8,7 @@ from typing import Iterator
 import typer
 
 from ..errors import LPMInputError, SolverFailed
+from ..problem import BUDGETS
 
 
 @contextlib.contextmanager
@@ -34,8 +35,11 @@ def parse_float_list(name: str, text: str | None) -> list[float] | None:
         raise LPMInputError(name, text, "a comma-separated list of numbers, e.g. '1,10,100'") from None
 
 
-class Budget(str, Enum):
-    """Feature budget forms (choices of every ``--budget`` option)."""
+def choice_enum(name: str, values) -> type[Enum]:
+    """A ``str`` Enum whose members are the library's own choice tuple, so
+    that ``--help`` and typer's validation always list what the code accepts.
+    Members are reached by value: ``Loss("ce")``."""
+    return Enum(name, {v: v for v in values}, type=str)
 
-    per_sample = "per-sample"
-    class_average = "class-average"
+
+Budget = choice_enum("Budget", BUDGETS)

@@ -4,38 +4,21 @@ Thin: options → :func:`lpm.compare.compare_runs` → :func:`lpm.compare.write_
 """
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ._common import Budget, user_errors
+from ..compare.budgets import BUDGET_RULES
+from ..compare.core import GROUPINGS
+from ..geometry import CENTERS
+from ._common import Budget, choice_enum, user_errors
 
 
-class BudgetRule(str, Enum):
-    norms = "norms"
-    logits = "logits"
-    loss = "loss"
-
-
-class CertifyingSolver(str, Enum):
-    auto = "auto"
-    analytic = "analytic"
-    nuclear = "nuclear"
-    convex = "convex"
-
-
-class Center(str, Enum):
-    class_means = "class-means"
-    global_ = "global"
-    none = "none"
-
-
-class Groups(str, Enum):
-    auto = "auto"
-    majority = "majority"
-    class_groups = "class-groups"
+BudgetRule = choice_enum("BudgetRule", BUDGET_RULES)
+CertifyingSolver = choice_enum("CertifyingSolver", ("auto", "analytic", "nuclear", "convex"))
+Center = choice_enum("Center", CENTERS)
+Groups = choice_enum("Groups", GROUPINGS)
 
 
 def compare_command(
@@ -49,16 +32,16 @@ def compare_command(
                                                            "or largest square (per-sample budget))."),
     budget: Optional[Budget] = typer.Option(None, "--budget", help="Feature budget form (default: class-average "
                                                                    "for learnable, per-sample for fixed heads)."),
-    budget_rule: BudgetRule = typer.Option(BudgetRule.norms, "--budget-rule",
+    budget_rule: BudgetRule = typer.Option(BudgetRule("norms"), "--budget-rule",
                                            help="How budgets not given are chosen: 'norms' = the run's own "
                                                 "energies; for learnable heads, 'logits' = E_W*E_H from the nuclear "
                                                 "norm of the run's class-mean logits, 'loss' = E_W*E_H at which the "
                                                 "LPM's optimal loss equals the run's class-mean loss (CE)."),
-    solver: CertifyingSolver = typer.Option(CertifyingSolver.auto, "--solver",
+    solver: CertifyingSolver = typer.Option(CertifyingSolver("auto"), "--solver",
                                             help="Certifying back end; auto = the fastest one."),
     center: Optional[Center] = typer.Option(None, "--center", help="Centre of the class means (default: the "
                                                                    "run's own)."),
-    groups: Groups = typer.Option(Groups.auto, "--groups", help="Groups over epochs: majority/minority (auto when "
+    groups: Groups = typer.Option(Groups("auto"), "--groups", help="Groups over epochs: majority/minority (auto when "
                                                                 "the run has K_A) or the run's head/medium/tail."),
     curve_points: int = typer.Option(9, "--curve-points", min=2, help="Ratios on each LPM curve against R."),
 ):

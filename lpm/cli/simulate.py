@@ -1,48 +1,31 @@
 """``lpm simulate``: solve one layer-peeled setting for each classifier mode."""
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from ..errors import LPMInputError
-from ._common import Budget, parse_float_list, user_errors
+from ..problem import CLASSIFIERS, LOSSES
+from ..profiles import PROFILES
+from ..solvers import SOLVER_CHOICES
+from ._common import Budget, choice_enum, parse_float_list, user_errors
 
 
-class Loss(str, Enum):
-    ce = "ce"
-    dr = "dr"
-    mse = "mse"
-
-
-class Classifier(str, Enum):
-    learnable = "learnable"
-    fixed_etf = "fixed-etf"
-    fixed_random = "fixed-random"
-
-
-class Profile(str, Enum):
-    step = "step"
-    exp = "exp"
-
-
-class SolverName(str, Enum):
-    auto = "auto"
-    convex = "convex"
-    nuclear = "nuclear"
-    gradient = "gradient"
-    analytic = "analytic"
+Loss = choice_enum("Loss", LOSSES)
+Classifier = choice_enum("Classifier", CLASSIFIERS)
+Profile = choice_enum("Profile", PROFILES)
+SolverName = choice_enum("SolverName", SOLVER_CHOICES)
 
 
 def simulate_command(
     K: Optional[int] = typer.Option(None, "--K", "-K", help="Number of classes (>= 2; default 10, or len(--counts))."),
     ratio: float = typer.Option(100.0, "--ratio", "-R", help="Imbalance ratio R = n_max/n_min (>= 1)."),
-    loss: Loss = typer.Option(Loss.ce, "--loss", help="Loss function."),
+    loss: Loss = typer.Option(Loss("ce"), "--loss", help="Loss function."),
     classifier: Optional[Classifier] = typer.Option(
         None, "--classifier", help="Solve one classifier mode (default: learnable and fixed-etf side by side)."),
-    profile: Profile = typer.Option(Profile.step, "--profile", help="Imbalance profile."),
+    profile: Profile = typer.Option(Profile("step"), "--profile", help="Imbalance profile."),
     majority: Optional[int] = typer.Option(None, "--majority", help="K_A majority classes (default K/2)."),
     counts: Optional[str] = typer.Option(None, "--counts", help="Explicit class counts, e.g. '500,500,5,5'."),
     E_W: float = typer.Option(1.0, "--EW", help="Classifier budget E_W (> 0)."),
@@ -51,7 +34,7 @@ def simulate_command(
     budget: Optional[Budget] = typer.Option(
         None, "--budget", help="Feature budget form for every row (default: class-average for learnable, "
                                "per-sample for fixed classifiers)."),
-    solver: SolverName = typer.Option(SolverName.auto, "--solver", help="Back end; auto = fastest certifying one."),
+    solver: SolverName = typer.Option(SolverName("auto"), "--solver", help="Back end; auto = fastest certifying one."),
     cvx_solver: Optional[str] = typer.Option(None, "--cvx-solver", help="cvxpy back end for --solver convex."),
     seed: int = typer.Option(0, "--seed", help="Seed for fixed classifiers and gradient initialisation."),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write results as JSON to PATH ('-' = stdout)."),
@@ -67,12 +50,12 @@ def simulate_command(
         count_list = parse_float_list("counts", counts)
         settings = {}
         if cvx_solver is not None:
-            if solver not in (SolverName.auto, SolverName.convex):
+            if solver not in (SolverName("auto"), SolverName("convex")):
                 raise LPMInputError("cvx_solver", cvx_solver, "given only with --solver convex (or auto, which it "
                                                               "then turns into convex)")
-            solver = SolverName.convex
+            solver = SolverName("convex")
             settings["cvx_solver"] = cvx_solver
-        if solver == SolverName.gradient:
+        if solver == SolverName("gradient"):
             settings["seed"] = seed
         results = sim.simulate(
             solver=solver.value, solver_settings=settings, K=K if K is not None or count_list is not None else 10,
