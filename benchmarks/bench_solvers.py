@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from lpm.problem import Problem
-from lpm.solvers import get_solver
 from lpm.sweep.provenance import provenance
+
+from lpm.core.problem import Problem
+from lpm.core.solvers import get_solver
 
 
 def fang_sweep() -> list[Problem]:

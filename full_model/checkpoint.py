@@ -9,33 +9,17 @@ run would have drawn.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from lpm.core.io import write_atomic
+
 
 def save_atomic(obj, path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the run from collaborators
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`lpm.core.io.write_atomic` (temporary file, fsync, rename)."""
+    write_atomic(path, lambda fh: torch.save(obj, fh))
 
 
 def capture_rng(data_rng: np.random.Generator) -> dict:

@@ -12,7 +12,7 @@ A :class:`TrainConfig` is built from three layers, later ones winning:
 
 :meth:`TrainConfig.resolved` fills the ``None`` fields that depend on the
 data set (backbone, ratio, augmentation, device-side settings) and checks
-every field, raising :class:`lpm.errors.LPMInputError` with one sentence.
+every field, raising :class:`lpm.core.errors.LPMInputError` with one sentence.
 """
 from __future__ import annotations
 
@@ -22,16 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpm.errors import LPMInputError, check_choice, check_number
-from lpm.profiles import PROFILES
+from lpm.core.errors import LPMInputError, check_choice, check_number
+from lpm.core.geometry import CENTERS
+from lpm.core.losses import DR_VARIANTS, LOSS_NAMES
+from lpm.core.problem import CLASSIFIERS
+from lpm.core.profiles import PROFILES
 
 from .data import DATASETS, default_backbone
-from .losses import DR_FORMS, LOSSES
-from .models import BACKBONES, HEADS
 
+#: the choices a run may ask for (torch-free, so the command line can list them quickly)
+BACKBONES = ("resnet32", "resnet32-wide", "resnet50", "resnet50-wide", "cnn1d", "mlp")
+HEADS = CLASSIFIERS                   # a head is one of the layer-peeled model's classifier modes
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("step", "cosine")
-CENTERS = ("class-means", "global", "none")
 DEGENERATE_HINT = ("DR with a learnable classifier is degenerate: every w_k and h_k can share one vector and "
                    "reach zero loss, theory.md §5; set allow_degenerate to run it anyway")
 
@@ -179,8 +182,8 @@ def build_config(overrides: dict[str, Any] | None = None, config_file=None) -> T
 def _validate(c: TrainConfig) -> None:
     check_choice("backbone", c.backbone, BACKBONES)
     check_choice("head", c.head, HEADS)
-    check_choice("loss", c.loss, LOSSES)
-    check_choice("dr_form", c.dr_form, DR_FORMS)
+    check_choice("loss", c.loss, LOSS_NAMES)
+    check_choice("dr_form", c.dr_form, DR_VARIANTS)
     check_choice("profile", c.profile, PROFILES)
     check_choice("device", c.device, DEVICES)
     check_choice("schedule", c.schedule, SCHEDULES)

@@ -4,7 +4,7 @@ Launch with ``torchrun --nproc_per_node N $(which lpm) train-deep ...``:
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK, and :func:`setup` joins the
 process group (NCCL on CUDA, gloo on CPU). Only rank 0 writes files.
 
-The streaming statistics of :mod:`lpm.geometry` are merged exactly across
+The streaming statistics of :mod:`lpm.core.geometry` are merged exactly across
 ranks: counts and sums add, and the within-class scatter is combined with
 the parallel-variance rule
 

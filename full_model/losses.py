@@ -1,61 +1,44 @@
-"""Training losses for deep runs (theory.md §5–§6).
+"""The training objective of a deep run (theory.md §5–§6), built on the loss registry.
 
-Every loss returns the **sum** over the rows it is given; the trainer divides
-by the size of the global batch, so a batch split over several processes
-gives the same gradient as one process (see :mod:`full_model.train`).
+Every loss comes from :mod:`lpm.core.losses`, the same definitions the
+layer-peeled solvers use: ``ce``, ``dr`` (the paper's form, target
+``dr_target`` = sqrt(E_W E_H), which is 1 for the ℓ2-normalised fixed heads),
+``dr-unscaled`` and ``mse``. With ``dr_form="released"`` a DR loss is
+trained through the released code's surrogate (theory.md §6.1,
+:func:`lpm.core.losses.released_dr_value`), optionally with in-batch class
+balancing (§6.2, :func:`lpm.core.losses.batch_balance_scale`).
 
-* ``ce``: log Σ_j exp(z_j) − z_y.
-* ``dr``, ``dr_form="paper"`` [Y22, Thm 2]: ½ (w_yᵀh − sqrt(E_W E_H))². With
-  the normalised fixed heads ‖w_k‖ = ‖h‖ = 1, so the target is 1
-  (``dr_target``) and w_yᵀh is the logit z_y.
-* ``dr``, ``dr_form="released"`` (§6.1): ½ (w_yᵀh − ‖w_y‖‖h‖)² / ‖h‖ with
-  both norms detached, i.e. ½ ‖w_y‖²‖h‖ (cos θ − 1)² per sample.
-  ``balance_batch`` (§6.2, "GivenEw") scales the target column w_y by
-  sqrt(γ / c_y), c_y the count of class y in the (global) batch and
-  γ = batch size / number of distinct labels, giving an in-batch
-  class-balanced average of (1 − cos θ)².
+The objective returns the **sum** over the rows it is given, scaled by
+(number of processes / global batch size): DDP's gradient average then equals
+the gradient of the global-batch mean of one process (see
+:mod:`full_model.train`).
 
-Mixup (Zhang et al. 2018) mixes inputs x̃ = λ x_a + (1 − λ) x_b and the
-loss λ L(·, y_a) + (1 − λ) L(·, y_b); the batch counts c_y for balancing are
-taken over y_a (y_b is a permutation of the same batch, so its counts agree).
+Mixup (Zhang et al. 2018) mixes inputs x̃ = λ x_a + (1 − λ) x_b and the loss
+λ L(·, y_a) + (1 − λ) L(·, y_b); the batch counts c_y for balancing are taken
+over y_a (y_b is a permutation of the same batch, so its counts agree).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-LOSSES = ("ce", "dr")
-DR_FORMS = ("paper", "released")
+from lpm.core.losses import batch_balance_scale, get_loss, released_dr_value
 
 
-def ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, y, reduction="sum")
-
-
-def dr_paper_sum(logits: torch.Tensor, y: torch.Tensor, target: float = 1.0) -> torch.Tensor:
-    """Σ ½ (z_y − target)², z_y = w_yᵀh."""
-    z_y = logits.gather(1, y[:, None]).squeeze(1)
-    return 0.5 * ((z_y - target) ** 2).sum()
-
-
-def dr_released_sum(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor,
+def released_dr_sum(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor,
                     class_counts: torch.Tensor | None = None) -> torch.Tensor:
-    """Σ ½ (w̃_yᵀh − ‖w̃_y‖‖h‖)² / ‖h‖, norms detached; w̃_y = sqrt(γ/c_y) w_y when balanced.
+    """Σ ½(w̃_yᵀh − ‖w̃_y‖‖h‖)² / ‖h‖ with both norms detached; w̃_y = sqrt(γ/c_y) w_y when
+    ``class_counts`` (K,), the counts of the global batch, are given.
 
-    h: (B, d) features; W: (K, d) classifier; class_counts: (K,) counts c_k in
-    the global batch (None: no balancing).
+    h: (B, d) features; W: (K, d) classifier.
     """
-    w = W[y]                                              # (B, d)
+    w = W[y]                                                          # (B, d)
     if class_counts is not None:
-        counts = class_counts.to(h.dtype)
-        gamma = counts.sum() / (counts > 0).sum()
-        w = w * torch.sqrt(gamma / counts[y])[:, None]
+        w = w * batch_balance_scale(y, class_counts.to(h.dtype))[:, None]
     dot = (h * w).sum(dim=1)
     h_norm = h.norm(dim=1).detach().clamp_min(1e-12)
-    w_norm = w.norm(dim=1).detach()
-    return 0.5 * ((dot - h_norm * w_norm) ** 2 / h_norm).sum()
+    return released_dr_value(dot, h_norm, w.norm(dim=1).detach()).sum()
 
 
 @dataclass(frozen=True)
@@ -69,11 +52,9 @@ class Objective:
     feature_norm_penalty: float = 0.0
 
     def per_label_sum(self, h, logits, W, y, counts) -> torch.Tensor:
-        if self.loss == "ce":
-            return ce_sum(logits, y)
-        if self.dr_form == "paper":
-            return dr_paper_sum(logits, y, self.dr_target)
-        return dr_released_sum(h, W, y, counts if self.balance_batch else None)
+        if self.loss.startswith("dr") and self.dr_form == "released":
+            return released_dr_sum(h, W, y, counts if self.balance_batch else None)
+        return get_loss(self.loss).torch_value(logits, y, self.dr_target).sum()
 
     def __call__(self, h, logits, W, y_a, y_b, lam: float, counts, global_size: int,
                  world_size: int = 1) -> torch.Tensor:

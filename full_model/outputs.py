@@ -1,39 +1,31 @@
 """Writers of the run folder files (format: :mod:`full_model.run_format`)."""
 from __future__ import annotations
 
-import datetime
 import io
 import json
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import lpm
-from lpm.io import jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
+from lpm.core.io import (
+    json_default,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from lpm.core.provenance import provenance as core_provenance
 
 from . import run_format as rf
 
 
-def git_hash() -> str | None:
-    """The commit of the source tree lpm was imported from, when it is a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(lpm.__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def provenance(device: torch.device, world_size: int) -> dict:
+    """:func:`lpm.core.provenance.provenance` (lpm version, git commit, software,
+    hardware), plus the device, torch threads and number of processes of the run."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"lpm_version": lpm.__version__, "git_hash": git_hash(), "torch_version": torch.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform(), "device": f"{device.type}: {name}",
-            "torch_threads": torch.get_num_threads(), "world_size": world_size,
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {**core_provenance(), "device": f"{device.type}: {name}", "torch_threads": torch.get_num_threads(),
+            "world_size": world_size}
 
 
 def write_config(run_dir: Path, config: dict, data_info: dict, model_info: dict, prov: dict) -> None:
@@ -42,7 +34,7 @@ def write_config(run_dir: Path, config: dict, data_info: dict, model_info: dict,
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
-    text = "".join(json.dumps(row, default=jsonable) + "\n" for row in rows)
+    text = "".join(json.dumps(row, default=json_default) + "\n" for row in rows)
     write_text_atomic(run_dir / rf.METRICS_FILE, text)
 
 

@@ -7,8 +7,10 @@ A run folder holds, written atomically (temporary file, then rename):
      "data": {"name", "num_classes", "train_counts" (list, n_k), "train_size",
               "test_size", "input_shape", "profile" (how the counts were made)},
      "model": {"backbone", "head", "feature_dim", "parameters"},
-     "provenance": {"lpm_version", "git_hash" (or null), "torch_version",
-                    "python", "platform", "device", "world_size", "started"}}
+     "provenance": the keys of :func:`lpm.core.provenance.provenance`
+                   ("lpm_version", "git" {"commit", "dirty"}, "python",
+                   "packages", "hardware", "written_at") plus "device",
+                   "torch_threads", "world_size"}
 ``metrics.jsonl``
     one JSON object per finished epoch, in order, keys:
     ``epoch`` (1-based), ``lr``, ``train_loss`` (mean training objective over
@@ -17,7 +19,7 @@ A run folder holds, written atomically (temporary file, then rename):
     ``test_accuracy``, ``{train,test}_per_class_accuracy`` (lists),
     ``{train,test}_{head,medium,tail}_accuracy`` (or many/medium/few),
     ``{train,test}_ece``, ``nc4``, ``test_nc4``, ``eval_time_s`` and every key
-    of :func:`lpm.geometry.measure` (nc1, nc2, nc3, y22_*, collapse_index, …).
+    of :func:`lpm.core.geometry.measure` (nc1, nc2, nc3, y22_*, collapse_index, …).
     The file is rewritten whole each epoch, so a resumed run never repeats
     an epoch.
 ``final_geometry.npz``
@@ -48,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lpm.errors import LPMInputError
+from lpm.core.errors import LPMInputError
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"

@@ -1,4 +1,4 @@
-"""Per-epoch collapse geometry and accuracy through :mod:`lpm.geometry` (theory.md §8).
+"""Per-epoch collapse geometry and accuracy through :mod:`lpm.core.geometry` (theory.md §8).
 
 One tracking step makes streaming passes in eval mode (no augmentation):
 
@@ -12,7 +12,7 @@ One tracking step makes streaming passes in eval mode (no augmentation):
 
 Under several processes each pass covers one shard and the tallies are
 merged exactly (:mod:`full_model.distributed`). Then
-:func:`lpm.geometry.measure` turns (μ, W, counts, Σ_W) into NC1–NC3, the
+:func:`lpm.core.geometry.measure` turns (μ, W, counts, Σ_W) into NC1–NC3, the
 [Y22] statistics, group cosines and norms, and the collapse index. No pass
 keeps more than one batch of features.
 """
@@ -23,9 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lpm.geometry import ClassificationStats, ClassStats, NearestMeanAgreement, class_groups, measure
+from lpm.core.geometry import (
+    ClassificationStats,
+    ClassStats,
+    NearestMeanAgreement,
+    class_groups,
+    measure,
+)
 
-from .distributed import DistContext, reduce_agreement, reduce_class_stats, reduce_classification
+from .distributed import (
+    DistContext,
+    reduce_agreement,
+    reduce_class_stats,
+    reduce_classification,
+)
 
 
 @dataclass

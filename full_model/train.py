@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lpm.errors import LPMInputError
+from lpm.core.errors import LPMInputError
 
 from . import checkpoint as ckpt
 from . import outputs

@@ -1,15 +1,24 @@
-"""lpm: layer-peeled models of neural collapse under class imbalance."""
+"""lpm: layer-peeled models of neural collapse under class imbalance.
+
+The core API (problem, solvers, solutions, ETF) is re-exported here and
+loaded on first use, so that ``import lpm.core.geometry`` (as the deep side
+does) never pulls in the solvers, and the command line starts quickly.
+"""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .core.lazy import lazy_exports
 
-from .errors import LPMInputError, SolverRefused
-from .etf import check_etf, simplex_etf
-from .problem import Problem
-from .solution import Certificate, Solution, Status, Trajectory
-from .solvers import available_solvers, get_solver, solve
+__version__ = "0.2.0"
 
-__all__ = [
-    "LPMInputError", "SolverRefused", "Problem", "Solution", "Certificate", "Status", "Trajectory",
-    "simplex_etf", "check_etf", "solve", "get_solver", "available_solvers", "__version__",
-]
+_EXPORTS = {
+    "LPMInputError": "lpm.core.errors", "SolverRefused": "lpm.core.errors", "SolverFailed": "lpm.core.errors",
+    "Problem": "lpm.core.problem", "Solution": "lpm.core.solution", "Certificate": "lpm.core.solution",
+    "Status": "lpm.core.solution", "Trajectory": "lpm.core.solution", "simplex_etf": "lpm.core.etf",
+    "check_etf": "lpm.core.etf", "solve": "lpm.core.solvers", "resolve": "lpm.core.solvers",
+    "get_solver": "lpm.core.solvers", "available_solvers": "lpm.core.solvers",
+    "certified_optimum": "lpm.core.solvers",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -36,9 +36,9 @@ from typing import Callable
 
 import pandas as pd
 
-from .errors import LPMInputError
+from .core.errors import LPMInputError
+from .core.io import write_json_atomic
 from .figures import load_ref
-from .io import write_json_atomic
 
 try:
     import tomllib
@@ -140,8 +140,7 @@ def get_simulation(name: str, sims_dir: Path | str | None = None) -> Simulation:
 # ---------------------------------------------------------------- grids
 def build_grid(spec: dict):
     """A grid object from one ``[[grids]]`` table (``task`` picks the type)."""
-    from .sweep import Grid, log_range
-    from .thresholds import RegularisedGrid, ThresholdGrid
+    from .sweep.grid import Grid, RegularisedGrid, ThresholdGrid, log_range
 
     types = {"solve": Grid, "threshold": ThresholdGrid, "regularised": RegularisedGrid}
     spec = dict(spec)

@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .errors import LPMInputError, check_choice
-from .geometry import measure_solution
-from .problem import BUDGETS, CLASSIFIERS, Problem
-from .solution import Solution
-from .solvers import SOLVER_CHOICES, certified_optimum, choose_solver, get_solver
+from .core.errors import LPMInputError, check_choice
+from .core.geometry import measure_solution
+from .core.problem import BUDGETS, CLASSIFIERS, Problem
+from .core.solution import Solution
+from .core.solvers import REGISTRY, get_solver, resolve
 
 
 @dataclass
@@ -55,17 +55,12 @@ def build_problems(K: int | None = 10, ratio: float = 100.0, loss: str = "ce", c
 
 
 def solve_one(problem: Problem, solver: str = "auto", **settings) -> SimulationResult:
-    check_choice("solver", solver, SOLVER_CHOICES)
-    name = choose_solver(problem) if solver == "auto" else solver
+    """Solve with the back end :func:`lpm.core.solvers.resolve` picks; for a back
+    end that cannot certify itself, its certificate (from the certified
+    reference optimum) gives the gap to the certified optimum."""
+    name = resolve(problem, solver).solver
     solution = get_solver(name, **settings).run(problem)
-    reference_gap = None
-    if not get_solver(name).certifies:
-        if "reference_solver" in solution.extra:
-            reference_gap = solution.certificate.gap
-        else:
-            ref = certified_optimum(problem)
-            if ref is not None:
-                reference_gap = solution.objective - ref.certificate.lower_bound
+    reference_gap = None if REGISTRY[name].certifies else solution.certificate.gap
     return SimulationResult(problem, solution, measure_solution(solution), reference_gap)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lpm.errors import LPMInputError, check_choice, check_number
+from lpm.core.errors import LPMInputError, check_choice, check_number
 
 from . import cifar, offline, stl10, svhn
 from .base import ArrayData, ImageListData

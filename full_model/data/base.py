@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lpm.errors import LPMInputError
+from lpm.core.errors import LPMInputError
 
 
 def layout_error(root, layout: str, problem: str) -> LPMInputError:

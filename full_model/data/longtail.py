@@ -1,6 +1,6 @@
 """Long-tailed subsets of a balanced split (theory.md §3 and §7).
 
-The class counts come from :mod:`lpm.profiles` — the same functions the
+The class counts come from :mod:`lpm.core.profiles` — the same functions the
 layer-peeled model uses — rounded down to integers:
 
 * ``exp``:  n_k = ⌊n_max · R^{−k/(K−1)}⌋ in label order (Cao et al. 2019;
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lpm.errors import LPMInputError, check_choice, check_number
-from lpm.profiles import PROFILES, exp_counts, step_counts
+from lpm.core.errors import LPMInputError, check_choice, check_number
+from lpm.core.profiles import PROFILES, exp_counts, step_counts
 
 
 def long_tail_counts(num_classes: int, ratio: float, profile: str = "exp", n_max: int = 5000,

@@ -7,7 +7,6 @@ label 1…10 per image. Returns (N, 3, 96, 96) uint8 row-major and labels 0…9.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from .base import layout_error, require_file

@@ -8,22 +8,22 @@
 * ``forward(x)`` → logits z = W h (B, K); ``forward(x, with_features=True)``
   → (h, z), one pass for the loss and the metrics.
 
-Backbones: ``resnet32`` (16/32/64, 64-d), ``resnet32-wide`` (32/64/128,
-128-d), ``resnet50`` (2048-d), ``resnet50-wide`` (4096-d), ``cnn1d``, ``mlp``.
+Backbones (:data:`full_model.config.BACKBONES`): ``resnet32`` (16/32/64,
+64-d), ``resnet32-wide`` (32/64/128, 128-d), ``resnet50`` (2048-d),
+``resnet50-wide`` (4096-d), ``cnn1d``, ``mlp``.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .heads import HEADS, FixedHead, LearnableHead, build_head
+from ..config import BACKBONES
+from .heads import FixedHead, LearnableHead, build_head
 from .resnet50 import resnet50
 from .resnet_cifar import resnet32
 from .small import MLP, Conv1dNet
 
-BACKBONES = ("resnet32", "resnet32-wide", "resnet50", "resnet50-wide", "cnn1d", "mlp")
-
-__all__ = ["BACKBONES", "HEADS", "Network", "build_backbone", "build_network", "build_head",
+__all__ = ["Network", "build_backbone", "build_network", "build_head",
            "FixedHead", "LearnableHead"]
 
 
@@ -56,7 +56,7 @@ def build_backbone(name: str, input_shape: tuple[int, ...], feature_dim: int = 6
         return Conv1dNet(channels, feature_dim)
     if name == "mlp":
         return MLP(input_shape, feature_dim)
-    raise ValueError(f"unknown backbone {name!r}")
+    raise ValueError(f"backbone {name!r} is listed in BACKBONES {BACKBONES} but has no builder here")
 
 
 def build_network(backbone: str, head: str, num_classes: int, input_shape: tuple[int, ...], *,

@@ -9,10 +9,13 @@ so the DR loss, which regresses a logit onto 1, keeps full precision.
   (The released [Y22] CIFAR baseline froze this layer by mistake; here it
   trains, and a frozen random classifier is the separate ``fixed-random``.)
 * ``fixed-etf``: h = ℓ2-normalise(BatchNorm1d(f)) and z = h M, with
-  M = :func:`lpm.etf.simplex_etf` (d×K, seeded) — the same frame the
+  M = :func:`lpm.core.etf.simplex_etf` (d×K, seeded) — the same frame the
   layer-peeled model uses — so E_W = E_H = 1 (theory.md §6.3).
 * ``fixed-random``: the same head with M = Wᵀ for seeded Gaussian rows of
-  unit norm, the fixed-random classifier of :class:`lpm.Problem`.
+  unit norm (:func:`lpm.core.etf.random_unit_rows`, as :class:`lpm.Problem` uses).
+
+The head kinds are the classifier modes of the layer-peeled model
+(:data:`lpm.core.problem.CLASSIFIERS`).
 
 M is a registered buffer: it is saved and restored with the model, is
 broadcast by DistributedDataParallel, and is never touched by the optimiser.
@@ -25,10 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lpm.etf import simplex_etf
-from lpm.problem import Problem
-
-HEADS = ("learnable", "fixed-etf", "fixed-random")
+from lpm.core.etf import random_unit_rows, simplex_etf
 
 
 class LearnableHead(nn.Module):
@@ -77,6 +77,5 @@ def build_head(kind: str, dim: int, num_classes: int, seed: int = 0, normalize: 
     if kind == "fixed-etf":
         return FixedHead(simplex_etf(num_classes, dim, seed), kind, normalize, batchnorm)
     if kind == "fixed-random":
-        W = Problem.from_counts([1.0] * num_classes, d=dim, classifier="fixed-random", seed=seed).fixed_classifier
-        return FixedHead(W.T, kind, normalize, batchnorm)
+        return FixedHead(random_unit_rows(num_classes, dim, seed).T, kind, normalize, batchnorm)
     raise ValueError(f"unknown head {kind!r}")

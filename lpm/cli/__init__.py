@@ -2,7 +2,7 @@
 
 Each command lives in its own module with a ``register(app)`` function, so
 that every command is a few lines of option parsing around a library call.
-User mistakes (:class:`lpm.errors.LPMInputError`) print one line and exit 2.
+User mistakes (:class:`lpm.core.errors.LPMInputError`) print one line and exit 2.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ..errors import LPMInputError
+from ..core.errors import LPMInputError
 
 app = typer.Typer(
     name="lpm",

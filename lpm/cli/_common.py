@@ -7,8 +7,8 @@ from typing import Iterator
 
 import typer
 
-from ..errors import LPMInputError, SolverFailed
-from ..problem import BUDGETS
+from ..core.errors import LPMInputError, SolverFailed
+from ..core.problem import BUDGETS
 
 
 @contextlib.contextmanager

@@ -10,13 +10,13 @@ from typing import List, Optional
 import typer
 
 from ..compare.budgets import BUDGET_RULES
-from ..compare.core import GROUPINGS
-from ..geometry import CENTERS
+from ..compare.runs import GROUPINGS
+from ..core.geometry import CENTERS
+from ..core.solvers import CERTIFYING
 from ._common import Budget, choice_enum, user_errors
 
-
 BudgetRule = choice_enum("BudgetRule", BUDGET_RULES)
-CertifyingSolver = choice_enum("CertifyingSolver", ("auto", "analytic", "nuclear", "convex"))
+CertifyingSolver = choice_enum("CertifyingSolver", CERTIFYING)
 Center = choice_enum("Center", CENTERS)
 Groups = choice_enum("Groups", GROUPINGS)
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import LPMInputError
+from ..core.errors import LPMInputError
 from ._common import user_errors
 
 

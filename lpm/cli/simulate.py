@@ -6,14 +6,14 @@ from typing import Optional
 
 import typer
 
-from ..errors import LPMInputError
-from ..problem import CLASSIFIERS, LOSSES
-from ..profiles import PROFILES
-from ..solvers import SOLVER_CHOICES
+from ..core.errors import LPMInputError
+from ..core.losses import LOSS_NAMES
+from ..core.problem import CLASSIFIERS
+from ..core.profiles import PROFILES
+from ..core.solvers import SOLVER_CHOICES
 from ._common import Budget, choice_enum, parse_float_list, user_errors
 
-
-Loss = choice_enum("Loss", LOSSES)
+Loss = choice_enum("Loss", LOSS_NAMES)
 Classifier = choice_enum("Classifier", CLASSIFIERS)
 Profile = choice_enum("Profile", PROFILES)
 SolverName = choice_enum("SolverName", SOLVER_CHOICES)
@@ -44,7 +44,7 @@ def simulate_command(
     Example: lpm simulate --K 10 --ratio 100 --loss dr
     """
     from .. import simulate as sim
-    from ..io import write_text_atomic
+    from ..core.io import write_text_atomic
 
     with user_errors():
         count_list = parse_float_list("counts", counts)

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import LPMInputError, check_choice
+from ..core.errors import LPMInputError, check_choice
 from ._common import parse_float_list, user_errors
 
 
@@ -51,9 +51,10 @@ def _settings(items: list[str]) -> dict[str, dict]:
 def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d, solver,
                seeds, settings):
     """A :class:`lpm.sweep.Grid` from the command's comma-separated options."""
-    from ..problem import BUDGETS, CLASSIFIERS, LOSSES
-    from ..profiles import PROFILES
-    from ..solvers import SOLVER_CHOICES
+    from ..core.losses import LOSS_NAMES
+    from ..core.problem import BUDGETS, CLASSIFIERS
+    from ..core.profiles import PROFILES
+    from ..core.solvers import SOLVER_CHOICES
     from ..sweep import Grid, parse_ratio_range
 
     if ratios is not None and ratio_range is not None:
@@ -63,7 +64,7 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
     return Grid(
         ratio=ratio_values, K=_ints("K", K), majority=_ints("majority", majority) or [None],
         profile=_words("profile", profile, PROFILES), classifier=_words("classifier", classifier, CLASSIFIERS),
-        loss=_words("loss", loss, LOSSES), budget=_words("budget", budget, BUDGETS) or [None],
+        loss=_words("loss", loss, LOSS_NAMES), budget=_words("budget", budget, BUDGETS) or [None],
         ewh=parse_float_list("ewh", ewh), E_W=parse_float_list("EW", E_W), E_H=parse_float_list("EH", E_H),
         d=dims or [None], solver=_words("solver", solver, SOLVER_CHOICES), seed=_ints("seeds", seeds),
         solver_settings=_settings(settings), name="cli")

@@ -14,6 +14,11 @@ from typing import Optional
 
 import typer
 
+from full_model.config import BACKBONES, DEVICES, HEADS, SCHEDULES
+from full_model.data import DATASETS
+
+from ..core.losses import DR_VARIANTS, LOSS_NAMES
+from ..core.profiles import PROFILES
 from ._common import parse_float_list, user_errors
 
 
@@ -21,20 +26,9 @@ def _enum(name: str, values) -> type[Enum]:
     return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
 
 
-def _names():
-    from full_model.config import DEVICES, SCHEDULES
-    from full_model.data import DATASETS
-    from full_model.losses import DR_FORMS, LOSSES
-    from full_model.models import BACKBONES, HEADS
-    from lpm.profiles import PROFILES
-
-    return DATASETS, HEADS, LOSSES, DR_FORMS, BACKBONES, PROFILES, DEVICES, SCHEDULES
-
-
-_DATASETS, _HEADS, _LOSSES, _DR_FORMS, _BACKBONES, _PROFILES, _DEVICES, _SCHEDULES = _names()
-Dataset, Head, Loss = _enum("Dataset", _DATASETS), _enum("Head", _HEADS), _enum("Loss", _LOSSES)
-DRForm, Backbone, Profile = _enum("DRForm", _DR_FORMS), _enum("Backbone", _BACKBONES), _enum("Profile", _PROFILES)
-Device, Schedule = _enum("Device", _DEVICES), _enum("Schedule", _SCHEDULES)
+Dataset, Head, Loss = _enum("Dataset", DATASETS), _enum("Head", HEADS), _enum("Loss", LOSS_NAMES)
+DRForm, Backbone, Profile = _enum("DRForm", DR_VARIANTS), _enum("Backbone", BACKBONES), _enum("Profile", PROFILES)
+Device, Schedule = _enum("Device", DEVICES), _enum("Schedule", SCHEDULES)
 
 
 def train_deep_command(

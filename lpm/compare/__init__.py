@@ -8,7 +8,7 @@ For each run folder written by ``lpm train-deep``:
 2. :func:`problem_for_run` builds the :class:`lpm.Problem` with exactly those
    counts, K, d, head (and head seed) and loss, with budgets chosen by a
    stated rule or given (:mod:`.budgets`), and :func:`solve_certified` solves it;
-3. :func:`compare_run` measures both geometries with :func:`lpm.geometry.measure`
+3. :func:`compare_run` measures both geometries with :func:`lpm.core.geometry.measure`
    and the rotation/scale-invariant Gram distances to the LPM and to the
    simplex ETF;
 4. :func:`collapse_table` puts runs at several ratios over the LPM curve for
@@ -21,15 +21,18 @@ For each run folder written by ``lpm train-deep``:
 """
 from __future__ import annotations
 
-from .budgets import BUDGET_RULES, Budgets, budgets_for_run, logits_product, problem_for_run, solve_certified
-from .core import (COMPARED_METRICS, GROUPINGS, RunComparison, compare_run, cosine_matrix, etf_reference,
-                   geometry_distances, gram_distance, group_history)
-from .curve import CURVE_METRICS, collapse_curve, collapse_table, curve_ratios
-from .report import ComparisonReport, compare_runs, default_out_dir, summary_lines, write_report
-from .runs import RUN_LOSSES, RunGeometry, load_run_geometry
+from ..core.lazy import lazy_exports
 
-__all__ = ["BUDGET_RULES", "COMPARED_METRICS", "CURVE_METRICS", "GROUPINGS", "RUN_LOSSES", "Budgets", "ComparisonReport",
-           "RunComparison", "RunGeometry", "budgets_for_run", "collapse_curve", "collapse_table", "compare_run",
-           "compare_runs", "cosine_matrix", "curve_ratios", "default_out_dir", "etf_reference", "geometry_distances",
-           "gram_distance", "group_history", "load_run_geometry", "logits_product", "problem_for_run", "solve_certified",
-           "summary_lines", "write_report"]
+_EXPORTS = {
+    "BUDGET_RULES": ".budgets", "Budgets": ".budgets", "budgets_for_run": ".budgets", "logits_product": ".budgets",
+    "problem_for_run": ".budgets", "solve_certified": ".budgets",
+    "COMPARED_METRICS": ".core", "RunComparison": ".core", "compare_run": ".core", "group_history": ".core",
+    "CURVE_METRICS": ".curve", "collapse_curve": ".curve", "collapse_table": ".curve", "curve_ratios": ".curve",
+    "ComparisonReport": ".report", "compare_runs": ".report", "default_out_dir": ".report", "summary_lines": ".report",
+    "write_report": ".report",
+    "GROUPINGS": ".runs", "RunGeometry": ".runs", "load_run_geometry": ".runs",
+}
+__all__ = list(_EXPORTS)
+
+
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)

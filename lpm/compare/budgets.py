@@ -39,10 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import LPMInputError, check_choice, check_number
-from ..losses import class_mean_objective
-from ..problem import BUDGETS, DEFAULT_BUDGET, Problem
-from ..solution import Solution
+from ..core.errors import LPMInputError, check_choice, check_number
+from ..core.problem import BUDGETS, DEFAULT_BUDGET, Problem
+from ..core.solution import Solution
+from ..core.solvers import get_solver, resolve
 from .runs import RunGeometry
 
 BUDGET_RULES = ("norms", "logits", "loss")
@@ -60,13 +60,7 @@ class Budgets:
 
 def solve_certified(problem: Problem, method: str = "auto") -> Solution:
     """Solve with a back end that certifies its answer (``auto``: the fastest one)."""
-    from ..solvers import choose_solver, get_solver
-
-    name = choose_solver(problem) if method == "auto" else method
-    solver = get_solver(name)  # validates the name
-    if not solver.certifies:
-        raise LPMInputError("solver", name, "a back end that certifies its optimum ('auto', 'analytic', "
-                                            "'nuclear' or 'convex')")
+    name = resolve(problem, method, require_certificate=True).solver
     return get_solver(name, **SOLVER_SETTINGS.get(name, {})).run(problem)
 
 
@@ -133,7 +127,7 @@ def _logits_budget(run: RunGeometry, E_W: float) -> tuple[float, str]:
 def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str, rel_tol: float = 0.01) -> tuple[float, str]:
     """Bisection in log P for v(P) = f(Z_run), started below P_logits (where v ≤ f(Z_run) holds)."""
     base = _base_problem(run, form, E_W, 1.0)
-    target = class_mean_objective(base, run.W, run.means)
+    target = base.objective(run.W, run.means)
     if not target < np.log(run.K) - 1e-9:
         return _feature_budget(run, form)[0], (f"E_H from the norms rule, as the run's class-mean loss "
                                                 f"{target:.4g} is not below log K (no loss-matched budget)")

@@ -1,17 +1,8 @@
 """A deep run beside the LPM optimum for its class counts (theory.md §8, §10.7).
 
-Distance. Geometries are defined up to a rotation and a scale, so we compare
-normalised Gram matrices,
-
-    gram_distance(A, B) = ‖ G(A) − G(B) ‖_F,   G(V) = V Vᵀ / ‖V Vᵀ‖_F,
-
-for the centred class means (K×d), the classifier rows (K×d), and the two
-stacked after each is scaled to unit Frobenius norm ("joint", which also sees
-how features align with classifiers, NC3). It lies in [0, √2] and is 0 exactly
-when A = c·B·Q for a scale c > 0 and an orthogonal Q (for "joint", one Q
-shared by means and classifier). It takes no cosine of a vanishing vector, so
-it stays defined when minority norms go to 0 (theory.md §4.3). The simplex
-ETF (Gram matrix (K·I − 11ᵀ)/(K−1)) is the second reference.
+Distances are the rotation- and scale-invariant Gram distances of
+:mod:`lpm.core.geometry.distances` (means, classifier, joint), to the LPM
+optimum and to the simplex ETF.
 
 Budgets are chosen in :mod:`lpm.compare.budgets`.
 """
@@ -23,59 +14,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import check_choice
-from ..etf import etf_gram
-from ..geometry import centre_means, measure
-from ..losses import class_mean_objective
-from ..problem import Problem
-from ..solution import Solution
+from ..core.errors import check_choice
+from ..core.geometry import (
+    centre_means,
+    cosine_matrix,
+    etf_reference,
+    geometry_distances,
+    measure,
+)
+from ..core.problem import Problem
+from ..core.solution import Solution
 from .budgets import Budgets, problem_for_run, solve_certified
-from .runs import RunGeometry
+from .runs import GROUPINGS, RunGeometry
 
-GROUPINGS = ("auto", "majority", "class-groups")
 #: metrics placed side by side (run_*, lpm_*) in the distance table
 COMPARED_METRICS = ("collapse_index", "feature_collapse_index", "classifier_minority_cos", "feature_minority_cos",
                     "classifier_majority_cos", "classifier_cross_cos", "classifier_norm_ratio", "feature_norm_ratio",
                     "nc2", "nc2_classifier", "nc3")
-
-
-# ---------------------------------------------------------------- distances
-def _normalised_gram(V: np.ndarray) -> np.ndarray:
-    G = V @ V.T
-    return G / max(np.linalg.norm(G), 1e-300)
-
-
-def gram_distance(A: np.ndarray, B: np.ndarray) -> float:
-    """‖G(A) − G(B)‖_F with G(V) = VVᵀ/‖VVᵀ‖_F (A, B: K×·, any widths); in [0, √2]."""
-    return float(np.linalg.norm(_normalised_gram(np.asarray(A, float)) - _normalised_gram(np.asarray(B, float))))
-
-
-def _joint(C: np.ndarray, W: np.ndarray) -> np.ndarray:
-    return np.vstack([C / max(np.linalg.norm(C), 1e-300), W / max(np.linalg.norm(W), 1e-300)])
-
-
-def geometry_distances(C_run, W_run, C_ref, W_ref) -> dict[str, float]:
-    """Gram distances of two (centred means, classifier) configurations: means, classifier, joint."""
-    return {"means": gram_distance(C_run, C_ref), "classifier": gram_distance(W_run, W_ref),
-            "joint": gram_distance(_joint(C_run, W_run), _joint(C_ref, W_ref))}
-
-
-def etf_reference(num_classes: int) -> np.ndarray:
-    """K×K matrix whose rows form a unit simplex ETF (its Gram matrix is :func:`etf_gram`)."""
-    vals, vecs = np.linalg.eigh(etf_gram(num_classes))
-    return vecs * np.sqrt(np.maximum(vals, 0.0))
-
-
-def cosine_matrix(V: np.ndarray, norm_tol: float = 1e-4) -> np.ndarray:
-    """K×K cosines of the rows of V; rows with norm ≤ norm_tol·(mean row norm) give NaN (undefined)."""
-    V = np.asarray(V, dtype=np.float64)
-    n = np.linalg.norm(V, axis=1)
-    ok = n > norm_tol * max(n.mean(), 1e-300)
-    U = V / np.maximum(n, 1e-300)[:, None]
-    C = U @ U.T
-    C[~ok, :] = np.nan
-    C[:, ~ok] = np.nan
-    return C
 
 
 # ---------------------------------------------------------------- one run
@@ -128,7 +83,7 @@ class RunComparison:
             "lpm_solver": s.solver, "lpm_status": s.status.value, "lpm_gap": s.certificate.gap,
             "lpm_relative_gap": s.certificate.relative_gap, "lpm_objective": s.objective,
             "lpm_gap_over_objective": self.gap_over_objective,
-            "run_objective": class_mean_objective(p, run.W, run.means),
+            "run_objective": p.objective(run.W, run.means),
             "last_test_accuracy": run.summary.get("last_test_accuracy")}
         row.update({f"dist_{k}": v for k, v in self.distances.items()})
         for key in COMPARED_METRICS:

@@ -6,8 +6,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import check_choice
-from ..problem import Problem
+from ..core.errors import check_choice
+from ..core.geometry import measure_solution
+from ..core.problem import Problem
+from ..core.solvers import get_solver, resolve
 from .budgets import SOLVER_SETTINGS, solve_certified
 from .core import RunComparison
 
@@ -19,8 +21,6 @@ def collapse_curve(template: Problem, ratios: Sequence[float], n_max: float | No
                    method: str = "auto") -> pd.DataFrame:
     """LPM metrics against R for the template's profile (``step`` or ``exp``), K, d, head,
     loss, budgets and K_A: one row per ratio with the :data:`CURVE_METRICS`."""
-    from ..geometry import measure_solution
-
     profile = check_choice("profile", template.profile, ("step", "exp"))
     problems = [Problem.from_profile(K=template.K, ratio=float(R), profile=profile, majority=template.majority,
                                      n_max=n_max, d=template.d, classifier=template.classifier, loss=template.loss,
@@ -36,9 +36,7 @@ def collapse_curve(template: Problem, ratios: Sequence[float], n_max: float | No
 
 def _solve_all(problems: Sequence[Problem], method: str):
     """Certified solutions; batched in one iteration where the back end can (nuclear ``solve_path``)."""
-    from ..solvers import choose_solver, get_solver
-
-    name = choose_solver(problems[0]) if method == "auto" else method
+    name = resolve(problems[0], method, require_certificate=True).solver
     solver = get_solver(name, **SOLVER_SETTINGS.get(name, {}))
     if hasattr(solver, "solve_path") and all(solver.supports(p) is None for p in problems):
         return solver.solve_path(problems)

@@ -37,8 +37,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import LPMInputError
-from ..io import write_json_atomic
+from ..core.errors import LPMInputError
+from ..core.io import write_json_atomic
 
 _GRID_ONLY = ("name", "ratio", "seed")
 

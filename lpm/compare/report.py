@@ -31,8 +31,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import LPMInputError, check_number
-from ..io import write_json_atomic, write_text_atomic
+from ..core.errors import LPMInputError, check_number
+from ..core.io import write_json_atomic, write_text_atomic
+from ..core.provenance import provenance
+from ..figures import compare as figs
+from ..figures.style import save_figure
 from .core import RunComparison, compare_run, group_history
 from .curve import collapse_table
 from .runs import RunGeometry, load_run_geometry
@@ -115,12 +118,6 @@ def _csv(df: pd.DataFrame, path: Path) -> Path:
 def write_report(report: ComparisonReport, out_dir: Path | str, per_run_figures: bool = True) -> list[Path]:
     """Write the tables, figures and ``compare.json`` of ``report``; return the paths written.
     ``per_run_figures=False`` skips the two figures per run (cosines, groups)."""
-    import matplotlib.pyplot as plt
-
-    from ..figures import compare as figs
-    from ..figures.style import save_figure
-    from ..sweep.provenance import provenance
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [_csv(report.distances, out / "distances.csv"), _csv(summarize(report.distances), out / "summary.csv"),
@@ -140,7 +137,6 @@ def write_report(report: ComparisonReport, out_dir: Path | str, per_run_figures:
     for stem, plot, args in drawings:
         fig = plot(*args)
         paths += save_figure(fig, out / stem)
-        plt.close(fig)
     record = {"options": report.options, "runs": [_run_record(c) for c in report.comparisons],
               "files": [p.name for p in paths], "provenance": provenance()}
     write_json_atomic(out / "compare.json", record)

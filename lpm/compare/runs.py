@@ -7,10 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LPMInputError, check_choice
-from ..problem import CLASSIFIERS
+from ..core.errors import LPMInputError, check_choice
+from ..core.losses import LOSS_NAMES
+from ..core.problem import CLASSIFIERS
 
-RUN_LOSSES = ("ce", "dr")
+#: how ``lpm compare`` groups a run's classes over epochs: majority/minority (auto when
+#: the run has K_A) or the run's own head/medium/tail groups
+GROUPINGS = ("auto", "majority", "class-groups")
 
 
 @dataclass
@@ -55,7 +58,7 @@ class RunGeometry:
                 raise LPMInputError(key, f"an array of shape {arr.shape}", f"a K×d array with one row per class "
                                     f"count (K = {K}, d = {d})", owner=f"run {self.name}")
         check_choice("head", self.head, CLASSIFIERS, owner=f"run {self.name}")
-        check_choice("loss", self.loss, RUN_LOSSES, owner=f"run {self.name}")
+        check_choice("loss", self.loss, LOSS_NAMES, owner=f"run {self.name}")
         if self.groups is not None and len(self.groups[0]) != K:
             raise LPMInputError("groups", list(self.groups[0]), f"one group id per class (K = {K})",
                                 owner=f"run {self.name}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from ..errors import LPMInputError
+from ..core.errors import LPMInputError
 
 FIGURES = {
     "minority_collapse": "lpm.figures.collapse:plot_minority_collapse",

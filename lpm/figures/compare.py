@@ -14,10 +14,20 @@ here solves or trains):
 """
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from .style import FULL_WIDTH, PAIR_COLORS, etf_line, log_x_if_wide, panel_label, panels, style
+from .style import (
+    FULL_WIDTH,
+    PAIR_COLORS,
+    etf_line,
+    log_x_if_wide,
+    panel_label,
+    panels,
+    style,
+)
 
 _MATRICES = (("run_means", "run: class means"), ("lpm_means", "LPM: class means"),
              ("run_classifier", "run: classifier"), ("lpm_classifier", "LPM: classifier"))
@@ -30,13 +40,11 @@ def plot_cosine_matrices(matrices: dict[str, np.ndarray], title: str = "", ax=No
     """2×2 heatmaps (rows: class means, classifier; columns: run, LPM) of K×K cosine
     matrices from :meth:`lpm.compare.RunComparison.cosine_matrices`; NaN cells are blank.
     ``ax``: four axes to draw into (the colour bar then goes beside them)."""
-    import matplotlib
-    import matplotlib.pyplot as plt
-
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
     with style():
         if ax is None:  # a fixed layout: constrained layout costs seconds per save for this figure
-            fig, grid = plt.subplots(2, 2, figsize=(0.75 * FULL_WIDTH, 5.0))
+            fig = Figure(figsize=(0.75 * FULL_WIDTH, 5.0))
+            grid = fig.subplots(2, 2)
             fig.subplots_adjust(left=0.08, right=0.82, bottom=0.08, top=0.86, wspace=0.35, hspace=0.45)
             axes = list(grid.ravel())
         else:

@@ -1,7 +1,7 @@
 """Figure 5 of theory.md §10: the phase diagram of minority collapse.
 
 Reads the ``results`` table of a sweep with ``threshold`` rows (R* per
-K, K_A, E_W·E_H; :mod:`lpm.thresholds`) and, optionally, ``regularised`` rows
+K, K_A, E_W·E_H; :mod:`lpm.core.thresholds`) and, optionally, ``regularised`` rows
 (the regularised-UFM check of theory.md §9).
 """
 from __future__ import annotations

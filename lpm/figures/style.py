@@ -14,8 +14,9 @@ from typing import Iterator, Sequence
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from ..io import write_bytes_atomic
+from ..core.io import write_bytes_atomic
 
 RC = {
     "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 7.5,
@@ -49,17 +50,19 @@ def style() -> Iterator[None]:
 
 def panels(ax, n: int, width: float = FULL_WIDTH, height: float = PANEL_HEIGHT, nrows: int = 1,
            sharex: bool | str = False, sharey: bool | str = False):
-    """(figure, list of n axes): new ones in a row (or grid), or the given ones."""
-    import matplotlib.pyplot as plt
+    """(figure, list of n axes): new ones in a row (or grid), or the given ones.
 
+    New figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot
+    state, nothing to close): they are saved with :func:`save_figure` or shown
+    in a notebook as they are."""
     if ax is not None:
         axes = list(np.atleast_1d(ax).ravel())
         if len(axes) != n:
             raise ValueError(f"this figure draws {n} panels; got {len(axes)} axes")
         return axes[0].figure, axes
     ncols = int(np.ceil(n / nrows))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows), layout="constrained",
-                             sharex=sharex, sharey=sharey, squeeze=False)
+    fig = Figure(figsize=(width, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=False)
     axes = list(axes.ravel())
     for extra in axes[n:]:
         extra.remove()

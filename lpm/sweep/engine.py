@@ -38,11 +38,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import check_number
-from ..io import write_json_atomic, write_text_atomic
+from ..core.errors import check_number
+from ..core.io import jsonable, write_json_atomic, write_text_atomic
+from ..core.provenance import now, provenance
 from .grid import Cell, expand
-from .provenance import now, provenance
-from .tasks import flatten_spec, get_task, jsonable
+from .tasks import flatten_spec, get_task
 
 TABLE_FORMAT = "CSV (comma-separated, header row, one row per cell; long tables one row per iteration/class)"
 #: columns copied from a cell's results row onto its long-table rows
@@ -149,8 +149,7 @@ def run_sweep(grids, out_dir: Path | str, jobs: int = 1, progress: bool = True,
 
 
 #: imported once by the fork server, so that workers start without re-importing them
-_PRELOAD = ["lpm.sweep.engine", "lpm.thresholds", "lpm.geometry", "lpm.solvers.analytic", "lpm.solvers.nuclear",
-            "lpm.solvers.convex", "lpm.solvers.gradient"]
+_PRELOAD = ["lpm.sweep.engine"]
 
 
 def _context():

@@ -1,8 +1,12 @@
-"""Sweep grids: a declarative Cartesian product that expands into cells.
+"""Sweep grids: declarative Cartesian products that expand into cells.
 
 A *cell* is one unit of work: a registered task name plus a JSON-safe spec.
 Its identity is a hash of that pair, so the same cell always lands in the
 same result file and a rerun of a sweep skips it (see :mod:`lpm.sweep.engine`).
+
+:class:`ThresholdGrid` (task ``threshold``: R* over K, K_A and E_W·E_H) and
+:class:`RegularisedGrid` (task ``regularised``: the weight-decay model over
+loss, K, K_A, λ_Wλ_H and R) are the grids of the phase diagram.
 
 :class:`Grid` is the grid of the ``solve`` task: every combination of
 imbalance ratio R, K, K_A (``majority``), profile, classifier mode, loss,
@@ -25,7 +29,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import LPMInputError, check_number
+from ..core.errors import LPMInputError, check_number
+from ..core.thresholds import DEFAULT_INDEX_THRESHOLD
 
 #: bump when the meaning of a cell spec changes, so old result files are not reused
 CELL_FORMAT = 1
@@ -142,6 +147,68 @@ class Grid:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class ThresholdGrid:
+    """Grid of the ``threshold`` task: R* over K, K_A and E_W·E_H."""
+
+    K: Sequence[int] = (10,)
+    majority: Sequence[int] = (5,)
+    ewh: Sequence[float] = (5.0,)
+    solver: str = "nuclear"
+    solver_settings: Mapping[str, Any] = field(default_factory=dict)
+    bracket: Sequence[float] = (1.0, 1e6)
+    index_threshold: float = DEFAULT_INDEX_THRESHOLD
+    log10_tol: float = 0.01
+    name: str = "threshold"
+
+    task = "threshold"
+
+    def __post_init__(self):
+        for name in ("K", "majority", "ewh"):
+            object.__setattr__(self, name, as_tuple(name, getattr(self, name)))
+        check_number("index_threshold", self.index_threshold, low=0, low_open=True)
+        check_number("log10_tol", self.log10_tol, low=0, low_open=True)
+
+    def cells(self) -> list[Cell]:
+        common = {"solver": self.solver, "settings": dict(self.solver_settings),
+                  "bracket": [float(b) for b in self.bracket], "index_threshold": float(self.index_threshold),
+                  "log10_tol": float(self.log10_tol)}
+        return [Cell("threshold", {"K": K, "majority": KA, "ewh": canonical_float(e), **common}, self.name)
+                for K in self.K for KA in self.majority for e in self.ewh]
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RegularisedGrid:
+    """Grid of the ``regularised`` task: loss × K × K_A × λ_W λ_H × R."""
+
+    loss: Sequence[str] = ("ce", "mse")
+    K: Sequence[int] = (10,)
+    majority: Sequence[int] = (5,)
+    lam: Sequence[float] = (1e-4,)
+    ratio: Sequence[float] = (10.0, 100.0)
+    lam_split: float = 1.0  # λ_W / λ_H; only the product should matter
+    solver: str = "nuclear"
+    name: str = "regularised"
+
+    task = "regularised"
+
+    def __post_init__(self):
+        for name in ("loss", "K", "majority", "lam", "ratio"):
+            object.__setattr__(self, name, as_tuple(name, getattr(self, name)))
+
+    def cells(self) -> list[Cell]:
+        return [Cell("regularised", {"loss": loss, "K": K, "majority": KA, "lam": canonical_float(lam),
+                                     "ratio": canonical_float(R), "lam_split": float(self.lam_split),
+                                     "solver": self.solver}, self.name)
+                for loss in self.loss for K in self.K for KA in self.majority for lam in self.lam for R in self.ratio]
+
+    def to_dict(self) -> dict:
         return {"task": self.task, **asdict(self)}
 
 

@@ -3,24 +3,36 @@
 A task takes the JSON-safe ``spec`` of a :class:`lpm.sweep.grid.Cell` and
 returns ``{"row": {...}, "tables": {name: [row, ...]}}``: one flat row for
 the results table and optional long tables (``trajectory``: one row per
-recorded iteration; ``per_class``: one row per class). Tasks are looked up by
-name in worker processes, so each lives in an importable module listed in
-``_TASK_MODULES`` and registers itself with :func:`register_task`.
+recorded iteration; ``per_class``: one row per class). Each task registers
+itself with :func:`register_task` when this module is imported (the engine
+imports it, in every worker too).
+
+Tasks: ``solve`` (one Problem, one back end, its geometry), ``threshold``
+(R* of the learnable LPM, theory.md §4.3) and ``regularised`` (the
+weight-decay model against its threshold formula, theory.md §9).
 """
 from __future__ import annotations
 
-import importlib
 import json
-import math
 from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import LPMInputError
+from ..core.errors import LPMInputError, check_number
+from ..core.geometry import (
+    collapse_index,
+    max_other_cosine,
+    measure_solution,
+    per_class_geometry,
+)
+from ..core.io import jsonable
+from ..core.problem import Problem
+from ..core.profiles import step_counts
+from ..core.solvers import REGISTRY, get_solver, resolve
+from ..core.thresholds import collapse_threshold, regularised_threshold
 
 TaskFn = Callable[[dict], dict]
 _TASKS: dict[str, TaskFn] = {}
-_TASK_MODULES = ("lpm.sweep.tasks", "lpm.thresholds")
 
 
 def register_task(name: str) -> Callable[[TaskFn], TaskFn]:
@@ -31,20 +43,9 @@ def register_task(name: str) -> Callable[[TaskFn], TaskFn]:
 
 
 def get_task(name: str) -> TaskFn:
-    for mod in _TASK_MODULES:
-        importlib.import_module(mod)
     if name not in _TASKS:
         raise LPMInputError("task", name, "one of " + ", ".join(repr(t) for t in sorted(_TASKS)))
     return _TASKS[name]
-
-
-def jsonable(value: Any) -> Any:
-    """Plain Python scalars (NaN/inf → None) for JSON and CSV."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def flatten_spec(spec: dict) -> dict[str, Any]:
@@ -65,10 +66,8 @@ def _cell_value(v):
 
 
 # --------------------------------------------------------------- solve task
-def build_problem(problem_spec: dict):
+def build_problem(problem_spec: dict) -> Problem:
     """The :class:`lpm.Problem` of a ``solve`` cell (see :class:`lpm.sweep.Grid`)."""
-    from ..problem import Problem
-
     p = dict(problem_spec)
     K, ratio, profile, majority = p.pop("K"), p.pop("ratio"), p.pop("profile"), p.pop("majority")
     return Problem.from_profile(K=K, ratio=ratio, profile=profile, majority=majority, **p)
@@ -76,33 +75,21 @@ def build_problem(problem_spec: dict):
 
 def per_class_rows(problem, W: np.ndarray, H: np.ndarray) -> list[dict]:
     """Per-class norms ‖h_k‖, ‖w_k‖, the angle between h_k and w_k
-    (:func:`lpm.geometry.per_class_geometry`), and each class's largest cosine
+    (:func:`lpm.core.geometry.per_class_geometry`), and each class's largest cosine
     with another class (feature means and classifier rows; 1 means merged).
 
     Uncentred: the layer-peeled model has no bias, and centring at the mean of
     the class means would tilt the directions of shrinking tail classes even
     when, as with a fixed ETF, every h_k points exactly along m_k."""
-    from ..geometry import per_class_geometry
-
     geo = per_class_geometry(H, W, center="none")
     rows = []
-    maxcos = {"feature_max_cos": _max_other_cos(H), "classifier_max_cos": _max_other_cos(W)}
+    maxcos = {"feature_max_cos": max_other_cosine(H), "classifier_max_cos": max_other_cosine(W)}
     for k in range(problem.K):
         row = {"class_index": k, "count": problem.counts[k], "proportion": float(problem.weights[k]),
                "group": "majority" if k < problem.majority else "minority"}
         row.update({name: jsonable(values[k]) for name, values in {**geo, **maxcos}.items()})
         rows.append(row)
     return rows
-
-
-def _max_other_cos(V: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(V, axis=1)
-    U = V / np.maximum(n, 1e-300)[:, None]
-    G = U @ U.T
-    np.fill_diagonal(G, -np.inf)
-    out = G.max(axis=1)
-    out[n <= 1e-8 * max(n.max(), 1e-300)] = np.nan  # a zero vector has no direction
-    return out
 
 
 def trajectory_rows(trajectory, reference_objective: float | None = None) -> list[dict]:
@@ -126,8 +113,6 @@ def trajectory_rows(trajectory, reference_objective: float | None = None) -> lis
 def reference_objective(problem, solution) -> float | None:
     """The optimal value to measure progress against: the closed form where
     it applies (fixed ETF, CE/DR), else a certified lower bound."""
-    from ..solvers import get_solver
-
     analytic = get_solver("analytic")
     if analytic.supports(problem) is None:
         return float(analytic.run(problem).objective)
@@ -140,13 +125,10 @@ _UNCENTRED = ("feature_minority_cos", "feature_majority_cos", "feature_cross_cos
 @register_task("solve")
 def solve_cell(spec: dict) -> dict:
     """Solve one problem with one back end and measure its geometry."""
-    from ..geometry import measure_solution
-    from ..solvers import choose_solver, get_solver
-
     problem = build_problem(spec["problem"])
-    name = choose_solver(problem) if spec["solver"] == "auto" else spec["solver"]
+    name = resolve(problem, spec["solver"]).solver
     settings = dict(spec.get("settings", {}))
-    if "seed" in get_solver(name).settings and "seed" not in settings:
+    if "seed" in REGISTRY[name].default_settings() and "seed" not in settings:
         settings["seed"] = problem.seed
     solution = get_solver(name, **settings).run(problem)
     row = {k: _cell_value(v) for k, v in problem.describe().items()}
@@ -163,3 +145,53 @@ def solve_cell(spec: dict) -> dict:
     tables = {"trajectory": trajectory_rows(solution.trajectory, f_ref),
               "per_class": per_class_rows(problem, solution.W, solution.H)}
     return {"row": row, "tables": tables}
+
+
+# --------------------------------------------------------------- threshold task
+@register_task("threshold")
+def threshold_cell(spec: dict) -> dict:
+    """R* of the learnable CE LPM for one (K, K_A, E_W·E_H) (:func:`lpm.core.thresholds.collapse_threshold`)."""
+    K = check_number("K", spec["K"], low=3, integer=True)
+    KA = check_number("majority", spec["majority"], low=1, high=K - 2, integer=True)
+    ewh = check_number("ewh", spec["ewh"], low=0, low_open=True)
+    found = collapse_threshold(K, KA, ewh, spec["solver"], spec["settings"], spec["bracket"],
+                               spec["index_threshold"], spec["log10_tol"])
+    row = {"K": K, "majority": KA, "majority_fraction": KA / K, "ewh": ewh,
+           "bracket_low": float(spec["bracket"][0]), "bracket_high": float(spec["bracket"][1]),
+           **{k: jsonable(v) for k, v in found.items()}}
+    found_both = row["ratio_star_index"] is not None and row["ratio_star_kkt"] is not None
+    row["status"] = "ok" if found_both else "outside-bracket"
+    return {"row": row, "tables": {}}
+
+
+# --------------------------------------------------------------- regularised task
+#: every classifier row below this norm: the regularised optimum is 0 and the
+#: collapse index (a ratio of norms) is undefined
+VANISHED = 1e-4
+
+
+@register_task("regularised")
+def regularised_cell(spec: dict) -> dict:
+    """The weight-decay model (theory.md §9) at step counts n_A = R, n_B = 1, solved
+    with a certificate, beside the threshold formula n_B ≤ N²λ_Wλ_H."""
+    K, KA, lam, R = spec["K"], spec["majority"], spec["lam"], spec["ratio"]
+    lam_W = float(np.sqrt(lam * spec["lam_split"]))
+    lam_H = lam / lam_W
+    problem = Problem.from_counts(step_counts(K, R, KA), classifier="learnable", loss=spec["loss"], majority=KA,
+                                  budget="weight-decay", lambda_W=lam_W, lambda_H=lam_H)
+    solution = get_solver(spec.get("solver", "nuclear")).run(problem)
+    N = float(sum(problem.counts))
+    w_norms = np.linalg.norm(solution.W, axis=1)
+    vanished = bool(w_norms.max() < VANISHED)
+    row = {"loss": spec["loss"], "K": K, "majority": KA, "ratio": R, "lam": lam, "lam_W": lam_W, "lam_H": lam_H,
+           "N": N, "n_minority": 1.0, "N2_lam": N * N * lam,
+           "ratio_star_formula": regularised_threshold(K, KA, lam),
+           "predicted_collapse": bool(1.0 <= N * N * lam),
+           "predicted_majority_vanish": bool(R <= N * N * lam),  # MSE: class k vanishes iff n_k <= N² λ
+           "all_vanished": vanished,
+           "collapse_index": None if vanished else jsonable(collapse_index(solution.W, np.arange(KA, K))),
+           "minority_norm": float(w_norms[KA:].mean()), "majority_norm": float(w_norms[:KA].mean()),
+           "objective": solution.objective, "solver": solution.solver, "status": solution.status.value,
+           "gap": jsonable(solution.certificate.gap), "relative_gap": jsonable(solution.certificate.relative_gap),
+           "iterations": solution.iterations}
+    return {"row": row, "tables": {}}

@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lpm.cli import app
-from lpm.solvers.analytic import ce_etf_optimal_loss
+from lpm.core.solvers.analytic import ce_etf_optimal_loss
 
 runner = CliRunner()
 

@@ -14,10 +14,17 @@ import numpy as np
 import pytest
 
 from lpm import Problem
-from lpm.compare import (collapse_table, compare_run, compare_runs, cosine_matrix, gram_distance, group_history,
-                         load_run_geometry, problem_for_run, solve_certified)
-from lpm.errors import LPMInputError
-from lpm.geometry import measure
+from lpm.compare import (
+    collapse_table,
+    compare_run,
+    compare_runs,
+    group_history,
+    load_run_geometry,
+    problem_for_run,
+    solve_certified,
+)
+from lpm.core.errors import LPMInputError
+from lpm.core.geometry import cosine_matrix, gram_distance, measure
 
 #: distance at which a run "equals" the LPM optimum. The hand-made run holds the convex
 #: (Gram SDP) solver's optimum and `lpm compare` solves with the nuclear solver, so this

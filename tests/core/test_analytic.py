@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from lpm import Problem, Status, get_solver
-from lpm.losses import class_mean_objective
-from lpm.solvers.analytic import ce_etf_optimal_loss
+from lpm.core.solvers.analytic import ce_etf_optimal_loss
 
 
 @pytest.mark.parametrize("ratio", [1, 10, 1000])
@@ -16,7 +15,7 @@ def test_per_sample_optimum_is_scaled_etf(ratio, loss):
     np.testing.assert_allclose(sol.H, np.sqrt(p.E_H) * M.T, atol=1e-12)
     expected = ce_etf_optimal_loss(10, 1.0, 5.0) if loss == "ce" else 0.0
     np.testing.assert_allclose(sol.objective, expected, atol=1e-12)
-    np.testing.assert_allclose(class_mean_objective(p, sol.W, sol.H), expected, atol=1e-12)
+    np.testing.assert_allclose(p.objective(sol.W, sol.H), expected, atol=1e-12)
     assert sol.status is Status.OPTIMAL
     assert sol.certificate.gap <= 1e-12 and sol.certificate.kkt_residual <= 1e-12
 
@@ -41,11 +40,11 @@ def test_class_average_budget_reallocates_norms_toward_big_classes():
     for _ in range(20):
         H = sol.H + 1e-3 * rng.standard_normal(sol.H.shape)
         H *= np.sqrt(p.K * p.E_H) / np.linalg.norm(H)
-        assert class_mean_objective(p, sol.W, H) >= sol.objective - 1e-12
+        assert p.objective(sol.W, H) >= sol.objective - 1e-12
 
 
 def test_analytic_refuses_what_it_cannot_solve():
-    from lpm.errors import SolverRefused
+    from lpm.core.errors import SolverRefused
     with pytest.raises(SolverRefused) as err:
         get_solver("analytic").run(Problem.from_profile(classifier="learnable"))
     assert str(err.value) == ("The 'analytic' solver cannot solve this problem: closed forms exist only for the "
@@ -62,7 +61,7 @@ def test_learnable_dr_is_degenerate():
     H = np.tile(np.sqrt(p.E_H) * u, (p.K, 1))
     assert (np.linalg.norm(W, axis=1) ** 2).mean() <= p.E_W + 1e-12
     assert (np.linalg.norm(H, axis=1) ** 2).mean() <= p.E_H + 1e-12
-    assert class_mean_objective(p, W, H) == pytest.approx(0.0, abs=1e-15)
-    from lpm.geometry import measure
+    assert p.objective(W, H) == pytest.approx(0.0, abs=1e-15)
+    from lpm.core.geometry import measure
     m = measure(H, W, majority=p.majority)
     assert m["collapse_index"] == pytest.approx(0.0, abs=1e-12)   # everything merged

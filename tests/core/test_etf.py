@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lpm.errors import LPMInputError
-from lpm.etf import check_etf, etf_gram, random_orthonormal, simplex_etf
+from lpm.core.errors import LPMInputError
+from lpm.core.etf import check_etf, etf_gram, random_orthonormal, simplex_etf
 
 
 @pytest.mark.parametrize("K,d", [(2, 2), (5, 5), (10, 10), (10, 17), (7, 6), (10, 9), (3, 40)])

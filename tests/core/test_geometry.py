@@ -2,9 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from lpm.etf import simplex_etf
-from lpm.geometry import (ClassStats, ClassificationStats, NearestMeanAgreement, class_groups, collapse_index,
-                          measure, nc1)
+from lpm.core.etf import simplex_etf
+from lpm.core.geometry import (
+    ClassificationStats,
+    ClassStats,
+    NearestMeanAgreement,
+    class_groups,
+    collapse_index,
+    measure,
+    nc1,
+)
 
 
 def _samples(K=4, d=6, n=50, noise=0.3, seed=0):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from lpm import Problem
-from lpm.errors import LPMInputError
-from lpm.profiles import exp_counts, step_counts
+from lpm.core.errors import LPMInputError
+from lpm.core.profiles import exp_counts, step_counts
 
 
 def test_step_profile_is_fang_setting():
@@ -49,11 +49,11 @@ def test_fixed_classifier_rows():
     (dict(ratio=0.5), "The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
     (dict(E_H=0), "The 'E_H' parameter must be a number > 0. Got 0 instead."),
     (dict(E_W=-1), "The 'E_W' parameter must be a number > 0. Got -1 instead."),
-    (dict(loss="hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'mse'. Got 'hinge' instead."),
+    (dict(loss="hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'dr-unscaled', 'mse'. Got 'hinge' instead."),
     (dict(classifier="etf"),
      "The 'classifier' parameter must be one of 'learnable', 'fixed-etf', 'fixed-random'. Got 'etf' instead."),
     (dict(profile="zipf"), "The 'profile' parameter must be one of 'step', 'exp'. Got 'zipf' instead."),
-    (dict(budget="sum"), "The 'budget' parameter must be one of 'per-sample', 'class-average'. Got 'sum' instead."),
+    (dict(budget="sum"), "The 'budget' parameter must be one of 'per-sample', 'class-average', 'weight-decay'. Got 'sum' instead."),
     (dict(K=10, d=5, classifier="fixed-etf"),
      "The 'd' parameter must be an int >= K-1 = 9 for a fixed simplex ETF with K=10. Got 5 instead."),
     (dict(K=4, majority=4), "The 'majority' parameter must be an int >= 1 and <= 3. Got 4 instead."),
@@ -67,6 +67,6 @@ def test_bad_input_messages(kwargs, message):
 def test_counts_must_match_and_be_positive():
     with pytest.raises(LPMInputError, match=r"The 'counts' parameter must be a list of at least 2 positive"):
         Problem.from_counts([10, 0, 3])
-    from lpm.profiles import check_counts
+    from lpm.core.profiles import check_counts
     with pytest.raises(LPMInputError, match=r"must be a list of K=3 numbers"):
         check_counts([1, 2], num_classes=3)

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from lpm.errors import LPMInputError
+from lpm.core.errors import LPMInputError
 from lpm.reproduce import build_grid, get_simulation, load_simulation, reproduce
 
 CALLS: list[dict] = []

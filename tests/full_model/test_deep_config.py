@@ -3,7 +3,7 @@ import pytest
 
 from full_model.config import TrainConfig, build_config
 from full_model.train import EpochSchedule
-from lpm.errors import LPMInputError
+from lpm.core.errors import LPMInputError
 
 
 def test_defaults_are_the_released_cifar_recipe():

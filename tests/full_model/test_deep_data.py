@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from full_model.data import load_dataset, long_tail_counts
-from lpm.errors import LPMInputError
-from lpm.profiles import exp_counts
+from lpm.core.errors import LPMInputError
+from lpm.core.profiles import exp_counts
 
 
 def _image(label: int, index: int) -> np.ndarray:
@@ -109,9 +109,8 @@ def test_stl10_binary_is_column_major(tmp_path):
 
 
 def test_imagenet_lt_lists_and_loaders(tmp_path):
-    from PIL import Image
-
     import torch
+    from PIL import Image
 
     from full_model.distributed import DistContext
     from full_model.loader import Normalizer

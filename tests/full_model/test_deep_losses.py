@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from full_model.distributed import DistContext
 from full_model.loader import Normalizer, TensorTrainLoader, crop_flip
-from full_model.losses import Objective, dr_paper_sum, dr_released_sum
+from full_model.losses import Objective, released_dr_sum
+from lpm.core.losses import get_loss
 
 
 def _unit(x):
@@ -16,7 +17,7 @@ def test_dr_paper_form_is_half_squared_logit_error():
     z = torch.tensor([[0.2, 0.9], [-0.3, 0.5]])
     y = torch.tensor([1, 0])
     expected = 0.5 * ((0.9 - 1.0) ** 2 + (-0.3 - 1.0) ** 2)
-    torch.testing.assert_close(dr_paper_sum(z, y), torch.tensor(expected), rtol=1e-6, atol=0)
+    torch.testing.assert_close(get_loss("dr").torch_value(z, y, 1.0).sum(), torch.tensor(expected), rtol=1e-6, atol=0)
 
 
 def test_dr_released_form_equals_its_cosine_expression_and_gradient():
@@ -24,7 +25,7 @@ def test_dr_released_form_equals_its_cosine_expression_and_gradient():
     h = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     W = torch.randn(3, 4, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 2, 1, 0])
-    loss = dr_released_sum(h, W, y)
+    loss = released_dr_sum(h, W, y)
     w = W[y]
     cos = F.cosine_similarity(h, w, dim=1)
     per_sample = 0.5 * w.norm(dim=1) ** 2 * h.norm(dim=1) * (cos - 1) ** 2     # theory.md §6.1
@@ -42,7 +43,7 @@ def test_batch_balancing_weights_each_class_equally():
     W = _unit(torch.randn(3, 5, dtype=torch.float64))
     y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 2])
     counts = torch.bincount(y, minlength=3)
-    balanced = dr_released_sum(h, W, y, counts)
+    balanced = released_dr_sum(h, W, y, counts)
     gamma = 8 / 3
     cos = (h * W[y]).sum(1)
     per_class = [(0.5 * (cos[y == k] - 1) ** 2).mean() for k in range(3)]

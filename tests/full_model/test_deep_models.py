@@ -5,8 +5,8 @@ import torch
 
 from full_model.models import build_network
 from full_model.models.resnet_cifar import resnet32
-from lpm.etf import check_etf, simplex_etf
-from lpm.problem import Problem
+from lpm.core.etf import check_etf, simplex_etf
+from lpm.core.problem import Problem
 
 
 def test_resnet32_option_a_has_the_standard_size_and_feature_dims():

@@ -12,9 +12,9 @@ from full_model.config import build_config
 from full_model.data import load_dataset, long_tail_counts
 from full_model.models import build_network
 from full_model.train import train
-from lpm.errors import LPMInputError
-from lpm.etf import simplex_etf
-from lpm.geometry import ClassificationStats, ClassStats, class_groups, measure
+from lpm.core.errors import LPMInputError
+from lpm.core.etf import simplex_etf
+from lpm.core.geometry import ClassificationStats, ClassStats, class_groups, measure
 
 TIMING = ("epoch_time_s", "images_per_s", "eval_time_s")
 # augmentation, mixup and in-batch balancing all draw random numbers: a demanding case for resume

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from lpm import LPMInputError, Problem, Status, get_solver
-from lpm.solvers import available_solvers
-from lpm.solvers._descent import Descent, _budget_multiplier
-from lpm.solvers.gradient import GradientSolver, _objective
+from lpm.core.solvers import available_solvers
+from lpm.core.solvers.descent import Descent, _budget_multiplier
+from lpm.core.solvers.gradient import GradientSolver, _objective
 
 
 def etf_problem(ratio=10, loss="ce", **kwargs):

@@ -5,15 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpm.errors import LPMInputError, SolverRefused
-from lpm.etf import check_etf
-from lpm.geometry import measure_solution
-from lpm.losses import class_mean_objective
-from lpm.problem import Problem
-from lpm.solution import Status
-from lpm.solvers import choose_solver, get_solver
-from lpm.solvers._recover import logit_value_and_grad
-from lpm.solvers._symmetry import Reduction, ball_threshold
+from lpm.core.errors import LPMInputError, SolverRefused
+from lpm.core.geometry import measure_solution
+from lpm.core.problem import Problem
+from lpm.core.solution import Status
+from lpm.core.solvers import get_solver, resolve
+from lpm.core.solvers.grouped import Reduction, ball_threshold
 
 FANG = dict(K=10, profile="step", majority=5, E_W=1.0, E_H=5.0)  # theory.md §4.1
 
@@ -37,7 +34,7 @@ def test_reduced_value_and_gradient_equal_the_full_ones(loss, counts):
     alpha, R = _random_point(red, np.random.default_rng(1))
     Z = red.to_full(alpha, R)
     value, (alpha_G, R_G) = red.value_and_grad(alpha[None], R[None])
-    full_value, G = logit_value_and_grad(problem, Z)
+    full_value, G = problem.logit_objective(Z)
     np.testing.assert_allclose(value[0], full_value, rtol=1e-13, atol=1e-15)
     # the full gradient lies in the invariant subspace and has these coordinates
     np.testing.assert_allclose(red.to_full(alpha_G[0], R_G[0]), G, rtol=0, atol=1e-15)
@@ -82,20 +79,6 @@ def test_weighted_threshold_solves_its_equation():
     assert tau[1] == 0.0  # already inside the ball
 
 
-def test_balanced_optimum_is_a_simplex_etf_with_the_closed_form_value():
-    problem = fang(1.0)
-    solution = get_solver("nuclear").run(problem)
-    assert solution.status is Status.OPTIMAL
-    K, a = problem.K, np.sqrt(problem.E_W * problem.E_H)
-    # [F21] balanced case: the value of the ETF, log(1 + (K−1) e^{−a K/(K−1)})
-    np.testing.assert_allclose(solution.objective, np.log1p((K - 1) * np.exp(-a * K / (K - 1))), rtol=1e-12)
-    assert check_etf(solution.W.T, scale=None).ok(1e-9)
-    centred = solution.H - solution.H.mean(axis=0)
-    assert check_etf(centred.T, scale=None).ok(1e-9)
-    np.testing.assert_allclose(np.linalg.norm(solution.W, axis=1) ** 2, problem.E_W, rtol=1e-10)
-    np.testing.assert_allclose(np.linalg.norm(solution.H, axis=1) ** 2, problem.E_H, rtol=1e-10)
-
-
 @pytest.mark.parametrize("ratio", [1.0, 3.0, 10.0, 100.0, 1e4, 1e8])
 def test_certificate_budgets_and_objective(ratio):
     problem = fang(ratio)
@@ -110,7 +93,7 @@ def test_certificate_budgets_and_objective(ratio):
     # the product constraint binds for CE, so both budgets are used in full
     np.testing.assert_allclose((solution.W**2).sum() / K, problem.E_W, rtol=1e-9)
     np.testing.assert_allclose((solution.H**2).sum() / K, problem.E_H, rtol=1e-9)
-    assert solution.objective == class_mean_objective(problem, solution.W, solution.H)
+    assert solution.objective == problem.objective(solution.W, solution.H)
     metrics = measure_solution(solution)
     assert np.all(np.isfinite(solution.W)) and np.all(np.isfinite(solution.H))
     assert all(v is None or not isinstance(v, float) or np.isfinite(v) for v in metrics.values())
@@ -182,7 +165,7 @@ def test_iteration_limit_gives_stopped_status():
 
 
 @pytest.mark.parametrize("changes, reason", [
-    (dict(budget="per-sample"), "the nuclear-norm form holds only for the class-average budget, "
+    (dict(budget="per-sample"), "the nuclear-norm form holds for the class-average and weight-decay forms, "
                                 "not 'per-sample' (the 'convex' solver handles it)"),
     (dict(classifier="fixed-etf"), "the nuclear-norm form needs a learnable classifier, not 'fixed-etf'"),
     (dict(d=9), "the nuclear-norm form needs d >= K = 10, got d = 9"),
@@ -207,4 +190,4 @@ def test_settings_are_validated():
     (dict(classifier="fixed-etf", loss="mse"), "convex"),
 ])
 def test_auto_picks_the_fastest_certifying_solver(changes, expected):
-    assert choose_solver(fang(10.0, **changes)) == expected
+    assert resolve(fang(10.0, **changes)).solver == expected

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lpm.errors import LPMInputError
+from lpm.core.errors import LPMInputError
 from lpm.sweep import Grid, log_range, parse_ratio_range, read_table, run_sweep
 from lpm.sweep import tasks as sweep_tasks
 

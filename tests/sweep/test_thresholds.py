@@ -7,10 +7,22 @@ import numpy as np
 import pytest
 
 from lpm import Problem, solve
-from lpm.geometry import collapse_index
-from lpm.profiles import step_counts
-from lpm.thresholds import (collapse_threshold, kkt_collapse_margin, lpm_problem, regularised_threshold,
-                            solve_regularised)
+from lpm.core.geometry import collapse_index
+from lpm.core.profiles import step_counts
+from lpm.core.thresholds import (
+    collapse_threshold,
+    kkt_collapse_margin,
+    lpm_problem,
+    regularised_threshold,
+)
+from lpm.sweep.tasks import regularised_cell, threshold_cell
+
+
+def weight_decay(counts, lam_W, lam_H, loss, majority=None):
+    """The certified optimum of the weight-decay model (theory.md §9)."""
+    problem = Problem.from_counts(counts, classifier="learnable", loss=loss, majority=majority,
+                                  budget="weight-decay", lambda_W=lam_W, lambda_H=lam_H)
+    return solve(problem, "nuclear")
 
 
 def test_kkt_margin_sign_marks_collapse():
@@ -47,14 +59,14 @@ def test_regularised_formula_n_B_le_N2_lambda(loss, lam, split):
         counts = step_counts(K, r_star * factor, KA)
         N = sum(counts)
         assert (1.0 <= N * N * lam) == collapsed  # the formula itself, n_B = 1
-        sol = solve_regularised(counts, lam_W, lam / lam_W, loss)
-        assert sol["grad_norm"] < 1e-6
-        index = collapse_index(sol["W"], np.arange(KA, K))
+        sol = weight_decay(counts, lam_W, lam / lam_W, loss, KA)
+        assert sol.status.value == "optimal" and sol.certificate.relative_gap <= 1e-9
+        index = collapse_index(sol.W, np.arange(KA, K))
         if collapsed:
             assert index < 1e-4, (factor, index)
         else:
             assert index > 0.05, (factor, index)
-        minority_norm = np.linalg.norm(sol["W"][KA:], axis=1).mean()
+        minority_norm = np.linalg.norm(sol.W[KA:], axis=1).mean()
         if loss == "mse" and collapsed:
             assert minority_norm < 1e-4  # MSE: the minority classifiers vanish
 
@@ -62,10 +74,8 @@ def test_regularised_formula_n_B_le_N2_lambda(loss, lam, split):
 def test_mse_majority_vanishes_at_n_A_le_N2_lambda():
     """MSE: every class k vanishes iff n_k ≤ N² λ — for the majority n_A = R too;
     with K=10, K_A=5, λ=1e-4 that happens from R ≈ 398.0."""
-    from lpm.thresholds import regularised_cell
-
     rows = {R: regularised_cell({"loss": "mse", "K": 10, "majority": 5, "lam": 1e-4, "ratio": R,
-                                 "lam_split": 1.0, "seed": 0})["row"] for R in (380.0, 420.0)}
+                                 "lam_split": 1.0, "solver": "nuclear"})["row"] for R in (380.0, 420.0)}
     assert not rows[380.0]["predicted_majority_vanish"] and rows[420.0]["predicted_majority_vanish"]
     assert rows[380.0]["majority_norm"] > 0.1
     assert rows[420.0]["majority_norm"] < 1e-4 and rows[420.0]["all_vanished"]
@@ -74,15 +84,14 @@ def test_mse_majority_vanishes_at_n_A_le_N2_lambda():
 
 def test_regularised_solver_reaches_balanced_etf():
     """Balanced CE: the regularised UFM optimum is a simplex ETF (cosines −1/(K−1))."""
-    sol = solve_regularised([1.0] * 6, 1e-3, 1e-3, "ce")
-    W = sol["W"] / np.linalg.norm(sol["W"], axis=1, keepdims=True)
+    sol = weight_decay([1.0] * 6, 1e-3, 1e-3, "ce")
+    W = sol.W / np.linalg.norm(sol.W, axis=1, keepdims=True)
     off = (W @ W.T)[~np.eye(6, dtype=bool)]
     np.testing.assert_allclose(off, -1 / 5, atol=1e-6)
 
 
 def test_threshold_cell_validates_its_spec():
-    from lpm.errors import LPMInputError
-    from lpm.thresholds import threshold_cell
+    from lpm.core.errors import LPMInputError
 
     spec = {"K": 10, "majority": 9, "ewh": 5.0, "solver": "nuclear", "settings": {}, "bracket": [1.0, 10.0],
             "index_threshold": 1e-3, "log10_tol": 0.1}

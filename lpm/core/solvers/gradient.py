@@ -42,22 +42,19 @@ own loss.
 """
 from __future__ import annotations
 
-
 import numpy as np
-import torch
 
 from ..certificates import fixed_classifier_certificate
 from ..errors import LPMInputError, check_choice, check_number
-from ..losses import loss_and_grad
+from ..losses import DR_VARIANTS
 from ..problem import Problem
 from ..solution import Certificate, Solution, Status, Trajectory
-from . import Solver, certified_optimum, get_solver, register
-from ._descent import Descent
+from .registry import REGISTRY, Solver, certified_optimum, register
 
 __all__ = ["GradientSolver"]
 
 _CHOICES = {"optimizer": ("sgd", "adam"), "method": ("projected", "riemannian"),
-            "dtype": ("float64", "float32"), "dr_variant": ("paper", "released")}
+            "dtype": ("float64", "float32"), "dr_variant": DR_VARIANTS}
 _INTS = {"steps": 1, "restarts": 1, "samples_per_class": 1, "record_every": 1, "seed": 0}
 
 
@@ -74,6 +71,12 @@ class GradientSolver(Solver):
     certifies = False
     speed_rank = 50
 
+    @classmethod
+    def supports(cls, problem: Problem) -> str | None:
+        if problem.regularised:
+            return "weight decay is solved by the certified back ends ('nuclear', 'convex', 'analytic')"
+        return None
+
     def __init__(self, **settings):
         super().__init__(**settings)
         self.settings = _validate(self.settings, owner=f"solver '{self.name}'")
@@ -86,7 +89,14 @@ class GradientSolver(Solver):
                     certify=True, gap_tol=1e-6)
 
     def _run(self, problem: Problem) -> Solution:
+        from .descent import (
+            Descent,  # imports torch (≈2.5 s): only gradient runs need it
+        )
+
         cfg = self.settings
+        if cfg["dr_variant"] == "released" and not problem.loss.startswith("dr"):
+            raise LPMInputError("dr_variant", "released", f"'paper' for the loss '{problem.loss}' (the released "
+                                "surrogate is a DR form, theory.md §6.1)", owner=f"solver '{self.name}'")
         best = None
         for restart in range(cfg["restarts"]):
             run = Descent(problem, cfg, seed=(cfg["seed"], restart)).run()
@@ -132,10 +142,10 @@ class GradientSolver(Solver):
 
 
 def _objective(problem: Problem, F: np.ndarray, W: np.ndarray) -> float:
-    """Per-sample objective Σ_k (p_k/s) Σ_i L(W h_{k,i}, k), in float64 via lpm.losses."""
+    """Per-sample objective Σ_k (p_k/s) Σ_i L(W h_{k,i}, k), in float64."""
     K, s, d = F.shape
-    values, _ = loss_and_grad(problem.loss, F.reshape(K * s, d) @ W.T, np.repeat(np.arange(K), s),
-                              problem.dr_target)
+    values, _ = problem.loss_fn.value_grad(F.reshape(K * s, d) @ W.T, np.repeat(np.arange(K), s),
+                                           problem.dr_target)
     return float(np.repeat(problem.weights / s, s) @ values)
 
 
@@ -149,7 +159,7 @@ def _trajectory(problem: Problem, run: dict, extra: dict) -> Trajectory:
     traj = Trajectory()
     values = dict(run["records"])
     if problem.fixed and run["snapshots"]:
-        analytic = get_solver("analytic")
+        analytic = REGISTRY["analytic"]()
         if analytic.supports(problem) is None:
             F_ref = np.repeat(analytic.run(problem).H[:, None, :], run["F"].shape[1], axis=1)
             extra["trajectory_reference"] = "analytic"
@@ -181,6 +191,8 @@ def _validate(cfg: dict, owner: str) -> dict:
 
 
 def _check_device(device, owner: str) -> str:
+    import torch  # ≈2.5 s to import: checked only when a gradient solver is built
+
     allowed = "a torch device available here ('cpu'" + (", 'cuda'" if torch.cuda.is_available() else "") + ")"
     try:
         dev = torch.device(device)

@@ -1,4 +1,5 @@
-"""Symmetry-reduced accelerated projected gradient on the nuclear ball.
+"""The nuclear-norm program with classes grouped by equal counts: symmetry-reduced
+accelerated projected gradient (FISTA) on the nuclear ball.
 
 Problem (theory.md §4.2), for B problems at once that share K, the loss and
 the partition of the classes into groups of equal counts:
@@ -20,9 +21,21 @@ M_ab (the s_b classes of group b), M = (R − diag α) / (sqrt(s_a s_b)). One
 iteration therefore costs O(B·m³) whatever K is. α_a of a one-class group is
 always 0 (P_a = 0).
 
-Algorithm: FISTA with step 1/L, L = max_k p_k · c (c = ½ for CE, the curvature
-bound of log-sum-exp; 1 for DR and MSE), O'Donoghue–Candès gradient restarts,
-stopped by the Frank–Wolfe gap ⟨G, Z⟩ + ρ‖G‖_2 relative to the bound.
+Losses. A class of group a sees m + 1 distinct logits: its own, and M_ab
+standing for s_b − δ_ab copies; the loss registry evaluates such rows with
+``multiplicity`` (:meth:`lpm.core.losses.Loss.value_grad`).
+
+Algorithm: FISTA with step 1/L, L = max_k p_k · c (c the loss's logit
+curvature bound, :meth:`lpm.core.losses.Loss.curvature`), O'Donoghue–Candès
+gradient restarts, stopped by the Frank–Wolfe gap ⟨G, Z⟩ + ρ‖G‖_2 relative
+to the bound.
+
+Weight decay (theory.md §9.1). The penalised program min_Y f(D^{-1/2} Y) +
+μ‖Y‖_*, Y = D^{1/2} Z, μ = sqrt(λ_W λ_H), has the same invariant subspace
+(D is constant on each group), so the same coordinates hold Y; the
+projection becomes the proximal step (every singular value soft-thresholded
+at μ/L) and the row scaling n_k^{-1/2} makes L = c/N for every class. The
+stopping gap is that of :func:`lpm.core.certificates.penalised_nuclear_certificate`.
 """
 from __future__ import annotations
 
@@ -31,7 +44,6 @@ from typing import Sequence
 import numpy as np
 
 from ..problem import Problem
-from ._recover import nuclear_radius
 
 
 def group_labels(problem: Problem) -> np.ndarray:
@@ -50,7 +62,7 @@ class Reduction:
         self.group = group_labels(first)
         assert all(p.K == first.K and p.loss == first.loss and np.array_equal(group_labels(p), self.group)
                    for p in problems), "a batch must share K, the loss and the equal-count groups"
-        self.K, self.loss = first.K, first.loss
+        self.K, self.loss = first.K, first.loss_fn
         m = int(self.group.max()) + 1
         self.size = np.bincount(self.group, minlength=m).astype(np.float64)
         self.mult = self.size - 1.0  # multiplicity of |α_a| among the singular values
@@ -58,18 +70,29 @@ class Reduction:
         self.root = np.sqrt(self.size)
         self.outer = np.outer(self.root, self.root)
         self.others = self.size[None, :] - np.eye(m)  # copies of M_ab in the row of a class of group a
+        self.multiplicity = np.concatenate((self.others, np.ones((m, 1))), axis=1)  # (m, m+1), own logit last
         self.diag = (slice(None), *np.diag_indices(m))
         self.spectrum_weights = np.concatenate((self.mult, np.ones(m)))
         representative = np.unique(self.group, return_index=True)[1]
         self.class_weight = np.stack([p.weights[representative] for p in problems])  # (B, m)
         self.group_weight = self.class_weight * self.size
-        self.rho = np.array([nuclear_radius(p) for p in problems])
         self.target = np.array([p.dr_target for p in problems])
-        self.lipschitz = self.class_weight.max(axis=1) * (0.5 if self.loss == "ce" else 1.0)
+        self.penalised = first.regularised
+        assert all(p.regularised == self.penalised for p in problems), "a batch must share the budget form"
+        if self.penalised:  # coordinates of Y = D^{1/2} Z; Z = scale · Y row by row
+            counts = np.stack([np.asarray(p.counts, dtype=np.float64)[representative] for p in problems])
+            self.scale = 1.0 / np.sqrt(counts)                                     # (B, m)
+            self.mu = np.array([np.sqrt(p.lambda_W * p.lambda_H) for p in problems])
+            self.rho = np.zeros(len(problems))
+            self.lipschitz = (self.class_weight * self.scale**2).max(axis=1) * self.loss.curvature(self.target)
+        else:
+            self.scale = np.ones_like(self.class_weight)
+            self.rho = np.array([p.nuclear_radius for p in problems])
+            self.lipschitz = self.class_weight.max(axis=1) * self.loss.curvature(self.target)
 
     # ------------------------------------------------------------ mapping
     def to_full(self, alpha: np.ndarray, R: np.ndarray) -> np.ndarray:
-        """One problem's Z = diag(α_{g(k)}) + U (R − diag α) Uᵀ (K×K)."""
+        """One problem's matrix diag(α_{g(k)}) + U (R − diag α) Uᵀ (K×K): Z, or Y under weight decay."""
         M = (R - np.diag(alpha)) / self.outer
         Z = M[self.group][:, self.group]
         Z[np.arange(self.K), np.arange(self.K)] += alpha[self.group]
@@ -84,7 +107,7 @@ class Reduction:
         return alpha, R
 
     def start(self) -> tuple[np.ndarray, np.ndarray]:
-        """Z = ρ/(K−1)·(I − 11ᵀ/K), the balanced CE optimum, ‖Z‖_* = ρ."""
+        """Z = ρ/(K−1)·(I − 11ᵀ/K), the balanced CE optimum, ‖Z‖_* = ρ (0 under weight decay)."""
         c = self.rho / (self.K - 1)
         eye = np.eye(len(self.size))
         return c[:, None] * self.has_mult, c[:, None, None] * (eye - self.outer / self.K)
@@ -101,36 +124,48 @@ class Reduction:
         logit and in one logit of group b: R_G = p_a sqrt(s_a s_b) Γ_ab +
         diag(p_a δ_a), α_G = p_a δ_a, δ_a = g_own,a − Γ_aa.
         """
+        point = (alpha, R)
+        if self.penalised:
+            alpha, R = alpha * self.scale, R * self.scale[..., None]
         M = R / self.outer
         M[self.diag] -= alpha / self.size
         own = M[self.diag] + alpha
-        if self.loss == "ce":
-            shift = np.maximum(M.max(axis=-1), own)  # the largest logit each class sees
-            E, E_own = np.exp(M - shift[..., None]), np.exp(own - shift)
-            total = (self.others * E).sum(axis=-1) + E_own
-            loss = shift + np.log(total) - own
-            Gamma, g_own = E / total[..., None], E_own / total - 1.0
-        elif self.loss == "dr":
-            g_own = own - self.target[:, None]
-            loss, Gamma = 0.5 * g_own**2, np.zeros_like(M)
-        else:  # mse
-            g_own = own - 1.0
-            loss, Gamma = 0.5 * (g_own**2 + (self.others * M**2).sum(axis=-1)), M
+        m = len(self.size)
+        logits = np.concatenate((M, own[..., None]), axis=-1)  # (B, m, m+1)
+        loss, grad = self.loss.value_grad(logits, np.full(logits.shape[:-1], m), self.target[:, None],
+                                          multiplicity=self.multiplicity)
+        Gamma, g_own = grad[..., :m], grad[..., m]
         delta = self.class_weight * (g_own - Gamma[self.diag])
         R_G = self.class_weight[..., None] * self.outer * Gamma
         R_G[self.diag] += delta
-        return (self.group_weight * loss).sum(axis=-1), (delta * self.has_mult, R_G)
+        value, grad = (self.group_weight * loss).sum(axis=-1), (delta * self.has_mult, R_G)
+        if not self.penalised:
+            return value, grad
+        grad = (grad[0] * self.scale, grad[1] * self.scale[..., None])  # ∂/∂Y = D^{-1/2} ∂/∂Z
+        return value + self.mu * self.nuclear_norm(*point), grad
+
+    def nuclear_norm(self, alpha: np.ndarray, R: np.ndarray) -> np.ndarray:
+        return (self.mult * np.abs(alpha)).sum(axis=-1) + np.linalg.svd(R, compute_uv=False).sum(axis=-1)
 
     def gap(self, x, g) -> np.ndarray:
-        """Frank–Wolfe gaps ⟨G, Z⟩ + ρ‖G‖_2, shape (B,)."""
+        """Frank–Wolfe gaps ⟨G, Z⟩ + ρ‖G‖_2 (B,); under weight decay the gap of the
+        penalised bound, μ‖Y‖_* + ⟨G, Y⟩ − (F/μ)·min(0, μ − ‖G‖_2)."""
         spectral = np.maximum(np.abs(g[0]).max(axis=-1), np.linalg.svd(g[1], compute_uv=False)[:, 0])
-        return self.inner(x, g) + self.rho * spectral
+        if not self.penalised:
+            return self.inner(x, g) + self.rho * spectral
+        value, _ = self.value_and_grad(*x)
+        return (self.mu * self.nuclear_norm(*x) + self.inner(x, g)
+                - value / self.mu * np.minimum(0.0, self.mu - spectral))
 
     # ------------------------------------------------------------ projection
     def project(self, alpha: np.ndarray, R: np.ndarray):
-        """Euclidean projection onto ‖Z‖_* ≤ ρ: soft-threshold the spectrum at τ."""
+        """Euclidean projection onto ‖Z‖_* ≤ ρ: soft-threshold the spectrum at τ (under
+        weight decay the proximal step of μ‖Y‖_* for step 1/L: τ = μ/L)."""
         U, s, Vt = np.linalg.svd(R)
-        tau = ball_threshold(np.concatenate((np.abs(alpha), s), axis=-1), self.spectrum_weights, self.rho)
+        if self.penalised:
+            tau = self.mu / self.lipschitz
+        else:
+            tau = ball_threshold(np.concatenate((np.abs(alpha), s), axis=-1), self.spectrum_weights, self.rho)
         alpha = np.sign(alpha) * np.maximum(np.abs(alpha) - tau[:, None], 0.0)
         return alpha, (U * np.maximum(s - tau[:, None], 0.0)[:, None, :]) @ Vt
 

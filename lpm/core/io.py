@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
+
+import numpy as np
 
 
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename."""
+def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(fh)`` on a temporary file in the same folder, fsync, then
+    rename it onto ``path``: readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual mode
@@ -32,20 +36,31 @@ def _umask() -> int:
     return mask
 
 
+def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    write_atomic(path, lambda fh: fh.write(data))
+
+
 def write_text_atomic(path: Path | str, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path | str, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=jsonable) + "\n")
+    write_text_atomic(path, json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
-def jsonable(x):
+def json_default(x):
     """``json.dumps`` default: NumPy scalars and arrays as plain Python."""
-    import numpy as np
-
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
         return x.tolist()
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def jsonable(value: Any) -> Any:
+    """A plain Python scalar for JSON and CSV cells (NumPy scalars unwrapped, NaN/inf → None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,7 +1,9 @@
 """One projected / Riemannian descent of the gradient back end.
 
 The metric, the methods and the step sizes are described in
-:mod:`lpm.solvers.gradient`; this module holds the iteration itself.
+:mod:`lpm.core.solvers.gradient`; this module holds the iteration itself.
+Losses, their logit gradients and curvature bounds come from the registry
+(:mod:`lpm.core.losses`).
 """
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import math
 import numpy as np
 import torch
 
+from ..losses import released_dr_curvature, released_dr_logit_grad
 from ..problem import Problem
 
-_CURVATURE = {"ce": 0.5, "dr": 1.0, "mse": 1.0}  # bound on the logit Hessian of each loss
 _ADAM = (0.9, 0.999, 1e-8)
 
 
@@ -27,6 +29,10 @@ class Descent:
         self.p = self._t(problem.weights).view(K, 1, 1)      # class proportions p_k
         self.weight = self.p / s                              # weight of each feature vector
         self.onehot = torch.eye(K, dtype=self.dtype, device=self.device).view(K, 1, K)
+        self.labels = torch.arange(K, device=self.device).view(K, 1).expand(K, s)  # label of each vector
+        self.loss = problem.loss_fn
+        self.curvature = (released_dr_curvature(problem.E_H) if cfg["dr_variant"] == "released"
+                          else self.loss.curvature(problem.dr_target))
         self.capacity = K * s * problem.E_H                   # class-average: Σ‖h‖² ≤ K s E_H
         self.riemannian = cfg["method"] == "riemannian"
         self.adam = cfg["optimizer"] == "adam"
@@ -37,7 +43,7 @@ class Descent:
         self.F = self._enter("F", self._t(rng.standard_normal((K, s, d)) * scale * math.sqrt(problem.E_H / d)))
         if problem.fixed:
             self.W = self._t(problem.fixed_classifier)
-            self.L_F = _CURVATURE[problem.loss] * _spectral_sq(self.W)
+            self.L_F = self.curvature * _spectral_sq(self.W)
         else:
             self.W = self._enter("W", self._t(rng.standard_normal((K, d)) * scale * math.sqrt(problem.E_W / d)))
 
@@ -83,32 +89,20 @@ class Descent:
     # ------------------------------------------------------------------ losses
     def _values(self, Z) -> torch.Tensor:
         """Per-vector loss of the problem (K, s)."""
-        zy = (Z * self.onehot).sum(-1)
-        if self.problem.loss == "ce":
-            return torch.logsumexp(Z, dim=-1) - zy
-        if self.problem.loss == "dr":
-            return 0.5 * (zy - self.problem.dr_target) ** 2
-        return 0.5 * ((Z - self.onehot) ** 2).sum(-1)
+        return self.loss.torch_value(Z, self.labels, self.problem.dr_target)
 
     def _logit_grad(self, Z) -> torch.Tensor:
-        """dL/dz (K, s, K) of the optimised loss."""
-        loss = self.problem.loss
-        if loss == "ce":
-            return torch.softmax(Z, dim=-1) - self.onehot
-        if loss == "mse":
-            return Z - self.onehot
+        """dL/dz (K, s, K) of the optimised loss (the released DR surrogate when asked)."""
+        if self.cfg["dr_variant"] != "released":
+            return self.loss.torch_grad(Z, self.labels, self.problem.dr_target)
         zy = (Z * self.onehot).sum(-1)
-        if self.cfg["dr_variant"] == "paper":
-            residual = zy - self.problem.dr_target
-        else:  # ½(z_y − sg(‖w_y‖‖h‖))² / sg(‖h‖)  (theory.md §6.1)
-            h_norm = self.F.norm(dim=-1).clamp_min(1e-30)
-            residual = zy / h_norm - self.W.norm(dim=-1).view(-1, 1)
+        residual = released_dr_logit_grad(zy, self.F.norm(dim=-1).clamp_min(1e-30), self.W.norm(dim=-1).view(-1, 1))
         return residual.unsqueeze(-1) * self.onehot
 
     # ------------------------------------------------------------------ steps
     def _step(self, G) -> float:
         """One simultaneous update of both blocks; returns the largest relative change."""
-        c = _CURVATURE[self.problem.loss]
+        c = self.curvature
         u_F = G @ self.W                                      # (K, s, d) per-sample loss gradients
         if self.problem.fixed:
             change_W, new_W = 0.0, self.W

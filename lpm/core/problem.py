@@ -1,4 +1,4 @@
-"""The one description of a layer-peeled problem (theory.md §4–§5).
+"""The one description of a layer-peeled problem (theory.md §4, §5, §9).
 
 A :class:`Problem` is immutable and validated when it is built. Every
 solver, sweep cell and deep-run overlay starts from one.
@@ -6,15 +6,19 @@ solver, sweep cell and deep-run overlay starts from one.
 Objective, with p_k = n_k/N the class proportions and h_k the class means
 (collapse onto means never hurts a convex loss, by Jensen):
 
-    min  Σ_k p_k · L(W h_k, k)
+    min  Σ_k p_k · L(W h_k, k)          (+ the weight-decay terms below)
 
 subject to, for the classifier,
     learnable:          (1/K) Σ_k ‖w_k‖² ≤ E_W
     fixed-etf:          W = sqrt(E_W) · Mᵀ   (M a seeded simplex ETF, §2)
-    fixed-random:       W has seeded Gaussian rows rescaled to ‖w_k‖² = E_W
-and, for the features,
+    fixed-random:       W = sqrt(E_W) · seeded Gaussian rows of unit norm
+and the feature budget form (``budget``)
     per-sample:         ‖h_{k,i}‖² ≤ E_H for every sample          [Y22]
     class-average:      (1/K) Σ_k (1/n_k) Σ_i ‖h_{k,i}‖² ≤ E_H       [F21]
+    weight-decay:       no constraint; the objective gains
+                        (λ_W/2)‖W‖²_F (learnable only) + (λ_H/2) Σ_k n_k ‖h_k‖²
+                        (theory.md §9: mean loss, penalty summed over
+                        samples, so the absolute counts n_k matter).
 """
 from __future__ import annotations
 
@@ -26,12 +30,12 @@ from typing import Sequence
 import numpy as np
 
 from .errors import LPMInputError, check_choice, check_number
-from .etf import simplex_etf
+from .etf import random_unit_rows, simplex_etf
+from .losses import LOSS_NAMES, Loss, get_loss
 from .profiles import check_counts, profile_counts
 
 CLASSIFIERS = ("learnable", "fixed-etf", "fixed-random")
-LOSSES = ("ce", "dr", "mse")
-BUDGETS = ("per-sample", "class-average")
+BUDGETS = ("per-sample", "class-average", "weight-decay")
 DEFAULT_BUDGET = {"learnable": "class-average", "fixed-etf": "per-sample", "fixed-random": "per-sample"}
 
 
@@ -44,11 +48,15 @@ class Problem:
     counts:     class counts n_k (K numbers; only n_k/N enters the model).
     d:          feature dimension (defaults to K).
     classifier: ``learnable``, ``fixed-etf`` or ``fixed-random``.
-    loss:       ``ce`` (cross-entropy), ``dr`` (dot regression, theory.md §5:
-                ½(w_yᵀh − sqrt(E_W E_H))²) or ``mse`` (½‖Wh − e_y‖²).
-    E_W, E_H:   norm budgets.
-    budget:     ``per-sample`` or ``class-average`` (default: the paper's form
-                for the classifier mode).
+    loss:       a name of :data:`lpm.core.losses.LOSSES`: ``ce``, ``dr`` (the
+                paper's dot regression (w_yᵀh − t)²/(2t), t = sqrt(E_W E_H),
+                theory.md §5), ``dr-unscaled`` or ``mse``.
+    E_W, E_H:   norm budgets (E_W also scales a fixed classifier; neither
+                enters the weight-decay form otherwise).
+    budget:     ``per-sample``, ``class-average`` or ``weight-decay``
+                (default: the paper's form for the classifier mode).
+    lambda_W, lambda_H: weight-decay coefficients (``weight-decay`` only;
+                λ_W for learnable classifiers).
     majority:   K_A; classes 0…K_A−1 are the majority, the rest the minority
                 (for metrics). Defaults to K//2.
     seed:       seeds the fixed classifier (ETF rotation or random draw).
@@ -66,6 +74,8 @@ class Problem:
     seed: int = 0
     profile: str = "explicit"
     ratio: float | None = None
+    lambda_W: float | None = None
+    lambda_H: float | None = None
 
     def __post_init__(self):
         counts = check_counts(self.counts)
@@ -73,7 +83,7 @@ class Problem:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         set_("counts", counts)
         check_choice("classifier", self.classifier, CLASSIFIERS)
-        check_choice("loss", self.loss, LOSSES)
+        check_choice("loss", self.loss, LOSS_NAMES)
         set_("E_W", check_number("E_W", self.E_W, low=0, low_open=True))
         set_("E_H", check_number("E_H", self.E_H, low=0, low_open=True))
         set_("budget", DEFAULT_BUDGET[self.classifier] if self.budget is None
@@ -87,6 +97,23 @@ class Problem:
         set_("seed", check_number("seed", self.seed, low=0, integer=True))
         if self.ratio is not None:
             set_("ratio", check_number("ratio", self.ratio, low=1))
+        self._check_weight_decay(set_)
+
+    def _check_weight_decay(self, set_) -> None:
+        if self.budget != "weight-decay":
+            for name in ("lambda_W", "lambda_H"):
+                if getattr(self, name) is not None:
+                    raise LPMInputError(name, getattr(self, name), "left unset unless budget='weight-decay'")
+            return
+        if self.loss.startswith("dr"):
+            raise LPMInputError("loss", self.loss, "'ce' or 'mse' with budget='weight-decay' (DR's target "
+                                                   "sqrt(E_W E_H) is set by the norm budgets, theory.md §5)")
+        set_("lambda_H", check_number("lambda_H", self.lambda_H, low=0, low_open=True))
+        if self.classifier == "learnable":
+            set_("lambda_W", check_number("lambda_W", self.lambda_W, low=0, low_open=True))
+        elif self.lambda_W is not None:
+            raise LPMInputError("lambda_W", self.lambda_W, f"left unset for the fixed classifier "
+                                                          f"'{self.classifier}' (W is not trained)")
 
     # ----------------------------------------------------------- builders
     @classmethod
@@ -138,16 +165,46 @@ class Problem:
         """The DR target value sqrt(E_W · E_H) (theory.md §5)."""
         return float(np.sqrt(self.E_W * self.E_H))
 
+    @property
+    def nuclear_radius(self) -> float:
+        """ρ = K·sqrt(E_W E_H): the nuclear-norm ball of the learnable LPM (theory.md §4.2)."""
+        return self.K * self.dr_target
+
+    @property
+    def loss_fn(self) -> Loss:
+        """The registered :class:`lpm.core.losses.Loss` of this problem."""
+        return get_loss(self.loss)
+
+    @property
+    def regularised(self) -> bool:
+        return self.budget == "weight-decay"
+
     @cached_property
     def fixed_classifier(self) -> np.ndarray | None:
         """The fixed W (K×d) for fixed modes, ``None`` for ``learnable``."""
         if self.classifier == "fixed-etf":
             return np.sqrt(self.E_W) * simplex_etf(self.K, self.d, self.seed).T
         if self.classifier == "fixed-random":
-            rng = np.random.default_rng(self.seed)
-            W = rng.standard_normal((self.K, self.d))
-            return np.sqrt(self.E_W) * W / np.linalg.norm(W, axis=1, keepdims=True)
+            return np.sqrt(self.E_W) * random_unit_rows(self.K, self.d, self.seed)
         return None
+
+    # ----------------------------------------------------------- objective
+    def logit_objective(self, Z: np.ndarray) -> tuple[float, np.ndarray]:
+        """f(Z) = Σ_k p_k L(Z[k, :], k) and ∂f/∂Z (K×K; row k = logits of class mean k)."""
+        values, G = self.loss_fn.value_grad(Z, np.arange(self.K), self.dr_target)
+        p = self.weights
+        return float(p @ values), p[:, None] * G
+
+    def objective(self, W: np.ndarray, H: np.ndarray) -> float:
+        """The objective at classifier W and class means H (both K×d), with the
+        weight-decay terms for ``budget='weight-decay'``."""
+        value = self.logit_objective(H @ W.T)[0]
+        if self.regularised:
+            n = np.asarray(self.counts)
+            value += 0.5 * self.lambda_H * float(n @ np.sum(H**2, axis=1))
+            if not self.fixed:
+                value += 0.5 * self.lambda_W * float(np.sum(W**2))
+        return value
 
     def describe(self) -> dict:
         """Plain-dict form of every field (for tables and JSON)."""

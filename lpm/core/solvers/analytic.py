@@ -12,19 +12,23 @@ r_k solve the one-dimensional KKT system
     p_k · f'(r_k) + 2 λ r_k = 0,   Σ_k r_k² = K·E_H,
 
 with f(r) = log(1 + (K−1) e^{−a r}), a = sqrt(E_W)·K/(K−1), for CE; DR keeps
-r_k = sqrt(E_H). The Frank–Wolfe certificate of :mod:`lpm.certificates`
-confirms every returned point.
+r_k = sqrt(E_H).
+
+Weight decay (theory.md §9, CE): stationarity p_k f'(r_k) + λ_H n_k r_k = 0
+with p_k = n_k/N reads f'(r) + N λ_H r = 0 for every class, so all classes
+share one norm r, the root of a(K−1)/(e^{a r} + K − 1) = N λ_H r: a fixed ETF
+with weight decay shows no collapse and no re-allocation either.
+
+The certificates of :mod:`lpm.core.certificates` confirm every returned point.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..certificates import fixed_classifier_certificate
-from ..losses import class_mean_objective
 from ..problem import Problem
 from ..solution import Solution, Status
-from . import Solver, register
+from .registry import Solver, register
 
 
 def ce_etf_optimal_loss(num_classes: int, E_W: float, E_H: float) -> float:
@@ -35,8 +39,12 @@ def ce_etf_optimal_loss(num_classes: int, E_W: float, E_H: float) -> float:
 
 def class_average_norms(problem: Problem) -> np.ndarray:
     """Optimal feature norms r_k under the class-average budget (CE or DR)."""
+    from scipy.optimize import (
+        brentq,  # ≈0.5 s to import; only this budget form needs a root finder
+    )
+
     K, p = problem.K, problem.weights
-    if problem.loss == "dr":
+    if problem.loss.startswith("dr"):
         return np.full(K, np.sqrt(problem.E_H))
     a = np.sqrt(problem.E_W) * K / (K - 1)
 
@@ -64,17 +72,34 @@ def class_average_norms(problem: Problem) -> np.ndarray:
     return r * np.sqrt(target / (r**2).sum())  # exact budget after root tolerance
 
 
+def weight_decay_norm(problem: Problem) -> float:
+    """The common optimal feature norm r of a fixed ETF with CE and weight decay (module docstring)."""
+    from scipy.optimize import (
+        brentq,  # ≈0.5 s to import; only this budget form needs a root finder
+    )
+
+    K = problem.K
+    a = np.sqrt(problem.E_W) * K / (K - 1)
+    slope = sum(problem.counts) * problem.lambda_H
+    excess = lambda r: a * (K - 1) / (np.exp(min(a * r, 700.0)) + K - 1) - slope * r  # noqa: E731  decreasing
+    hi = 1.0
+    while excess(hi) > 0:
+        hi *= 2
+    return brentq(excess, 0.0, hi, xtol=1e-15, rtol=1e-15)
+
+
 @register
 class AnalyticSolver(Solver):
     name = "analytic"
     certifies = True
     speed_rank = 0
 
-    def supports(self, problem: Problem) -> str | None:
+    @classmethod
+    def supports(cls, problem: Problem) -> str | None:
         if problem.classifier != "fixed-etf":
             return f"closed forms exist only for the fixed-etf classifier, not '{problem.classifier}'"
-        if problem.loss not in ("ce", "dr"):
-            return f"closed forms exist only for the ce and dr losses, not '{problem.loss}'"
+        if problem.loss == "mse" or (problem.regularised and problem.loss != "ce"):
+            return f"closed forms exist only for the ce and dr losses (ce with weight decay), not '{problem.loss}'"
         return None
 
     def _run(self, problem: Problem) -> Solution:
@@ -82,10 +107,12 @@ class AnalyticSolver(Solver):
         M = W.T / np.sqrt(problem.E_W)  # d×K unit ETF
         if problem.budget == "per-sample":
             r = np.full(problem.K, np.sqrt(problem.E_H))
+        elif problem.regularised:
+            r = np.full(problem.K, weight_decay_norm(problem))
         else:
             r = class_average_norms(problem)
         H = r[:, None] * M.T
-        objective = class_mean_objective(problem, W, H)
+        objective = problem.objective(W, H)
         certificate = fixed_classifier_certificate(problem, H, W)
         return Solution(problem=problem, W=W, H=H, objective=objective, solver=self.name,
                         status=Status.OPTIMAL, certificate=certificate,

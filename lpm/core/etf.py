@@ -52,6 +52,21 @@ def simplex_etf(num_classes: int, dim: int | None = None, seed: int | None = 0) 
     return np.sqrt(K / (K - 1)) * R @ B.T @ centre
 
 
+def random_unit_rows(num_classes: int, dim: int, seed: int | None = 0) -> np.ndarray:
+    """K×d matrix of seeded Gaussian rows rescaled to unit norm: the
+    ``fixed-random`` classifier (times sqrt(E_W)), for the simulator and the
+    deep heads alike."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((num_classes, dim))
+    return W / np.linalg.norm(W, axis=1, keepdims=True)
+
+
+def etf_gram(num_classes: int) -> np.ndarray:
+    """The K×K Gram matrix of a unit simplex ETF: 1 on the diagonal, −1/(K−1) off it."""
+    K = num_classes
+    return (K * np.eye(K) - np.ones((K, K))) / (K - 1)
+
+
 @dataclass(frozen=True)
 class ETFReport:
     """How far a d×K matrix is from a simplex ETF (all errors are max-abs)."""
@@ -85,9 +100,3 @@ def check_etf(M: np.ndarray, scale: float | None = 1.0) -> ETFReport:
         cosine_error=float(np.abs(off + 1.0 / (K - 1)).max()),
         sum_error=float(np.linalg.norm(M.sum(axis=1)) / max(s, 1e-300)),
     )
-
-
-def etf_gram(num_classes: int) -> np.ndarray:
-    """The K×K Gram matrix of a unit simplex ETF: 1 on the diagonal, −1/(K−1) off it."""
-    K = num_classes
-    return (K * np.eye(K) - np.ones((K, K))) / (K - 1)

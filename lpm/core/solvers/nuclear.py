@@ -8,10 +8,10 @@ layer-peeled model with a learnable classifier equals
 with Z = H Wᵀ (K×K, row k = logits of class mean k): ‖H Wᵀ‖_* ≤ ‖H‖_F ‖W‖_F
 ≤ ρ, and the balanced factorisation attains it. The solver runs accelerated
 projected gradient in the subspace that the symmetry between equal-count
-classes leaves invariant (:mod:`lpm.solvers._symmetry`), recovers
+classes leaves invariant (:mod:`lpm.core.solvers.grouped`), recovers
 W = c V S^{1/2}, H = c⁻¹ U S^{1/2} (c² = sqrt(E_W/E_H)) from Z = U S Vᵀ, and
 certifies the recovered point with the Frank–Wolfe bound evaluated on the
-full K×K logits H Wᵀ (:func:`lpm.solvers._recover.nuclear_certificate`),
+full K×K logits H Wᵀ (:func:`lpm.core.certificates.nuclear_certificate`),
 so the certificate does not rely on the reduction.
 
 :meth:`NuclearSolver.solve_path` solves many problems (e.g. a ratio sweep)
@@ -25,13 +25,13 @@ from typing import Sequence
 
 import numpy as np
 
+from ..certificates import nuclear_certificate, penalised_nuclear_certificate
 from ..errors import SolverRefused, check_number
-from ..losses import class_mean_objective
 from ..problem import Problem
 from ..solution import Solution, Status
-from . import Solver, register
-from ._recover import balanced_factors, nuclear_certificate
-from ._symmetry import Reduction, fista, group_labels
+from .grouped import Reduction, fista, group_labels
+from .recovery import balanced_factors, penalised_factors
+from .registry import Solver, register
 
 
 @register
@@ -57,12 +57,13 @@ class NuclearSolver(Solver):
         s["max_iter"] = check_number("max_iter", s["max_iter"], low=1, integer=True, owner=owner)
         s["check_every"] = check_number("check_every", s["check_every"], low=1, integer=True, owner=owner)
 
-    def supports(self, problem: Problem) -> str | None:
+    @classmethod
+    def supports(cls, problem: Problem) -> str | None:
         if problem.classifier != "learnable":
             return f"the nuclear-norm form needs a learnable classifier, not '{problem.classifier}'"
-        if problem.budget != "class-average":
-            return ("the nuclear-norm form holds only for the class-average budget, "
-                    f"not '{problem.budget}' (the 'convex' solver handles it)")
+        if problem.budget == "per-sample":
+            return ("the nuclear-norm form holds for the class-average and weight-decay forms, "
+                    "not 'per-sample' (the 'convex' solver handles it)")
         if problem.d < problem.K:
             return f"the nuclear-norm form needs d >= K = {problem.K}, got d = {problem.d}"
         return None
@@ -79,7 +80,7 @@ class NuclearSolver(Solver):
             reason = self.supports(problem)
             if reason:
                 raise SolverRefused(self.name, reason)
-            key = (problem.K, problem.loss, tuple(group_labels(problem)))
+            key = (problem.K, problem.loss, problem.budget, tuple(group_labels(problem)))
             batches.setdefault(key, []).append(i)
         solutions: list[Solution | None] = [None] * len(problems)
         for members in batches.values():
@@ -98,14 +99,20 @@ class NuclearSolver(Solver):
         return [self._finish(problem, red.to_full(alpha[b], R[b]), int(iterations[b]), len(red.size))
                 for b, problem in enumerate(problems)]
 
-    def _finish(self, problem: Problem, logits: np.ndarray, iterations: int, groups: int) -> Solution:
-        """Recover (W, H), re-evaluate the objective there and certify it."""
-        W, H, note = balanced_factors(problem, logits)
-        objective = class_mean_objective(problem, W, H)
-        certificate = nuclear_certificate(problem, H @ W.T)
+    def _finish(self, problem: Problem, matrix: np.ndarray, iterations: int, groups: int) -> Solution:
+        """Recover (W, H) from Z (or Y = D^{1/2}Z under weight decay), re-evaluate
+        the objective there and certify it."""
+        if problem.regularised:
+            root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
+            W, H, note = penalised_factors(problem, matrix / root[:, None])
+            certificate = penalised_nuclear_certificate(problem, W, H)
+        else:
+            W, H, note = balanced_factors(problem, matrix)
+            certificate = nuclear_certificate(problem, H @ W.T)
+        objective = problem.objective(W, H)
         tol = self.settings["tol"]
         certified = certificate.relative_gap <= tol
-        why = (f"relative Frank–Wolfe gap {certificate.relative_gap:.2e} <= tol {tol:g}" if certified
+        why = (f"relative gap {certificate.relative_gap:.2e} <= tol {tol:g} ({certificate.method})" if certified
                else f"stopped after {iterations} iterations with relative gap "
                     f"{certificate.relative_gap:.2e} > tol {tol:g}")
         return Solution(problem=problem, W=W, H=H, objective=objective, solver=self.name,

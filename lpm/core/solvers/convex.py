@@ -18,22 +18,25 @@ Fixed classifier (theory.md §5, [Y22]), W = ``problem.fixed_classifier``:
 weights, which leaves the minimiser unchanged and conditions rare classes as
 well as common ones.)
 
-Losses: CE via ``cp.log_sum_exp``, DR ½(z_y − sqrt(E_W E_H))², MSE ½‖z − e_y‖².
+Weight decay (theory.md §9.1): with D = diag(n_k) and Y = D^{1/2} Z, the
+learnable model is min_Y Σ_k p_k L(n_k^{-1/2} Y[k], k) + sqrt(λ_W λ_H)‖Y‖_*
+(``cp.normNuc``); the fixed one is min_H Σ_k p_k L(W h_k, k) +
+(λ_H/2) Σ_k n_k ‖h_k‖².
+
+Losses: the ``cvxpy_value`` form of each loss in :mod:`lpm.core.losses`.
 
 Recovery and certificate. The solver's point is turned into a feasible (W, H)
 (balanced factorisation of Z = X_HW for the class-average budget,
-eigen-factorisation of X for the per-sample one; see
-:mod:`lpm.solvers._recover`); the reported objective is re-evaluated there,
-and the lower bound is rigorous whatever the solver's accuracy: the
-Frank–Wolfe bound on the nuclear ball (class-average), the Lagrangian bound
-with the solver's multipliers made dual feasible (per-sample), or the
-Frank–Wolfe bound of :mod:`lpm.certificates` (fixed classifiers).
+eigen-factorisation of X for the per-sample one, the weight-decay
+factorisation of Y; see :mod:`lpm.core.solvers.recovery`); the reported
+objective is re-evaluated there, and the lower bound is rigorous whatever
+the solver's accuracy (:mod:`lpm.core.certificates`).
 
 Status. ``Status.OPTIMAL`` when the certified relative gap is ≤ ``gap_tol``,
 ``Status.OPTIMAL_INACCURATE`` otherwise; a back end's own "optimal_inaccurate"
 is reported as a warning in the message. Any other back-end outcome
 (infeasible, unbounded, solver error, no point) raises
-:class:`lpm.errors.SolverFailed`: no number is returned.
+:class:`lpm.core.errors.SolverFailed`: no number is returned.
 
 Settings: ``cvx_solver`` (an installed cvxpy solver; default CLARABEL, else
 SCS), ``solver_options`` (keyword arguments for it, e.g. ``{"max_iters":
@@ -45,16 +48,20 @@ from __future__ import annotations
 import functools
 import warnings
 
-import cvxpy as cp
 import numpy as np
 
-from ..certificates import fixed_classifier_certificate, project_features
+from ..certificates import (
+    fixed_classifier_certificate,
+    gram_certificate,
+    nuclear_certificate,
+    penalised_nuclear_certificate,
+    project_features,
+)
 from ..errors import LPMInputError, SolverFailed, check_number
-from ..losses import class_mean_objective
 from ..problem import Problem
 from ..solution import Solution, Status
-from . import Solver, register
-from ._recover import balanced_factors, gram_certificate, gram_factors, nuclear_certificate
+from .recovery import balanced_factors, gram_factors, penalised_factors
+from .registry import Solver, register
 
 _PREFERRED = ("CLARABEL", "SCS")  # both ship with cvxpy and handle exp + PSD cones
 #: Back-end options unless ``solver_options`` overrides them. Interior-point
@@ -65,10 +72,16 @@ GRAM_DEFAULTS = {"CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_f
 FIXED_DEFAULTS = {"CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}}
 
 
+def _cvxpy():
+    import cvxpy  # heavy (≈1.5 s to import): loaded only when a convex program is built
+
+    return cvxpy
+
+
 @functools.lru_cache(maxsize=1)
 def installed_solvers() -> tuple[str, ...]:
     """cvxpy's installed solvers (cached: the look-up costs milliseconds)."""
-    return tuple(cp.installed_solvers())
+    return tuple(_cvxpy().installed_solvers())
 
 
 def default_cvx_solver() -> str:
@@ -80,19 +93,14 @@ def default_cvx_solver() -> str:
     raise SolverFailed("convex", "no solver", "cvxpy has neither CLARABEL nor SCS installed")
 
 
-def logit_loss(problem: Problem, Z: cp.Expression, weights: np.ndarray | None = None) -> cp.Expression:
+def logit_loss(problem: Problem, Z, weights: np.ndarray | None = None):
     """Σ_k p_k L(Z[k, :], k) as a cvxpy expression of the K×K logits Z
     (``weights`` replaces p when given)."""
-    p, K = (problem.weights if weights is None else weights), problem.K
-    if problem.loss == "ce":
-        return p @ (cp.log_sum_exp(Z, axis=1) - cp.diag(Z))
-    if problem.loss == "dr":
-        return 0.5 * (p @ cp.square(cp.diag(Z) - problem.dr_target))
-    return 0.5 * cp.sum(cp.multiply(np.repeat(p[:, None], K, axis=1), cp.square(Z - np.eye(K))))
+    return problem.loss_fn.cvxpy_value(Z, problem.weights if weights is None else weights, problem.dr_target)
 
 
 def _gram_program(problem: Problem):
-    K = problem.K
+    cp, K = _cvxpy(), problem.K
     X = cp.Variable((2 * K, 2 * K), PSD=True)
     X_HH, X_WW = X[:K, :K], X[K:, K:]
     if problem.budget == "class-average":
@@ -103,19 +111,32 @@ def _gram_program(problem: Problem):
     return cp.Problem(cp.Minimize(logit_loss(problem, X[:K, K:])), [feature, classifier]), X, feature, classifier
 
 
+def _penalised_program(problem: Problem):
+    cp = _cvxpy()
+    root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
+    Y = cp.Variable((problem.K, problem.K))
+    mu = float(np.sqrt(problem.lambda_W * problem.lambda_H))
+    loss = logit_loss(problem, cp.multiply(1.0 / root[:, None], Y))
+    return cp.Problem(cp.Minimize(loss + mu * cp.normNuc(Y))), Y
+
+
 def _fixed_program(problem: Problem):
-    K, W = problem.K, problem.fixed_classifier
+    cp, K, W = _cvxpy(), problem.K, problem.fixed_classifier
     H = cp.Variable((K, problem.d))
     if problem.budget == "per-sample":
         # One independent problem per class: the weights p_k do not move the
         # minimiser, and equal weights keep rare classes as well conditioned
         # as common ones. The objective is re-evaluated with p afterwards.
-        feature = cp.norm(H, 2, axis=1) <= np.sqrt(problem.E_H)
+        constraints = [cp.norm(H, 2, axis=1) <= np.sqrt(problem.E_H)]
         loss = logit_loss(problem, H @ W.T, np.full(K, 1.0 / K))
-    else:
-        feature = cp.sum_squares(H) <= K * problem.E_H
+    elif problem.budget == "class-average":
+        constraints = [cp.sum_squares(H) <= K * problem.E_H]
         loss = logit_loss(problem, H @ W.T)
-    return cp.Problem(cp.Minimize(loss), [feature]), H
+    else:
+        constraints = []
+        n = np.asarray(problem.counts, dtype=np.float64)
+        loss = logit_loss(problem, H @ W.T) + 0.5 * problem.lambda_H * cp.sum(cp.multiply(n[:, None], cp.square(H)))
+    return cp.Problem(cp.Minimize(loss), constraints), H
 
 
 @register
@@ -134,13 +155,12 @@ class ConvexSolver(Solver):
     def __init__(self, **settings):
         super().__init__(**settings)
         s, owner = self.settings, f"solver '{self.name}'"
-        installed = installed_solvers()
-        if s["cvx_solver"] is None:
-            s["cvx_solver"] = default_cvx_solver()
-        elif not isinstance(s["cvx_solver"], str) or s["cvx_solver"].upper() not in installed:
-            raise LPMInputError("cvx_solver", s["cvx_solver"],
-                                "one of the installed cvxpy solvers " + ", ".join(installed), owner)
-        s["cvx_solver"] = s["cvx_solver"].upper()
+        if s["cvx_solver"] is not None:
+            installed = installed_solvers()
+            if not isinstance(s["cvx_solver"], str) or s["cvx_solver"].upper() not in installed:
+                raise LPMInputError("cvx_solver", s["cvx_solver"],
+                                    "one of the installed cvxpy solvers " + ", ".join(installed), owner)
+            s["cvx_solver"] = s["cvx_solver"].upper()
         if s["solver_options"] is None:
             s["solver_options"] = {}
         elif not isinstance(s["solver_options"], dict):
@@ -148,13 +168,11 @@ class ConvexSolver(Solver):
                                 "a dict of keyword arguments for the cvxpy solver", owner)
         s["gap_tol"] = check_number("gap_tol", s["gap_tol"], low=0, low_open=True, owner=owner)
 
-    def supports(self, problem: Problem) -> str | None:
-        return None  # every classifier, loss and budget is a convex program here
-
-    def _solve(self, program: cp.Problem, defaults: dict | None = None) -> str:
+    def _solve(self, program, defaults: dict | None = None) -> str:
         """Run cvxpy and return a note on its status, or raise
         :class:`SolverFailed` when it returned no optimum."""
-        backend = self.settings["cvx_solver"]
+        cp = _cvxpy()
+        backend = self.settings["cvx_solver"] or default_cvx_solver()
         options = {**(defaults or {}).get(backend, {}), **self.settings["solver_options"]}
         try:
             with warnings.catch_warnings():  # cvxpy's "may be inaccurate" goes into our message
@@ -173,7 +191,7 @@ class ConvexSolver(Solver):
     def _run(self, problem: Problem) -> Solution:
         run = self._run_fixed if problem.fixed else self._run_learnable
         program, message, W, H, note, certificate = run(problem)
-        objective = class_mean_objective(problem, W, H)
+        objective = problem.objective(W, H)
         rel = certificate.relative_gap
         parts = [message, f"certified relative gap {rel:.2e} ({certificate.method})", note]
         # Status.OPTIMAL means "certified gap within tolerance", so the status
@@ -186,7 +204,7 @@ class ConvexSolver(Solver):
                         certificate=certificate,
                         iterations=int(getattr(program.solver_stats, "num_iters", 0) or 0),
                         message="; ".join(p for p in parts if p),
-                        extra={"cvx_solver": self.settings["cvx_solver"]})
+                        extra={"cvx_solver": self.settings["cvx_solver"] or default_cvx_solver()})
 
     def _run_fixed(self, problem: Problem):
         program, H_var = _fixed_program(problem)
@@ -196,6 +214,12 @@ class ConvexSolver(Solver):
         return program, message, W, H, "", fixed_classifier_certificate(problem, H, W)
 
     def _run_learnable(self, problem: Problem):
+        if problem.regularised:
+            program, Y_var = _penalised_program(problem)
+            message = self._solve(program, GRAM_DEFAULTS)  # an SDP too (the nuclear norm's cone)
+            root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
+            W, H, note = penalised_factors(problem, _value(Y_var, self.name) / root[:, None])
+            return program, message, W, H, note, penalised_nuclear_certificate(problem, W, H)
         program, X_var, feature, classifier = _gram_program(problem)
         message = self._solve(program, GRAM_DEFAULTS)
         X = _value(X_var, self.name)
@@ -207,12 +231,12 @@ class ConvexSolver(Solver):
         # the balanced factors of X_HW (rows clipped to the budget) are a second
         # feasible candidate. Keep the better of the two.
         candidates = (gram_factors(problem, X), balanced_factors(problem, Z))
-        W, H, note = min(candidates, key=lambda c: class_mean_objective(problem, c[0], c[1]))
+        W, H, note = min(candidates, key=lambda c: problem.objective(c[0], c[1]))
         certificate = gram_certificate(problem, H @ W.T, feature.dual_value, classifier.dual_value)
         return program, message, W, H, note, certificate
 
 
-def _value(variable: cp.Variable, solver: str) -> np.ndarray:
+def _value(variable, solver: str) -> np.ndarray:
     if variable.value is None or not np.all(np.isfinite(variable.value)):
         raise SolverFailed(solver, "no_value", "the cvxpy back end returned no finite point")
     return np.asarray(variable.value, dtype=np.float64)

@@ -1,0 +1,102 @@
+"""Turning a convex solver's matrix back into (W, H) (theory.md §4.1, §4.2, §9.1).
+
+Logits are stored with one row per class mean: Z = H Wᵀ, Z[k, j] = h_kᵀ w_j.
+
+* :func:`balanced_factors`: for Z = U S Vᵀ, H = c⁻¹ U S^{1/2}, W = c V S^{1/2}
+  with c² = sqrt(E_W/E_H), so that ‖W‖_F² = c² ‖Z‖_* and ‖H‖_F² = c⁻² ‖Z‖_*:
+  both class-average budgets hold whenever ‖Z‖_* ≤ ρ = K·sqrt(E_W E_H).
+* :func:`gram_factors`: from the 2K×2K Gram matrix of the SDP.
+* :func:`penalised_factors`: the weight-decay model, Y = D^{1/2} Z = U S Vᵀ,
+  H = D^{-1/2} (λ_W/λ_H)^{1/4} U S^{1/2}, W = (λ_H/λ_W)^{1/4} V S^{1/2}, for
+  which (λ_W/2)‖W‖² + (λ_H/2)Σ_k n_k‖h_k‖² = sqrt(λ_W λ_H)‖Y‖_*.
+
+Certificates are not here: :mod:`lpm.core.certificates` evaluates them at
+the returned point, so a rounding in the recovery can never make one unsafe.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..problem import Problem
+
+_NOISE = 1e-12  # relative size of a singular value / eigenvalue treated as rounding
+
+
+def _fit_budgets(problem: Problem, W: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink W and H (never grow) so that rounding cannot break a budget."""
+    K = problem.K
+    W = W * min(1.0, np.sqrt(K * problem.E_W) / max(np.linalg.norm(W), 1e-300))
+    if problem.budget == "per-sample":
+        norms = np.linalg.norm(H, axis=1, keepdims=True)
+        return W, H * np.minimum(1.0, np.sqrt(problem.E_H) / np.maximum(norms, 1e-300))
+    return W, H * min(1.0, np.sqrt(K * problem.E_H) / max(np.linalg.norm(H), 1e-300))
+
+
+def _embed(A: np.ndarray, d: int) -> np.ndarray:
+    """Zero-pad (or cut) the columns of A (K×r) to K×d."""
+    out = np.zeros((A.shape[0], d))
+    r = min(d, A.shape[1])
+    out[:, :r] = A[:, :r]
+    return out
+
+
+def _split_spectrum(problem: Problem, M: np.ndarray, c: float, radius: float | None = None,
+                    rank_tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray, str]:
+    """(A, B, note) with A Bᵀ ≈ M, A = U S^{1/2}/c and B = V S^{1/2}·c, both K×d.
+
+    Rounding leaves ~1e-16 singular values whose square roots (~1e-8) would
+    tilt the factors, so they are dropped (M moves by ≤ 1e-12·‖M‖₂; callers
+    certify the returned point itself). With ``radius`` the spectrum is scaled
+    down if rounding put ‖M‖_* above it. Singular values beyond d are cut (the
+    note then says so).
+    """
+    U, s, Vt = np.linalg.svd(M)
+    top = s[0] if s.size else 0.0
+    s = np.where(s > _NOISE * top, s, 0.0)
+    if radius is not None:
+        s = s * min(1.0, radius / max(s.sum(), 1e-300))
+    rank = int(np.sum(s > rank_tol * max(top, 1e-300)))
+    note = ""
+    if rank > problem.d:
+        note = (f"rank(Z) = {rank} exceeds d = {problem.d}; kept the top {problem.d} "
+                "singular values, so the point may be suboptimal (see the gap)")
+    root = np.sqrt(s)
+    return _embed(U * (root / c), problem.d), _embed(Vt.T * (root * c), problem.d), note
+
+
+def balanced_factors(problem: Problem, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(W, H, note) with H Wᵀ ≈ Z, both K×d, both class-average budgets met
+    (c² = sqrt(E_W/E_H); module docstring)."""
+    c = (problem.E_W / problem.E_H) ** 0.25
+    H, W, note = _split_spectrum(problem, Z, c, radius=problem.nuclear_radius)
+    W, H = _fit_budgets(problem, W, H)
+    return W, H, note
+
+
+def gram_factors(problem: Problem, X: np.ndarray, rank_tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray, str]:
+    """(W, H, note) from a 2K×2K Gram matrix X ≈ [H; W][H; W]ᵀ.
+
+    X = Q Λ Qᵀ; the factor is Q Λ₊^{1/2}, its first K rows H and last K rows
+    W. Components beyond d are dropped (the note then says rank(X) > d).
+    """
+    K = problem.K
+    lam, Q = np.linalg.eigh(0.5 * (X + X.T))
+    lam, Q = lam[::-1], Q[:, ::-1]
+    lam = np.where(lam > _NOISE * max(lam[0], 0.0), lam, 0.0)
+    rank = int(np.sum(lam > rank_tol * max(lam[0], 1e-300)))
+    note = ""
+    if rank > problem.d:
+        note = (f"rank(X) = {rank} exceeds d = {problem.d}; kept the top {problem.d} "
+                "eigen-components, so the point may be suboptimal (see the gap)")
+    F = _embed(Q * np.sqrt(lam), problem.d)  # (2K×d)
+    W, H = _fit_budgets(problem, F[K:], F[:K])
+    return W, H, note
+
+
+def penalised_factors(problem: Problem, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(W, H, note) of the weight-decay model with H Wᵀ ≈ Z, balanced so that the
+    penalty equals sqrt(λ_W λ_H)·‖D^{1/2} Z‖_* (module docstring)."""
+    root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
+    c = (problem.lambda_H / problem.lambda_W) ** 0.25
+    H_scaled, W, note = _split_spectrum(problem, root[:, None] * Z, c)
+    return W, H_scaled / root[:, None], note
