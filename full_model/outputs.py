@@ -9,12 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lpm.core.io import (
-    json_default,
-    write_bytes_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
+from lpm.core.io import json_default, write_bytes_atomic, write_json_atomic, write_text_atomic
 from lpm.core.provenance import provenance as core_provenance
 
 from . import run_format as rf

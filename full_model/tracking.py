@@ -23,20 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lpm.core.geometry import (
-    ClassificationStats,
-    ClassStats,
-    NearestMeanAgreement,
-    class_groups,
-    measure,
-)
+from lpm.core.geometry import ClassificationStats, ClassStats, NearestMeanAgreement, class_groups, measure
 
-from .distributed import (
-    DistContext,
-    reduce_agreement,
-    reduce_class_stats,
-    reduce_classification,
-)
+from .distributed import DistContext, reduce_agreement, reduce_class_stats, reduce_classification
 
 
 @dataclass

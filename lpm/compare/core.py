@@ -15,13 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import check_choice
-from ..core.geometry import (
-    centre_means,
-    cosine_matrix,
-    etf_reference,
-    geometry_distances,
-    measure,
-)
+from ..core.geometry import centre_means, cosine_matrix, etf_reference, geometry_distances, measure
 from ..core.problem import Problem
 from ..core.solution import Solution
 from .budgets import Budgets, problem_for_run, solve_certified

@@ -9,20 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .style import (
-    PAIR_COLORS,
-    SOLVER_STYLE,
-    aggregate,
-    etf_line,
-    figure_legend,
-    line_with_band,
-    log_x_if_wide,
-    ok_rows,
-    only,
-    panel_label,
-    panels,
-    style,
-)
+from .style import (PAIR_COLORS, SOLVER_STYLE, aggregate, etf_line, figure_legend, line_with_band, log_x_if_wide,
+                    ok_rows, only, panel_label, panels, style)
 
 RATIO_LABEL = r"imbalance ratio $R = n_A / n_B$"
 #: the stated collapse criterion drawn in figure 1 (same default as lpm.core.thresholds)

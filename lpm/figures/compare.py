@@ -19,15 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .style import (
-    FULL_WIDTH,
-    PAIR_COLORS,
-    etf_line,
-    log_x_if_wide,
-    panel_label,
-    panels,
-    style,
-)
+from .style import FULL_WIDTH, PAIR_COLORS, etf_line, log_x_if_wide, panel_label, panels, style
 
 _MATRICES = (("run_means", "run: class means"), ("lpm_means", "LPM: class means"),
              ("run_classifier", "run: classifier"), ("lpm_classifier", "LPM: classifier"))

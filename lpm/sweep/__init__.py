@@ -8,14 +8,7 @@ and a rerun resumes (see :mod:`lpm.sweep.engine`).
 """
 from __future__ import annotations
 
-from .engine import (
-           TABLE_FORMAT,
-           consolidate,
-           load_record,
-           read_table,
-           run_cell,
-           run_sweep,
-)
+from .engine import TABLE_FORMAT, consolidate, load_record, read_table, run_cell, run_sweep
 from .grid import Cell, Grid, expand, log_range, parse_ratio_range
 from .tasks import get_task, register_task
 

@@ -19,12 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.errors import LPMInputError, check_number
-from ..core.geometry import (
-    collapse_index,
-    max_other_cosine,
-    measure_solution,
-    per_class_geometry,
-)
+from ..core.geometry import collapse_index, max_other_cosine, measure_solution, per_class_geometry
 from ..core.io import jsonable
 from ..core.problem import Problem
 from ..core.profiles import step_counts

@@ -14,15 +14,8 @@ import numpy as np
 import pytest
 
 from lpm import Problem
-from lpm.compare import (
-    collapse_table,
-    compare_run,
-    compare_runs,
-    group_history,
-    load_run_geometry,
-    problem_for_run,
-    solve_certified,
-)
+from lpm.compare import (collapse_table, compare_run, compare_runs, group_history, load_run_geometry, problem_for_run,
+                         solve_certified)
 from lpm.core.errors import LPMInputError
 from lpm.core.geometry import cosine_matrix, gram_distance, measure
 

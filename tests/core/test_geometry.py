@@ -3,15 +3,8 @@ import pytest
 import torch
 
 from lpm.core.etf import simplex_etf
-from lpm.core.geometry import (
-    ClassificationStats,
-    ClassStats,
-    NearestMeanAgreement,
-    class_groups,
-    collapse_index,
-    measure,
-    nc1,
-)
+from lpm.core.geometry import (ClassificationStats, ClassStats, NearestMeanAgreement, class_groups, collapse_index,
+                               measure, nc1)
 
 
 def _samples(K=4, d=6, n=50, noise=0.3, seed=0):
@@ -96,3 +89,79 @@ def test_class_groups_follow_the_paper():
     ids, names = class_groups(counts=[500, 100, 20, 19], scheme="count")
     assert names == ("many", "medium", "few")
     assert list(ids) == [0, 1, 1, 2]
+
+
+def test_class_balanced_nc1_differs_from_the_sample_weighted_one_by_hand():
+    """Two classes on the y axis: 8 samples at (0, 1 ± 0.1), 2 samples at (0, −1 ± 1).
+    M̃ = [[0, 1], [0, −1]] has one singular value √2 along y, so NC1 = (Σ_W)_yy / 2:
+    sample-weighted (8·0.01 + 2·1)/10 / 2 = 0.104, class-balanced (0.01 + 1)/2 / 2 = 0.2525."""
+    X = np.array([[0, 1.1], [0, 0.9]] * 4 + [[0, 0.0], [0, -2.0]])
+    y = np.array([0] * 8 + [1] * 2)
+    stats = ClassStats(2, 2, class_counts=[8, 2])
+    stats.update(X[:5], y[:5])
+    stats.update(X[5:], y[5:])
+    np.testing.assert_allclose(stats.within_cov, [[0, 0], [0, 0.208]], atol=1e-15)
+    np.testing.assert_allclose(stats.balanced_within_cov, [[0, 0], [0, 0.505]], atol=1e-15)
+    m = measure(stats.means, np.eye(2), within_cov=stats.within_cov, balanced_within_cov=stats.balanced_within_cov)
+    np.testing.assert_allclose([m["nc1"], m["nc1_balanced"]], [0.104, 0.2525], rtol=1e-12)
+    assert m["nc1_rank"] == 1
+    assert ClassStats(2, 2).balanced_within_cov is None                     # counts not given
+    partial = ClassStats(2, 2, class_counts=[8, 2])
+    partial.update(X[:5], y[:5])
+    assert partial.balanced_within_cov is None                                # the pass saw other counts
+
+
+def test_nc1_rank_cut_off_ignores_nearly_merged_means():
+    """Two of three class means 1e-5 apart: Σ_B's second eigenvalue is ~1e-10 of the first, below
+    the relative cut-off, so NC1 stays finite and equals the value on the one separating direction."""
+    means = np.array([[1.0, 0.0], [-0.5, 1e-5], [-0.5, -1e-5]])
+    within = np.diag([0.01, 0.01])
+    C = means - means.mean(axis=0)
+    value = nc1(within, C)
+    s = np.linalg.svd(C, compute_uv=False)[0]
+    np.testing.assert_allclose(value, 0.01 / s**2, rtol=1e-9)               # (1/K)·K·σ²/s² on one direction
+    assert nc1(within, C, rank_rtol=1e-14) > 1e6                               # without the cut-off it explodes
+
+
+def test_angle_only_index_ignores_shrinking():
+    """A fixed ETF under the class-average budget at R = 100 keeps every direction exactly m_k
+    while the minority norms shrink: the norm-aware index reads ≈ 0.08, the angle-only one 1."""
+    from lpm import Problem, solve
+    from lpm.core.geometry import angle_collapse_index
+
+    p = Problem.from_profile(K=10, ratio=100, classifier="fixed-etf", budget="class-average")
+    H = solve(p).H
+    minority = np.arange(5, 10)
+    assert collapse_index(H, minority) == pytest.approx(0.0803, abs=1e-3)
+    assert angle_collapse_index(H, minority) == pytest.approx(1.0, abs=1e-12)
+    merged = H.copy()
+    merged[minority] = 0.3 * H[5]                                              # merged directions
+    assert angle_collapse_index(merged, minority) == pytest.approx(0.0, abs=1e-12)
+    vanished = H.copy()
+    vanished[minority] = 0.0                                                   # no direction left
+    assert angle_collapse_index(vanished, minority) is None
+
+
+def test_geometry_of_a_k1000_solution_fits_in_o_k2_memory():
+    """measure_solution at K = 1000 (d = 1000): peak traced memory below 25 K² floats (200 MB).
+    A pairwise-difference array of the 500 minority rows alone would take 2 GB."""
+    import tracemalloc
+
+    from lpm import Problem
+    from lpm.core.geometry import measure_solution
+    from lpm.core.solution import Solution, Status
+
+    K = 1000
+    rng = np.random.default_rng(0)
+    W, H = rng.standard_normal((K, K)), rng.standard_normal((K, K))
+    H[600:] = H[600]                                                           # merged minority rows
+    sol = Solution(problem=Problem.from_profile(K=K, ratio=1e4), W=W, H=H, objective=0.0, solver="test",
+                   status=Status.OPTIMAL)
+    tracemalloc.start()
+    try:
+        m = measure_solution(sol, center="none")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 25 * K * K * 8, f"peak {peak / 2**20:.0f} MiB"
+    assert m["feature_angle_collapse_index"] > 0 and np.isfinite(m["collapse_index"])

@@ -9,12 +9,7 @@ import pytest
 from lpm import Problem, solve
 from lpm.core.geometry import collapse_index
 from lpm.core.profiles import step_counts
-from lpm.core.thresholds import (
-    collapse_threshold,
-    kkt_collapse_margin,
-    lpm_problem,
-    regularised_threshold,
-)
+from lpm.core.thresholds import collapse_threshold, kkt_collapse_margin, lpm_problem, regularised_threshold
 from lpm.sweep.tasks import regularised_cell, threshold_cell
 
 

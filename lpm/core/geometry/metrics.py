@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .distances import gram_distance_to_etf, unit_rows
-from .streaming import ClassStats, as_float_array, finite_or_none
+from .streaming import as_float_array, finite_or_none
 
 CENTERS = ("class-means", "global", "none")
 
@@ -44,22 +44,37 @@ def centre_means(means, counts=None, center: str = "class-means") -> np.ndarray:
     raise ValueError(f"center must be one of {CENTERS}, got {center!r}")
 
 
-def nc1(within_cov, centred_means, rel_tol: float = 1e-10) -> float:
-    """NC1 = (1/K) tr(Σ_W Σ_B^†), Σ_B = (1/K) M̃ᵀM̃, via the SVD of M̃.
+#: Σ_B eigenvalues below this fraction of the largest are treated as merged directions
+NC1_RANK_RTOL = 1e-6
 
-    With M̃ = U S Vᵀ, tr(Σ_W Σ_B^†) = Σ_j (K/s_j²) v_jᵀ Σ_W v_j over s_j above
-    ``rel_tol``·s_max; each term is clipped at 0 (Σ_W is PSD), so the value
-    can never come out negative as naive pseudo-inverses have.
-    """
+
+def between_class_basis(centred_means, rank_rtol: float = NC1_RANK_RTOL) -> tuple[np.ndarray, np.ndarray]:
+    """(V, s): the right singular vectors (r×d) and singular values of M̃ whose
+    Σ_B = M̃ᵀM̃/K eigenvalue s²/K is at least ``rank_rtol`` times the largest —
+    the directions in which classes are told apart (theory.md §8.1)."""
     M = as_float_array(centred_means)
-    K = M.shape[0]
     _, s, Vt = np.linalg.svd(M, full_matrices=False)
-    keep = s > rel_tol * max(s.max(initial=0.0), 1e-300)
-    if not keep.any():
+    keep = s**2 >= rank_rtol * max(s.max(initial=0.0), 1e-300) ** 2
+    keep &= s > 0
+    return Vt[keep], s[keep]
+
+
+def nc1(within_cov, centred_means, rank_rtol: float = NC1_RANK_RTOL, basis=None) -> float:
+    """NC1 = (1/K) tr(Σ_W Σ_B^†), Σ_B = (1/K) M̃ᵀM̃, via the SVD of M̃ (theory.md §8.1).
+
+    With M̃ = U S Vᵀ, tr(Σ_W Σ_B^†) = Σ_j (K/s_j²) v_jᵀ Σ_W v_j over the
+    directions of :func:`between_class_basis` (pass it as ``basis`` to reuse
+    it): a relative rank cut-off on Σ_B's spectrum, so that nearly merged class
+    means (eigenvalues below ``rank_rtol``·λ_max) do not make NC1 blow up.
+    Each term is clipped at 0 (Σ_W is PSD), so the value is never negative.
+    NaN when no direction is left.
+    """
+    V, s = between_class_basis(centred_means, rank_rtol) if basis is None else basis
+    if not len(s):
         return float("nan")
-    V = Vt[keep]
-    quad = np.einsum("jd,de,je->j", V, as_float_array(within_cov), V)
-    return float(np.sum(np.maximum(quad, 0.0) * K / s[keep] ** 2) / K)
+    K = as_float_array(centred_means).shape[0]
+    quad = np.sum((V @ as_float_array(within_cov)) * V, axis=1)   # v_jᵀ Σ_W v_j
+    return float(np.sum(np.maximum(quad, 0.0) * K / s**2) / K)
 
 
 def _pair_cos(V: np.ndarray, idx, norm_tol: float, scale: float):
@@ -90,32 +105,36 @@ def _std(x) -> float | None:
     return float(np.std(x)) if len(x) else None
 
 
-#: largest number of float64 entries a pairwise-difference block may hold (32 MB)
+#: largest number of float64 entries a block of exact row differences may hold (32 MB)
 _BLOCK_ENTRIES = 1 << 22
 
 
 def mean_pairwise_distance(V: np.ndarray) -> float:
     """Mean of ‖v_i − v_j‖ over the pairs i < j of the rows of V (m×d).
 
-    Differences are formed exactly (no Gram-matrix cancellation, so merged
-    rows give 0), a block of rows at a time: memory O(max(m·d, 2²²)) however
-    many pairs there are.
+    Distances come from the Gram matrix, ‖v_i − v_j‖² = ‖v_i‖² + ‖v_j‖² − 2 v_iᵀv_j
+    (O(m²) memory), except for pairs so close that this would cancel
+    (squared distance below 1e-6 of the squared norms): those are recomputed
+    from the exact differences, a block at a time, so merged rows give 0.
     """
-    m, d = V.shape
-    block = max(1, _BLOCK_ENTRIES // max(m * d, 1))
-    total = 0.0
-    for start in range(0, m - 1, block):
-        rows = V[start:start + block]                                   # (b, d)
-        dist = np.linalg.norm(rows[:, None, :] - V[None, :, :], axis=2)  # (b, m)
-        i, j = np.triu_indices(len(rows), 1, m=m - start)
-        total += float(dist[:, start:][i, j].sum())
-    return total / (m * (m - 1) / 2)
+    m = len(V)
+    sq = np.einsum("ij,ij->i", V, V)
+    i, j = np.triu_indices(m, 1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * (V @ V.T))[i, j]
+    dist = np.sqrt(np.maximum(d2, 0.0))
+    close = np.flatnonzero(d2 <= 1e-6 * (sq[i] + sq[j]))
+    block = max(1, _BLOCK_ENTRIES // max(V.shape[1], 1))
+    for start in range(0, len(close), block):
+        pairs = close[start:start + block]
+        dist[pairs] = np.linalg.norm(V[i[pairs]] - V[j[pairs]], axis=1)
+    return float(dist.mean())
 
 
 def collapse_index(V, group) -> float | None:
     """Norm-aware collapse index of the rows ``group`` of V (theory.md §8.6):
     mean pairwise ‖v_k − v_k'‖ over the group / (mean norm of all rows · sqrt(2K/(K−1))).
-    1 for a simplex ETF with equal norms, 0 when the rows merge."""
+    1 for a simplex ETF with equal norms, 0 when the rows merge — or shrink:
+    it counts a group whose norms go to 0 as collapsed."""
     V = as_float_array(V)
     K = V.shape[0]
     group = np.asarray(group)
@@ -125,6 +144,22 @@ def collapse_index(V, group) -> float | None:
     if scale <= 1e-300:
         return None
     return mean_pairwise_distance(V[group]) / scale
+
+
+def angle_collapse_index(V, group, norm_tol: float = 1e-4) -> float | None:
+    """Angle-only collapse index (theory.md §8.6): the same mean distance over the
+    unit vectors of the group's rows, mean_{k<k'} ‖u_k − u_k'‖ / sqrt(2K/(K−1)),
+    so that shrinking alone does not count. Rows with norm ≤ ``norm_tol`` times
+    the mean row norm have no direction and are left out (``None`` when fewer
+    than two remain). 1 for a simplex ETF, 0 for merged directions."""
+    V = as_float_array(V)
+    K = V.shape[0]
+    norms = np.linalg.norm(V, axis=1)
+    group = np.asarray(group)
+    group = group[norms[group] > norm_tol * max(norms.mean(), 1e-300)]
+    if len(group) < 2:
+        return None
+    return mean_pairwise_distance(unit_rows(V[group])) / np.sqrt(2 * K / (K - 1))
 
 
 def _equiangle(V, norm_tol, scale):
@@ -138,7 +173,7 @@ def _equinorm(V) -> float | None:
     return float(n.std() / n.mean()) if n.mean() > 1e-300 else None
 
 
-def measure(means, W, *, counts=None, within_cov=None, majority: int | None = None,
+def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None, majority: int | None = None,
             groups=None, center: str = "class-means", norm_tol: float = 1e-4) -> dict[str, Any]:
     """Every collapse metric of theory.md §8 as one flat, JSON-safe dict.
 
@@ -150,7 +185,11 @@ def measure(means, W, *, counts=None, within_cov=None, majority: int | None = No
     K = M.shape[0]
     C = centre_means(M, counts, center)
     out: dict[str, Any] = {"center": center}
-    out["nc1"] = None if within_cov is None else finite_or_none(nc1(within_cov, C))
+    basis = between_class_basis(C)
+    out["nc1"] = None if within_cov is None else finite_or_none(nc1(within_cov, C, basis=basis))
+    out["nc1_balanced"] = (None if balanced_within_cov is None
+                           else finite_or_none(nc1(balanced_within_cov, C, basis=basis)))
+    out["nc1_rank"] = len(basis[1])
     out["nc2"] = gram_distance_to_etf(C)
     out["nc2_classifier"] = gram_distance_to_etf(W)
     out["nc2_equinorm_features"] = _equinorm(C)
@@ -164,8 +203,11 @@ def measure(means, W, *, counts=None, within_cov=None, majority: int | None = No
     if majority is not None:
         out.update(_group_metrics(M, C, W, {"majority": np.arange(majority), "minority": np.arange(majority, K)},
                                   norm_tol, sF, sW))
-        out["collapse_index"] = collapse_index(W, np.arange(majority, K))
-        out["feature_collapse_index"] = collapse_index(C, np.arange(majority, K))
+        minority = np.arange(majority, K)
+        out["collapse_index"] = collapse_index(W, minority)
+        out["feature_collapse_index"] = collapse_index(C, minority)
+        out["angle_collapse_index"] = angle_collapse_index(W, minority, norm_tol)
+        out["feature_angle_collapse_index"] = angle_collapse_index(C, minority, norm_tol)
         out["classifier_norm_ratio"] = _ratio(W, majority)
         out["feature_norm_ratio"] = _ratio(M, majority)
     if groups is not None:
@@ -226,16 +268,18 @@ def per_class_geometry(means, W, center: str = "class-means", counts=None) -> di
 def measure_solution(solution, center: str = "class-means", **kwargs) -> dict[str, Any]:
     """:func:`measure` for an :class:`lpm.Solution`.
 
-    With per-sample features the within-class covariance comes from them;
-    for class-mean solvers every sample sits on its class mean (the optimum
-    is collapsed, theory.md §4), so Σ_W = 0 and NC1 = 0.
+    With per-sample features (each vector of class k standing for n_k/s
+    samples) Σ_W = Σ_k p_k Cov_k and Σ_W^bal = (1/K) Σ_k Cov_k come from them;
+    for class-mean solvers every sample sits on its class mean (the optimum is
+    collapsed, theory.md §4), so both are 0 and NC1 = 0.
     """
     p = solution.problem
+    d = solution.H.shape[1]
     if solution.features is not None:
-        stats = ClassStats(p.K, solution.features.shape[1])
-        stats.update(solution.features, solution.labels)
-        within = stats.within_cov
+        F, y = as_float_array(solution.features), np.asarray(solution.labels)
+        covs = np.stack([np.cov(F[y == k].T, bias=True).reshape(d, d) for k in range(p.K)])  # (K, d, d)
+        within, balanced = np.einsum("k,kde->de", p.weights, covs), covs.mean(axis=0)
     else:
-        within = np.zeros((solution.H.shape[1],) * 2)
+        within = balanced = np.zeros((d, d))
     return measure(solution.H, solution.W, counts=np.asarray(p.counts), within_cov=within,
-                   majority=p.majority, center=center, **kwargs)
+                   balanced_within_cov=balanced, majority=p.majority, center=center, **kwargs)

@@ -33,22 +33,28 @@ def finite_or_none(x: float | None) -> float | None:
 
 
 class ClassStats:
-    """Streaming class means and within-class covariance, in float64.
+    """Streaming class means and within-class covariances, in float64.
 
     Uses per-class shifts c_k (the first sample seen of class k) so that
 
         N Σ_W = Σ_i (h_i − c_{y_i})(h_i − c_{y_i})ᵀ − Σ_k n_k (μ_k − c_k)(μ_k − c_k)ᵀ
 
-    avoids the cancellation of raw second moments. Memory: K×d + d×d.
+    avoids the cancellation of raw second moments. Σ_W is sample-weighted, so
+    under imbalance the majority classes dominate it (theory.md §8.1). Given
+    the class counts of the pass in advance (``class_counts``), each sample is
+    also weighted by 1/(K n_y), which gives the class-balanced Σ_W^bal =
+    (1/K) Σ_k Cov(class k) in the same single pass. Memory: K×d + 2·d×d.
     """
 
-    def __init__(self, num_classes: int, dim: int):
+    def __init__(self, num_classes: int, dim: int, class_counts=None):
         self.K, self.d = int(num_classes), int(dim)
         self.counts = np.zeros(self.K)
         self._shift = np.zeros((self.K, self.d))
         self._has_shift = np.zeros(self.K, dtype=bool)
         self._sum = np.zeros((self.K, self.d))       # Σ (h − c_y)
         self._scatter = np.zeros((self.d, self.d))   # Σ (h − c_y)(h − c_y)ᵀ
+        self.expected = None if class_counts is None else as_float_array(class_counts).ravel()
+        self._balanced = None if class_counts is None else np.zeros((self.d, self.d))  # Σ (h − c_y)(h − c_y)ᵀ / n_y
 
     def update(self, features, labels) -> None:
         H, y = as_float_array(features), as_labels(labels)
@@ -60,6 +66,8 @@ class ClassStats:
         np.add.at(self._sum, y, D)
         self.counts += np.bincount(y, minlength=self.K)
         self._scatter += D.T @ D
+        if self._balanced is not None:
+            self._balanced += (D / np.maximum(self.expected[y], 1.0)[:, None]).T @ D
 
     @property
     def num_samples(self) -> int:
@@ -76,11 +84,22 @@ class ClassStats:
 
     @property
     def within_cov(self) -> np.ndarray:
+        """Sample-weighted Σ_W = (1/N) Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ."""
         n = np.maximum(self.counts, 1)[:, None]
         mean_shift = self._sum / n
         S = self._scatter - (self.counts[:, None] * mean_shift).T @ mean_shift
-        S = 0.5 * (S + S.T) / max(self.num_samples, 1)
-        return S
+        return 0.5 * (S + S.T) / max(self.num_samples, 1)
+
+    @property
+    def balanced_within_cov(self) -> np.ndarray | None:
+        """Class-balanced Σ_W^bal = (1/K) Σ_k (1/n_k) Σ_{i∈k} (h_i − μ_k)(h_i − μ_k)ᵀ, or ``None``
+        when the class counts were not given or the pass saw other counts."""
+        if self._balanced is None or not np.array_equal(self.counts, self.expected):
+            return None
+        n = np.maximum(self.counts, 1)[:, None]
+        mean_shift = self._sum / n
+        S = self._balanced - mean_shift.T @ mean_shift      # Σ_k (1/n_k) n_k m_k m_kᵀ
+        return 0.5 * (S + S.T) / self.K
 
 
 class ClassificationStats:

@@ -7,18 +7,8 @@
 from __future__ import annotations
 
 from . import analytic, convex, gradient, nuclear  # noqa: F401  (each registers its back end)
-from .registry import (
-                       REGISTRY,
-                       Resolution,
-                       Solver,
-                       available_solvers,
-                       certified_optimum,
-                       get_solver,
-                       register,
-                       resolve,
-                       solve,
-                       solver_choices,
-)
+from .registry import (REGISTRY, Resolution, Solver, available_solvers, certified_optimum, get_solver, register,
+                       resolve, solve, solver_choices)
 
 #: what ``--solver`` accepts: ``auto`` and every registered back end
 SOLVER_CHOICES: tuple[str, ...] = solver_choices()

@@ -50,13 +50,8 @@ import warnings
 
 import numpy as np
 
-from ..certificates import (
-    fixed_classifier_certificate,
-    gram_certificate,
-    nuclear_certificate,
-    penalised_nuclear_certificate,
-    project_features,
-)
+from ..certificates import (fixed_classifier_certificate, gram_certificate, nuclear_certificate,
+                            penalised_nuclear_certificate, project_features)
 from ..errors import LPMInputError, SolverFailed, check_number
 from ..problem import Problem
 from ..solution import Solution, Status
