@@ -32,6 +32,16 @@ it is found by bisection in log P to 1 % (each step a certified solve).
 Well-trained runs have large ``norms`` products where the LPM's loss is
 ~1e-9 and its geometry is pinned only loosely by any certificate; ``loss``
 keeps the LPM in the regime the run actually reached.
+
+``weight-decay`` (learnable heads, theory.md §9, §13): networks trained with
+weight decay are set beside the regularised model instead of the constrained
+one: budget form ``weight-decay`` with the run's absolute counts, λ_W = the
+run's weight decay (SGD's wd·w is the gradient of (wd/2)‖w‖² added to a
+batch-mean loss: the normalisation of theory.md §9), and, unless given, λ_H
+from the balance that holds at every minimiser of the model,
+(λ_W/2)‖W‖²_F = (λ_H/2) Σ_k n_k ‖μ_k‖², evaluated at the run's own (W, μ).
+Fixed heads keep the constrained per-sample model (``norms``): their W is
+not decayed.
 """
 from __future__ import annotations
 
@@ -45,7 +55,7 @@ from ..core.solution import Solution
 from ..core.solvers import get_solver, resolve
 from .runs import RunGeometry
 
-BUDGET_RULES = ("norms", "logits", "loss")
+BUDGET_RULES = ("norms", "logits", "loss", "weight-decay")
 #: settings handed to a back end by :func:`solve_certified` (bounds the time a
 #: nearly flat, huge-budget problem may take; its certificate still reports the gap)
 SOLVER_SETTINGS = {"nuclear": {"max_iter": 20_000}}
@@ -56,6 +66,8 @@ class Budgets:
     E_W: float
     E_H: float
     source: str  # one sentence: how they were chosen
+    lambda_W: float | None = None  # the weight-decay model's coefficients (rule 'weight-decay')
+    lambda_H: float | None = None
 
 
 def solve_certified(problem: Problem, method: str = "auto") -> Solution:
@@ -64,19 +76,46 @@ def solve_certified(problem: Problem, method: str = "auto") -> Solution:
     return get_solver(name, **SOLVER_SETTINGS.get(name, {})).run(problem)
 
 
-def _base_problem(run: RunGeometry, form: str, E_W: float, E_H: float) -> Problem:
+def _base_problem(run: RunGeometry, form: str, E_W: float, E_H: float, **weight_decay) -> Problem:
     majority = run.majority if run.majority is not None and 1 <= run.majority < run.K else run.K // 2
     return Problem(counts=tuple(float(c) for c in run.counts), d=run.d, classifier=run.head, loss=run.loss,
                    E_W=E_W, E_H=E_H, budget=form, majority=majority, seed=run.head_seed, profile=run.profile,
-                   ratio=run.ratio)
+                   ratio=run.ratio, **weight_decay)
 
 
 def problem_for_run(run: RunGeometry, E_W: float | None = None, E_H: float | None = None,
-                    budget: str | None = None, rule: str = "norms", method: str = "auto") -> tuple[Problem, Budgets]:
+                    budget: str | None = None, rule: str = "norms", method: str = "auto",
+                    lambda_W: float | None = None, lambda_H: float | None = None) -> tuple[Problem, Budgets]:
     """The LPM with exactly the run's counts, K, d, head (seed included) and loss, and its budgets."""
-    form = DEFAULT_BUDGET[run.head] if budget is None else check_choice("budget", budget, BUDGETS)
-    b = budgets_for_run(run, form, E_W, E_H, rule, method)
+    check_choice("budget_rule", rule, BUDGET_RULES)
+    if rule == "weight-decay" and run.head == "learnable" and budget in (None, "weight-decay"):
+        b = weight_decay_for_run(run, lambda_W, lambda_H)
+        return _base_problem(run, "weight-decay", 1.0, 1.0, lambda_W=b.lambda_W, lambda_H=b.lambda_H), b
+    form = DEFAULT_BUDGET[run.head] if budget is None else check_choice("budget", budget, BUDGETS[:2])
+    b = budgets_for_run(run, form, E_W, E_H, "norms" if rule == "weight-decay" else rule, method)
+    if rule == "weight-decay":
+        b = Budgets(b.E_W, b.E_H, b.source + "; the weight-decay rule applies to learnable heads only")
     return _base_problem(run, form, b.E_W, b.E_H), b
+
+
+def weight_decay_for_run(run: RunGeometry, lambda_W: float | None = None, lambda_H: float | None = None) -> Budgets:
+    """λ_W, λ_H of the weight-decay model for a learnable-head ``run`` (module docstring)."""
+    if lambda_W is None:
+        if not run.weight_decay:
+            raise LPMInputError("lambda_W", run.weight_decay, f"given: run {run.name} records no weight decay")
+        lambda_W, w_text = run.weight_decay, f"lambda_W = {run.weight_decay:.4g} = the run's weight decay"
+    else:
+        lambda_W = check_number("lambda_W", lambda_W, low=0, low_open=True)
+        w_text = f"lambda_W = {lambda_W:.4g} set by the user"
+    if lambda_H is None:
+        feature_energy = float(run.counts @ np.sum(run.means**2, axis=1))
+        lambda_H = lambda_W * float(np.sum(run.W**2)) / max(feature_energy, 1e-300)
+        h_text = (f"lambda_H = {lambda_H:.4g} from the optimum's balance lambda_W*||W||^2 = "
+                  "lambda_H*sum_k n_k*||mu_k||^2 at the run's (W, mu)")
+    else:
+        lambda_H = check_number("lambda_H", lambda_H, low=0, low_open=True)
+        h_text = f"lambda_H = {lambda_H:.4g} set by the user"
+    return Budgets(1.0, 1.0, f"{w_text}; {h_text}", lambda_W, lambda_H)
 
 
 def budgets_for_run(run: RunGeometry, budget: str, E_W: float | None = None, E_H: float | None = None,

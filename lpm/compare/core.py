@@ -19,6 +19,7 @@ from ..core.geometry import centre_means, cosine_matrix, etf_reference, geometry
 from ..core.problem import Problem
 from ..core.solution import Solution
 from .budgets import Budgets, problem_for_run, solve_certified
+from .classes import FITTED_ABOVE, ClassRoles, class_roles
 from .runs import GROUPINGS, RunGeometry
 
 #: metrics placed side by side (run_*, lpm_*) in the distance table
@@ -38,6 +39,7 @@ class RunComparison:
     solution: Solution
     center: str
     groups: tuple[np.ndarray, tuple[str, ...]] | None
+    roles: ClassRoles
     run_metrics: dict[str, Any]
     lpm_metrics: dict[str, Any]
     distances: dict[str, float]
@@ -72,8 +74,9 @@ class RunComparison:
             "run": run.name, "path": str(run.path or ""), "dataset": run.dataset, "K": run.K, "d": run.d,
             "head": run.head, "loss": run.loss, "dr_form": run.dr_form, "ratio": run.ratio, "profile": run.profile,
             "epoch": run.epoch, "majority": p.majority, "counts": " ".join(f"{c:.10g}" for c in run.counts),
-            "center": self.center, "budget": p.budget, "E_W": p.E_W, "E_H": p.E_H, "E_W_times_E_H": p.E_W * p.E_H,
-            "budget_source": self.budgets.source,
+            "center": self.center, "budget": p.budget, "E_W": p.E_W, "E_H": p.E_H,
+            "E_W_times_E_H": None if p.regularised else p.E_W * p.E_H, "lambda_W": p.lambda_W,
+            "lambda_H": p.lambda_H, "budget_source": self.budgets.source, **self.roles.describe(),
             "lpm_solver": s.solver, "lpm_status": s.status.value, "lpm_gap": s.certificate.gap,
             "lpm_relative_gap": s.certificate.relative_gap, "lpm_objective": s.objective,
             "lpm_gap_over_objective": self.gap_over_objective,
@@ -94,13 +97,15 @@ def _groups(run: RunGeometry, grouping: str):
 
 def compare_run(run: RunGeometry, *, E_W: float | None = None, E_H: float | None = None, budget: str | None = None,
                 budget_rule: str = "norms", method: str = "auto", center: str | None = None,
-                grouping: str = "auto") -> RunComparison:
-    """Solve the run's LPM and measure both geometries with the same code and centre."""
-    problem, budgets = problem_for_run(run, E_W, E_H, budget, budget_rule, method)
+                grouping: str = "auto", lambda_W: float | None = None, lambda_H: float | None = None,
+                minority_below: float | None = None, fitted_above: float = FITTED_ABOVE) -> RunComparison:
+    """Solve the run's LPM and measure both geometries with the same code, centre and
+    minority: the classes that are minority by counts and fitted (:mod:`lpm.compare.classes`)."""
+    problem, budgets = problem_for_run(run, E_W, E_H, budget, budget_rule, method, lambda_W, lambda_H)
     solution = solve_certified(problem, method)
     center = run.center if center is None else center
-    groups = _groups(run, grouping)
-    common = dict(majority=problem.majority, groups=run.groups, center=center)
+    roles = class_roles(run.counts, run.train_class_accuracy, run.profile, minority_below, fitted_above)
+    common = dict(minority=roles.measured_minority, groups=run.groups, center=center)
     run_m = measure(run.means, run.W, counts=run.counts, **common)
     lpm_m = measure(solution.H, solution.W, counts=np.asarray(problem.counts), **common)
     C_run = centre_means(run.means, run.counts, center)
@@ -108,7 +113,7 @@ def compare_run(run: RunGeometry, *, E_W: float | None = None, E_H: float | None
     E = etf_reference(run.K)
     dist = {f"lpm_{k}": v for k, v in geometry_distances(C_run, run.W, C_lpm, solution.W).items()}
     dist.update({f"etf_{k}": v for k, v in geometry_distances(C_run, run.W, E, E).items()})
-    return RunComparison(run, problem, budgets, solution, center, groups, run_m, lpm_m, dist)
+    return RunComparison(run, problem, budgets, solution, center, _groups(run, grouping), roles, run_m, lpm_m, dist)
 
 
 # ---------------------------------------------------------------- group history

@@ -11,6 +11,7 @@ from ..core.geometry import measure_solution
 from ..core.problem import Problem
 from ..core.solvers import get_solver, resolve
 from .budgets import SOLVER_SETTINGS, solve_certified
+from .classes import minority_by_counts
 from .core import RunComparison
 
 CURVE_METRICS = ("collapse_index", "classifier_minority_cos", "feature_collapse_index", "feature_minority_cos",
@@ -18,17 +19,20 @@ CURVE_METRICS = ("collapse_index", "classifier_minority_cos", "feature_collapse_
 
 
 def collapse_curve(template: Problem, ratios: Sequence[float], n_max: float | None = None,
-                   method: str = "auto") -> pd.DataFrame:
+                   method: str = "auto", minority_below: float | None = None) -> pd.DataFrame:
     """LPM metrics against R for the template's profile (``step`` or ``exp``), K, d, head,
-    loss, budgets and K_A: one row per ratio with the :data:`CURVE_METRICS`."""
+    loss, budgets (or weight decay) and K_A: one row per ratio with the :data:`CURVE_METRICS`,
+    the minority taken by counts at each ratio (:func:`lpm.compare.classes.minority_by_counts`)."""
     profile = check_choice("profile", template.profile, ("step", "exp"))
     problems = [Problem.from_profile(K=template.K, ratio=float(R), profile=profile, majority=template.majority,
                                      n_max=n_max, d=template.d, classifier=template.classifier, loss=template.loss,
-                                     E_W=template.E_W, E_H=template.E_H, budget=template.budget, seed=template.seed)
+                                     E_W=template.E_W, E_H=template.E_H, budget=template.budget, seed=template.seed,
+                                     lambda_W=template.lambda_W, lambda_H=template.lambda_H)
                 for R in ratios]
     rows = []
     for R, s in zip(ratios, _solve_all(problems, method)):
-        m = measure_solution(s)
+        minority, _ = minority_by_counts(s.problem.counts, profile, minority_below)
+        m = measure_solution(s, minority=minority)
         rows.append({"ratio": float(R), "lpm_solver": s.solver, "lpm_status": s.status.value,
                      "lpm_gap": s.certificate.gap, **{k: m.get(k) for k in CURVE_METRICS}})
     return pd.DataFrame(rows)
@@ -58,19 +62,21 @@ def curve_ratios(ratios: Sequence[float], points: int, n_max: float | None, prof
 
 
 def collapse_table(comparisons: Sequence[RunComparison], points: int = 9, method: str = "auto",
-                   E_W: float | None = None, E_H: float | None = None) -> pd.DataFrame:
+                   E_W: float | None = None, E_H: float | None = None,
+                   minority_below: float | None = None) -> pd.DataFrame:
     """Long table for the figure against R. ``source``: ``deep`` (the run), ``lpm-run`` (the
     LPM at the run's own budgets) and ``lpm`` (the curve for the run family's profile, at the
-    geometric mean of the family's budgets unless E_W/E_H are given). A family is the runs
-    sharing data set, K, d, head, loss, profile, n_max, K_A and budget form."""
+    geometric mean of the family's budgets — or weight-decay coefficients — unless E_W/E_H are
+    given). A family is the runs sharing data set, K, d, head, loss, profile, n_max, K_A and
+    budget form. Every row states its minority rule."""
     rows, families = [], {}
     for c in comparisons:
         base = {"dataset": c.run.dataset, "head": c.run.head, "loss": c.run.loss, "profile": c.run.profile,
                 "K": c.run.K, "d": c.run.d, "n_max": c.run.n_max, "majority": c.problem.majority,
-                "budget": c.problem.budget}
+                "budget": c.problem.budget, "minority_rule": c.roles.rule.split(";")[0]}
         for source, metrics in (("deep", c.run_metrics), ("lpm-run", c.lpm_metrics)):
-            rows.append({**base, "source": source, "run": c.run.name, "ratio": c.run.ratio, "E_W": c.problem.E_W,
-                         "E_H": c.problem.E_H, **{k: metrics.get(k) for k in CURVE_METRICS}})
+            rows.append({**base, "source": source, "run": c.run.name, "ratio": c.run.ratio, **_budget_columns(c.problem),
+                         "unfitted_classes": len(c.roles.unfitted), **{k: metrics.get(k) for k in CURVE_METRICS}})
         if c.run.ratio is not None and c.run.profile in ("step", "exp"):
             families.setdefault(tuple(base.items()), []).append(c)
     for key, members in families.items():
@@ -78,12 +84,24 @@ def collapse_table(comparisons: Sequence[RunComparison], points: int = 9, method
         ratios = sorted({c.run.ratio for c in members})
         if len(ratios) < 2:
             continue
-        EW = E_W if E_W is not None else _geomean(c.problem.E_W for c in members)
-        EH = E_H if E_H is not None else _geomean(c.problem.E_H for c in members)
-        template = members[0].problem.replace(E_W=EW, E_H=EH)
+        template = _family_template(members, E_W, E_H)
         curve = collapse_curve(template, curve_ratios(ratios, points, base["n_max"], base["profile"]),
-                               base["n_max"], method)
+                               base["n_max"], method, minority_below)
         for r in curve.to_dict("records"):
-            rows.append({**base, "source": "lpm", "run": None, "E_W": EW, "E_H": EH,
+            rows.append({**base, "source": "lpm", "run": None, **_budget_columns(template),
                          **{k: r[k] for k in ("ratio", "lpm_status", "lpm_gap", *CURVE_METRICS)}})
     return pd.DataFrame(rows)
+
+
+def _budget_columns(problem: Problem) -> dict:
+    return {"E_W": problem.E_W, "E_H": problem.E_H, "lambda_W": problem.lambda_W, "lambda_H": problem.lambda_H}
+
+
+def _family_template(members: Sequence[RunComparison], E_W: float | None, E_H: float | None) -> Problem:
+    """The first run's problem at the family's geometric-mean budgets (or coefficients)."""
+    first = members[0].problem
+    if first.regularised:
+        return first.replace(lambda_W=_geomean(c.problem.lambda_W for c in members),
+                             lambda_H=_geomean(c.problem.lambda_H for c in members))
+    return first.replace(E_W=E_W if E_W is not None else _geomean(c.problem.E_W for c in members),
+                         E_H=E_H if E_H is not None else _geomean(c.problem.E_H for c in members))

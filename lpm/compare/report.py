@@ -36,6 +36,7 @@ from ..core.io import write_json_atomic, write_text_atomic
 from ..core.provenance import provenance
 from ..figures import compare as figs
 from ..figures.style import save_figure
+from .classes import FITTED_ABOVE
 from .core import RunComparison, compare_run, group_history
 from .curve import collapse_table
 from .runs import RunGeometry, load_run_geometry
@@ -70,19 +71,24 @@ def _unique_names(runs: Sequence[RunGeometry]) -> list[RunGeometry]:
 
 def compare_runs(runs: Sequence[RunGeometry | str | Path], *, E_W: float | None = None, E_H: float | None = None,
                  budget: str | None = None, budget_rule: str = "norms", method: str = "auto",
-                 center: str | None = None, grouping: str = "auto", curve_points: int = 9) -> ComparisonReport:
+                 center: str | None = None, grouping: str = "auto", curve_points: int = 9,
+                 lambda_W: float | None = None, lambda_H: float | None = None, minority_below: float | None = None,
+                 fitted_above: float = FITTED_ABOVE) -> ComparisonReport:
     """Load each run (a folder or a :class:`RunGeometry`), solve its LPM, and build every table."""
     if not runs:
         raise LPMInputError("run_dirs", [], "at least one run folder written by `lpm train-deep`")
     loaded = _unique_names([r if isinstance(r, RunGeometry) else load_run_geometry(r) for r in runs])
     check_number("curve_points", curve_points, low=2, integer=True)
+    classes = {"minority_below": minority_below, "fitted_above": fitted_above}
     comparisons = [compare_run(r, E_W=E_W, E_H=E_H, budget=budget, budget_rule=budget_rule, method=method,
-                               center=center, grouping=grouping) for r in loaded]
+                               center=center, grouping=grouping, lambda_W=lambda_W, lambda_H=lambda_H, **classes)
+                   for r in loaded]
     histories, references = zip(*(group_history(c) for c in comparisons))
     options = {"E_W": E_W, "E_H": E_H, "budget": budget, "budget_rule": budget_rule, "solver": method,
-               "center": center, "groups": grouping, "curve_points": curve_points}
+               "center": center, "groups": grouping, "curve_points": curve_points, "lambda_W": lambda_W,
+               "lambda_H": lambda_H, **classes}
     return ComparisonReport(comparisons, pd.DataFrame([c.row() for c in comparisons]),
-                            collapse_table(comparisons, curve_points, method, E_W, E_H),
+                            collapse_table(comparisons, curve_points, method, E_W, E_H, minority_below),
                             pd.concat(histories, ignore_index=True), pd.concat(references, ignore_index=True),
                             options)
 
@@ -169,6 +175,11 @@ def summary_lines(report: ComparisonReport) -> list[str]:
         lines.append(f"{c.run.name}: K={c.run.K} d={c.run.d} {c.run.head}+{c.run.loss.upper()} "
                      f"R={_fmt(c.run.ratio)}; LPM by {s.solver} ({s.status.value}, relative gap {_fmt(gap)})")
         lines.append(f"  budgets ({c.problem.budget}): {c.budgets.source}")
+        roles = c.roles.describe()
+        lines.append(f"  {c.roles.rule}: classes [{roles['minority_classes']}]")
+        if len(c.roles.unfitted):
+            lines.append(f"  warning: classes [{roles['unfitted_classes']}] are not fitted on the training set; "
+                         "they are left out of the minority metrics (the LPM describes the terminal phase)")
         lines.append(f"  Gram distance to LPM: means {d['lpm_means']:.4f}, classifier {d['lpm_classifier']:.4f}, "
                      f"joint {d['lpm_joint']:.4f} | to ETF: means {d['etf_means']:.4f}, classifier "
                      f"{d['etf_classifier']:.4f}, joint {d['etf_joint']:.4f}")

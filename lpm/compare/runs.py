@@ -25,6 +25,8 @@ class RunGeometry:
     majority: K_A, classes [0, K_A) are the majority (None: unknown).
     groups: (ids (K,), names) of the run's head/medium/tail classes.
     history: the per-epoch rows of metrics.jsonl.
+    train_class_accuracy (K,): final training accuracy of each class (NaN: no sample seen).
+    weight_decay: the SGD weight decay the run's parameters (its learnable head too) had.
     """
 
     name: str
@@ -45,6 +47,8 @@ class RunGeometry:
     dataset: str = ""
     epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    train_class_accuracy: np.ndarray | None = None
+    weight_decay: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -91,4 +95,6 @@ def load_run_geometry(path) -> RunGeometry:
         profile=made.get("profile") or "explicit", n_max=made.get("n_max"), majority=data.get("majority"),
         groups=groups, normalized_features=head != "learnable" and bool(config.get("normalize_features")),
         head_seed=int(config.get("head_seed", 0)), center=str(g["center"]), dataset=str(g["dataset"]),
-        epoch=int(g["epoch"]), history=deep.metrics, summary=deep.summary, path=Path(path))
+        epoch=int(g["epoch"]), history=deep.metrics, summary=deep.summary, path=Path(path),
+        train_class_accuracy=np.asarray(g["train_per_class_accuracy"], dtype=np.float64),
+        weight_decay=None if config.get("weight_decay") is None else float(config["weight_decay"]))

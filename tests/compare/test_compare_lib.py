@@ -15,7 +15,7 @@ import pytest
 
 from lpm import Problem
 from lpm.compare import (collapse_table, compare_run, compare_runs, group_history, load_run_geometry, problem_for_run,
-                         solve_certified)
+                         solve_certified, summary_lines)
 from lpm.core.errors import LPMInputError
 from lpm.core.geometry import cosine_matrix, gram_distance, measure
 
@@ -154,7 +154,7 @@ def test_user_budgets_and_bad_values(tmp_path, learnable_optimum):
     with pytest.raises(LPMInputError, match=r"^The 'solver' parameter must be a back end that certifies"):
         compare_run(run, method="gradient")
     with pytest.raises(LPMInputError, match=r"^The 'budget_rule' parameter must be one of 'norms', 'logits', "
-                                            r"'loss'. Got 'max' instead.$"):
+                                            r"'loss', 'weight-decay'. Got 'max' instead.$"):
         problem_for_run(run, rule="max")
 
 
@@ -179,23 +179,64 @@ def test_fixed_etf_run_at_its_optimum(tmp_path):
 
 def test_collapse_table_puts_runs_on_the_lpm_curve(tmp_path):
     """Two runs at the exp-profile LPM optimum for R = 10 and 100: the deep points, the LPM at
-    each run's budgets and the LPM curve (same budgets) coincide at those ratios."""
+    each run's budgets and the LPM curve (same budgets) coincide at those ratios. The minority is
+    taken by counts (here: fewer than 60 samples) at every ratio, so R = 1 has none."""
     runs = []
     for R in (10.0, 100.0):
         p = Problem.from_profile(K=6, ratio=R, profile="exp", n_max=200, majority=3, d=6, E_W=1.0, E_H=3.0)
         s = solve_certified(p)
         folder = write_run(tmp_path / f"R{R:g}", s.H, s.W, p.counts, ratio=R, profile="exp", n_max=200)
-        runs.append(compare_run(load_run_geometry(folder)))
-    table = collapse_table(runs, points=4)
+        runs.append(compare_run(load_run_geometry(folder), minority_below=60))
+    table = collapse_table(runs, points=4, minority_below=60)
+    assert set(table["minority_rule"]) == {"minority: classes with fewer than 60 training samples"}
     curve = table[table["source"] == "lpm"].set_index("ratio")
     assert {10.0, 100.0} <= set(curve.index) and curve.index.min() == 1.0
-    np.testing.assert_allclose(curve.loc[1.0, "collapse_index"], 1.0, atol=1e-6)  # balanced: ETF
+    assert np.isnan(curve.loc[1.0, "collapse_index"])                          # balanced: no minority
     for source in ("deep", "lpm-run"):
         pts = table[table["source"] == source].set_index("ratio")
         for R in (10.0, 100.0):
             for col in ("collapse_index", "classifier_minority_cos"):
                 np.testing.assert_allclose(pts.loc[R, col], curve.loc[R, col], atol=1e-4)
-    assert curve["collapse_index"].is_monotonic_decreasing
+
+
+def test_unfitted_classes_are_flagged_and_left_out_of_the_minority(tmp_path, learnable_optimum):
+    """Class 5 (3 samples) was never fitted on the training set: compare flags it, warns, and
+    measures the minority (classes below 20 samples: 4 and 5) without it, on both sides."""
+    _, means, W = learnable_optimum
+    folder = write_run(tmp_path / "unfitted", means, W, COUNTS)
+    with np.load(folder / "final_geometry.npz") as npz:
+        arrays = dict(npz)
+    arrays["train_per_class_accuracy"] = np.array([1.0, 1.0, 0.98, 0.9, 0.75, 0.0])
+    np.savez(folder / "final_geometry.npz", **arrays)
+    report = compare_runs([folder])
+    row = report.distances.iloc[0]
+    assert row["minority_classes"] == "4 5" and row["unfitted_classes"] == "5"
+    assert row["measured_minority_classes"] == "4"
+    assert row["run_collapse_index"] is None or np.isnan(row["run_collapse_index"])  # one class left: no pair
+    assert any("classes [5] are not fitted on the training set" in line for line in summary_lines(report))
+
+
+def test_weight_decay_rule_poses_the_regularised_model(tmp_path):
+    """A learnable run trained with weight decay is set beside the weight-decay model (theory.md §9):
+    λ_W from the run, λ_H from the balance λ_W‖W‖² = λ_H Σ n_k‖μ_k‖²; a run sitting at that model's
+    optimum is recovered at distance 0 with the same coefficients."""
+    counts = (50.0, 50.0, 5.0, 5.0)
+    truth = Problem.from_counts(counts, classifier="learnable", loss="ce", budget="weight-decay",
+                                lambda_W=2e-3, lambda_H=5e-4, majority=2)
+    s = solve_certified(truth)
+    assert s.status.value == "optimal"
+    folder = write_run(tmp_path / "wd", s.H, s.W, counts, majority=2)
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["weight_decay"] = 2e-3
+    (folder / "config.json").write_text(json.dumps(config))
+    run = load_run_geometry(folder)
+    problem, budgets = problem_for_run(run, rule="weight-decay")
+    assert problem.budget == "weight-decay" and problem.counts == counts
+    np.testing.assert_allclose([problem.lambda_W, problem.lambda_H], [2e-3, 5e-4], rtol=1e-6)
+    assert budgets.source.startswith("lambda_W = 0.002 = the run's weight decay; lambda_H = 0.0005 from")
+    row = compare_runs([run], budget_rule="weight-decay").distances.iloc[0]
+    assert row["lpm_status"] == "optimal" and row["budget"] == "weight-decay"
+    assert row["dist_lpm_joint"] < 1e-6
 
 
 def test_inconsistent_arrays_are_refused(tmp_path, learnable_optimum):

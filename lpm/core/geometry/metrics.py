@@ -174,11 +174,12 @@ def _equinorm(V) -> float | None:
 
 
 def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None, majority: int | None = None,
-            groups=None, center: str = "class-means", norm_tol: float = 1e-4) -> dict[str, Any]:
+            minority=None, groups=None, center: str = "class-means", norm_tol: float = 1e-4) -> dict[str, Any]:
     """Every collapse metric of theory.md §8 as one flat, JSON-safe dict.
 
     means, W: (K, d). within_cov: (d, d) or None (NC1 then None).
-    majority: K_A — classes [0, K_A) majority, the rest minority.
+    majority: K_A — classes [0, K_A) majority, the rest minority; or
+    minority: the minority class indices themselves (any set; the rest are the majority).
     groups: (ids (K,), names) from :func:`class_groups`, for head/medium/tail.
     """
     M, W = as_float_array(means), as_float_array(W)
@@ -200,16 +201,18 @@ def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None,
     nW, nC = np.linalg.norm(W), np.linalg.norm(C)
     out["nc3"] = float(np.linalg.norm(W / max(nW, 1e-300) - C / max(nC, 1e-300)))
     out.update(_y22_statistics(C, W, norm_tol, sF, sW))
-    if majority is not None:
-        out.update(_group_metrics(M, C, W, {"majority": np.arange(majority), "minority": np.arange(majority, K)},
-                                  norm_tol, sF, sW))
+    if minority is None and majority is not None:
         minority = np.arange(majority, K)
+    if minority is not None:
+        minority = np.asarray(minority, dtype=int)
+        rest = np.setdiff1d(np.arange(K), minority)
+        out.update(_group_metrics(M, C, W, {"majority": rest, "minority": minority}, norm_tol, sF, sW))
         out["collapse_index"] = collapse_index(W, minority)
         out["feature_collapse_index"] = collapse_index(C, minority)
         out["angle_collapse_index"] = angle_collapse_index(W, minority, norm_tol)
         out["feature_angle_collapse_index"] = angle_collapse_index(C, minority, norm_tol)
-        out["classifier_norm_ratio"] = _ratio(W, majority)
-        out["feature_norm_ratio"] = _ratio(M, majority)
+        out["classifier_norm_ratio"] = _ratio(W, rest, minority)
+        out["feature_norm_ratio"] = _ratio(M, rest, minority)
     if groups is not None:
         ids, names = groups
         out.update(_group_metrics(M, C, W, {n: np.flatnonzero(ids == g) for g, n in enumerate(names)},
@@ -217,10 +220,12 @@ def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None,
     return out
 
 
-def _ratio(V, majority) -> float | None:
+def _ratio(V, majority, minority) -> float | None:
+    """Mean row norm of the minority over that of the majority (``None`` if either is empty)."""
     n = np.linalg.norm(V, axis=1)
-    big = n[:majority].mean()
-    return float(n[majority:].mean() / big) if big > 1e-300 else None
+    if not len(majority) or not len(minority) or n[majority].mean() <= 1e-300:
+        return None
+    return float(n[minority].mean() / n[majority].mean())
 
 
 def _group_metrics(M, C, W, named, norm_tol, sF, sW, cross: bool = True) -> dict[str, Any]:
