@@ -32,11 +32,14 @@ import numpy as np
 from .errors import LPMInputError, check_choice, check_number
 from .etf import random_unit_rows, simplex_etf
 from .losses import LOSS_NAMES, Loss, get_loss
-from .profiles import check_counts, profile_counts
+from .profiles import MAX_RATIO, check_counts, profile_counts
 
 CLASSIFIERS = ("learnable", "fixed-etf", "fixed-random")
 BUDGETS = ("per-sample", "class-average", "weight-decay")
 DEFAULT_BUDGET = {"learnable": "class-average", "fixed-etf": "per-sample", "fixed-random": "per-sample"}
+#: largest E_W, E_H, λ_W, λ_H accepted: at sqrt(E_W E_H) ≈ 1e3 the CE loss already underflows to 0
+#: in double precision, and products beyond ~1e16 overflow the SVDs of the solvers
+MAX_BUDGET = 1e8
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,8 @@ class Problem:
         set_("counts", counts)
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_choice("loss", self.loss, LOSS_NAMES)
-        set_("E_W", check_number("E_W", self.E_W, low=0, low_open=True))
-        set_("E_H", check_number("E_H", self.E_H, low=0, low_open=True))
+        set_("E_W", check_number("E_W", self.E_W, low=0, high=MAX_BUDGET, low_open=True))
+        set_("E_H", check_number("E_H", self.E_H, low=0, high=MAX_BUDGET, low_open=True))
         set_("budget", DEFAULT_BUDGET[self.classifier] if self.budget is None
              else check_choice("budget", self.budget, BUDGETS))
         d = K if self.d is None else check_number("d", self.d, low=1, integer=True)
@@ -96,7 +99,7 @@ class Problem:
         set_("majority", KA)
         set_("seed", check_number("seed", self.seed, low=0, integer=True))
         if self.ratio is not None:
-            set_("ratio", check_number("ratio", self.ratio, low=1))
+            set_("ratio", check_number("ratio", self.ratio, low=1, high=MAX_RATIO))
         self._check_weight_decay(set_)
 
     def _check_weight_decay(self, set_) -> None:
@@ -108,9 +111,9 @@ class Problem:
         if self.loss.startswith("dr"):
             raise LPMInputError("loss", self.loss, "'ce' or 'mse' with budget='weight-decay' (DR's target "
                                                    "sqrt(E_W E_H) is set by the norm budgets, theory.md §5)")
-        set_("lambda_H", check_number("lambda_H", self.lambda_H, low=0, low_open=True))
+        set_("lambda_H", check_number("lambda_H", self.lambda_H, low=0, high=MAX_BUDGET, low_open=True))
         if self.classifier == "learnable":
-            set_("lambda_W", check_number("lambda_W", self.lambda_W, low=0, low_open=True))
+            set_("lambda_W", check_number("lambda_W", self.lambda_W, low=0, high=MAX_BUDGET, low_open=True))
         elif self.lambda_W is not None:
             raise LPMInputError("lambda_W", self.lambda_W, f"left unset for the fixed classifier "
                                                           f"'{self.classifier}' (W is not trained)")
@@ -205,6 +208,12 @@ class Problem:
             if not self.fixed:
                 value += 0.5 * self.lambda_W * float(np.sum(W**2))
         return value
+
+    def memory_bytes(self) -> int:
+        """A rough upper estimate of the memory a solver needs for this problem: the K×d
+        classifier and means (and the d×K draw of a fixed one) and a few K×K matrices."""
+        K, d = self.K, self.d
+        return 8 * (6 * K * d + 8 * K * K)
 
     def describe(self) -> dict:
         """Plain-dict form of every field (for tables and JSON)."""

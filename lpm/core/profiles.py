@@ -5,8 +5,14 @@
 * ``exp``   [Y22, after Cao et al. 2019]: n_k = ⌊n_max · R^{−k/(K−1)}⌋.
 * explicit: any list of positive counts.
 
-Only the proportions n_k/N enter the layer-peeled model; the deep side uses
-the integer counts.
+Only the proportions n_k/N enter the layer-peeled model, so fractional
+counts are meaningful there; the deep side and the weight-decay model
+(theory.md §9) use the counts themselves.
+
+Supported range. Ratios n_max/n_min up to :data:`MAX_RATIO` = 1e12: beyond
+it the smallest proportions fall below the resolution of a double-precision
+objective (a relative certificate tolerance of 1e-9 cannot see them), and the
+counts' sum must stay finite.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from typing import Sequence
 from .errors import LPMInputError, check_choice, check_number
 
 PROFILES = ("step", "exp")
+#: largest imbalance ratio (and largest n_max/n_min of explicit counts) the project accepts
+MAX_RATIO = 1e12
 
 
 def step_counts(num_classes: int, ratio: float, majority: int | None = None,
@@ -26,7 +34,7 @@ def step_counts(num_classes: int, ratio: float, majority: int | None = None,
     the proportions are exact for non-integer ratios.
     """
     K = check_number("K", num_classes, low=2, integer=True)
-    R = check_number("ratio", ratio, low=1)
+    R = check_number("ratio", ratio, low=1, high=MAX_RATIO)
     KA = K // 2 if majority is None else check_number("majority", majority, low=1, high=K - 1, integer=True)
     if n_majority is None:
         nA, nB = R, 1.0
@@ -39,7 +47,7 @@ def step_counts(num_classes: int, ratio: float, majority: int | None = None,
 def exp_counts(num_classes: int, ratio: float, n_max: float = 5000) -> tuple[float, ...]:
     """Long-tailed counts n_k = ⌊n_max · ratio^{−k/(K−1)}⌋, k = 0…K−1."""
     K = check_number("K", num_classes, low=2, integer=True)
-    R = check_number("ratio", ratio, low=1)
+    R = check_number("ratio", ratio, low=1, high=MAX_RATIO)
     n_max = check_number("n_max", n_max, low=1)
     counts = [math.floor(n_max * R ** (-k / (K - 1)) + 1e-9) for k in range(K)]
     if counts[-1] < 1:
@@ -64,4 +72,7 @@ def check_counts(counts: Sequence[float], num_classes: int | None = None) -> tup
         raise LPMInputError("counts", list(counts), "a list of at least 2 positive, finite numbers")
     if num_classes is not None and len(values) != num_classes:
         raise LPMInputError("counts", list(counts), f"a list of K={num_classes} numbers (one per class)")
+    if not math.isfinite(math.fsum(values)) or max(values) > MAX_RATIO * min(values):
+        raise LPMInputError("counts", list(counts), f"a list whose largest count is at most {MAX_RATIO:g} times "
+                                                    "the smallest, with a finite sum")
     return values

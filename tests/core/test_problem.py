@@ -70,3 +70,34 @@ def test_counts_must_match_and_be_positive():
     from lpm.core.profiles import check_counts
     with pytest.raises(LPMInputError, match=r"must be a list of K=3 numbers"):
         check_counts([1, 2], num_classes=3)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Problem.from_profile(K=10, ratio=1e308),
+     "The 'ratio' parameter must be a number >= 1 and <= 1e+12. Got 1e+308 instead."),
+    (lambda: Problem.from_profile(K=10, ratio=100, E_W=1e308),
+     "The 'E_W' parameter must be a number > 0 and <= 1e+08. Got 1e+308 instead."),
+    (lambda: Problem.from_counts([1e308, 1.0]),
+     "The 'counts' parameter must be a list whose largest count is at most 1e+12 times the smallest, with a "
+     "finite sum. Got [1e+308, 1.0] instead."),
+    (lambda: Problem.from_counts([5.0, 5.0], budget="weight-decay", lambda_W=1.0),
+     "The 'lambda_H' parameter must be a number > 0 and <= 1e+08. Got None instead."),
+    (lambda: Problem.from_counts([5.0, 5.0], loss="dr", budget="weight-decay", lambda_W=1.0, lambda_H=1.0),
+     "The 'loss' parameter must be 'ce' or 'mse' with budget='weight-decay' (DR's target sqrt(E_W E_H) is set "
+     "by the norm budgets, theory.md §5). Got 'dr' instead."),
+    (lambda: Problem.from_counts([5.0, 5.0], lambda_H=1.0),
+     "The 'lambda_H' parameter must be left unset unless budget='weight-decay'. Got 1.0 instead."),
+])
+def test_extreme_and_inconsistent_values_are_refused(build, message):
+    with pytest.raises(LPMInputError) as info:
+        build()
+    assert str(info.value) == message
+
+
+def test_a_problem_too_large_for_memory_is_refused_before_allocating():
+    """K = 100000 with a fixed ETF would allocate a 100000×100000 Gaussian: refused with an estimate."""
+    from lpm import solve
+
+    with pytest.raises(LPMInputError, match=r"^The 'K' parameter must be small enough to fit in memory: "
+                                            r"K = 100000, d = 100000 needs about \d+\.\d GiB, and"):
+        solve(Problem.from_profile(K=100000, ratio=10, classifier="fixed-etf"))

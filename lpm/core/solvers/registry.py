@@ -13,6 +13,7 @@ gradient solver all ask it.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class Solver:
         reason = self.supports(problem)
         if reason:
             raise SolverRefused(self.name, reason)
+        check_memory(problem)
         start = time.perf_counter()
         solution = self._run(problem)
         solution.time_s = time.perf_counter() - start
@@ -57,6 +59,22 @@ class Solver:
 
     def _run(self, problem: Problem) -> Solution:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def available_memory() -> int | None:
+    """Bytes of physical memory available now (Linux); ``None`` where it cannot be read."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+
+
+def check_memory(problem: Problem) -> None:
+    """Refuse, before allocating, a problem whose estimated memory exceeds what is available."""
+    need, free = problem.memory_bytes(), available_memory()
+    if free is not None and need > free:
+        raise LPMInputError("K", problem.K, f"small enough to fit in memory: K = {problem.K}, d = {problem.d} needs "
+                            f"about {need / 2**30:.1f} GiB, and {free / 2**30:.1f} GiB is available")
 
 
 def register(cls: type[Solver]) -> type[Solver]:
