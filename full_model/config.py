@@ -26,7 +26,7 @@ from lpm.core.errors import LPMInputError, check_choice, check_number
 from lpm.core.geometry import CENTERS
 from lpm.core.losses import DR_VARIANTS, LOSS_NAMES
 from lpm.core.problem import CLASSIFIERS
-from lpm.core.profiles import PROFILES
+from lpm.core.profiles import PROFILES, check_ratio
 
 from .data import DATASETS, default_backbone
 
@@ -189,7 +189,7 @@ def _validate(c: TrainConfig) -> None:
     check_choice("schedule", c.schedule, SCHEDULES)
     check_choice("center", c.center, CENTERS)
     if c.ratio is not None:
-        check_number("ratio", c.ratio, low=1)
+        check_ratio(c.ratio)
     for name in ("epochs", "batch_size", "eval_batch_size", "track_every", "feature_dim"):
         check_number(name, getattr(c, name), low=1, integer=True)
     for name in ("warmup_epochs", "num_workers", "seed", "subset_seed", "head_seed"):

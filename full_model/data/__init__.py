@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from lpm.core.errors import LPMInputError, check_choice, check_number
+from lpm.core.profiles import check_ratio
 
 from . import cifar, offline, stl10, svhn
 from .base import ArrayData, ImageListData
@@ -98,7 +99,7 @@ def load_dataset(name: str, root=None, ratio: float | None = None, profile: str 
             raise LPMInputError("root", str(root), f"an existing folder with the {name} files")
     if name == "imagenet-lt":
         return _imagenet(root, ratio, n_max, num_classes)
-    ratio = check_number("ratio", 100.0 if ratio is None else ratio, low=1)
+    ratio = check_ratio(100.0 if ratio is None else ratio)
     if num_classes is not None and spec.num_classes is not None:
         raise LPMInputError("num_classes", num_classes, f"left unset for '{name}' (it has {spec.num_classes} classes)")
     K = spec.num_classes or check_number("num_classes", 10 if num_classes is None else num_classes, low=2, integer=True)

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from lpm.core.errors import LPMInputError, check_choice, check_number
-from lpm.core.profiles import PROFILES, exp_counts, step_counts
+from lpm.core.errors import LPMInputError, check_choice
+from lpm.core.profiles import PROFILES, check_ratio, exp_counts, step_counts
 
 
 def long_tail_counts(num_classes: int, ratio: float, profile: str = "exp", n_max: int = 5000,
                      majority: int | None = None) -> tuple[int, ...]:
     """Integer per-class counts for a profile; ``ratio`` R = n_max/n_min >= 1."""
     check_choice("profile", profile, PROFILES)
-    check_number("ratio", ratio, low=1)
+    check_ratio(ratio)
     if profile == "exp":
         counts = exp_counts(num_classes, ratio, n_max)
     else:

@@ -32,7 +32,7 @@ import numpy as np
 from .errors import LPMInputError, check_choice, check_number
 from .etf import random_unit_rows, simplex_etf
 from .losses import LOSS_NAMES, Loss, get_loss
-from .profiles import MAX_RATIO, check_counts, profile_counts
+from .profiles import check_counts, check_ratio, profile_counts
 
 CLASSIFIERS = ("learnable", "fixed-etf", "fixed-random")
 BUDGETS = ("per-sample", "class-average", "weight-decay")
@@ -99,7 +99,7 @@ class Problem:
         set_("majority", KA)
         set_("seed", check_number("seed", self.seed, low=0, integer=True))
         if self.ratio is not None:
-            set_("ratio", check_number("ratio", self.ratio, low=1, high=MAX_RATIO))
+            set_("ratio", check_ratio(self.ratio))
         self._check_weight_decay(set_)
 
     def _check_weight_decay(self, set_) -> None:

@@ -26,6 +26,11 @@ PROFILES = ("step", "exp")
 MAX_RATIO = 1e12
 
 
+def check_ratio(ratio, name: str = "ratio") -> float:
+    """An imbalance ratio R = n_max/n_min in [1, MAX_RATIO] (module docstring)."""
+    return check_number(name, ratio, low=1, high=MAX_RATIO)
+
+
 def step_counts(num_classes: int, ratio: float, majority: int | None = None,
                 n_majority: float | None = None) -> tuple[float, ...]:
     """Counts (n_A,…,n_A, n_B,…,n_B) with n_A/n_B = ratio.
@@ -34,7 +39,7 @@ def step_counts(num_classes: int, ratio: float, majority: int | None = None,
     the proportions are exact for non-integer ratios.
     """
     K = check_number("K", num_classes, low=2, integer=True)
-    R = check_number("ratio", ratio, low=1, high=MAX_RATIO)
+    R = check_ratio(ratio)
     KA = K // 2 if majority is None else check_number("majority", majority, low=1, high=K - 1, integer=True)
     if n_majority is None:
         nA, nB = R, 1.0
@@ -47,7 +52,7 @@ def step_counts(num_classes: int, ratio: float, majority: int | None = None,
 def exp_counts(num_classes: int, ratio: float, n_max: float = 5000) -> tuple[float, ...]:
     """Long-tailed counts n_k = ⌊n_max · ratio^{−k/(K−1)}⌋, k = 0…K−1."""
     K = check_number("K", num_classes, low=2, integer=True)
-    R = check_number("ratio", ratio, low=1, high=MAX_RATIO)
+    R = check_ratio(ratio)
     n_max = check_number("n_max", n_max, low=1)
     counts = [math.floor(n_max * R ** (-k / (K - 1)) + 1e-9) for k in range(K)]
     if counts[-1] < 1:

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..core.errors import LPMInputError, check_number
+from ..core.profiles import check_ratio
 from ..core.thresholds import DEFAULT_INDEX_THRESHOLD
 
 #: bump when the meaning of a cell spec changes, so old result files are not reused
@@ -125,7 +126,7 @@ class Grid:
             if f.name in ("solver_settings", "name") or (f.name == "ewh" and self.ewh is None):
                 continue
             object.__setattr__(self, f.name, as_tuple(f.name, getattr(self, f.name)))
-        object.__setattr__(self, "ratio", tuple(canonical_float(check_number("ratio", r, low=1)) for r in self.ratio))
+        object.__setattr__(self, "ratio", tuple(canonical_float(check_ratio(r)) for r in self.ratio))
         if not isinstance(self.solver_settings, Mapping):
             raise LPMInputError("solver_settings", self.solver_settings, "a mapping from solver name to settings")
 

@@ -36,9 +36,9 @@ def test_simulate_budget_override_is_reported(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--K", "1"], "Error: The 'K' parameter must be an int >= 2. Got 1 instead."),
-    (["--ratio", "0.5"], "Error: The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
-    (["--EH", "0"], "Error: The 'E_H' parameter must be a number > 0. Got 0.0 instead."),
-    (["--EW", "-2"], "Error: The 'E_W' parameter must be a number > 0. Got -2.0 instead."),
+    (["--ratio", "0.5"], "Error: The 'ratio' parameter must be a number >= 1 and <= 1e+12. Got 0.5 instead."),
+    (["--EH", "0"], "Error: The 'E_H' parameter must be a number > 0 and <= 1e+08. Got 0.0 instead."),
+    (["--EW", "-2"], "Error: The 'E_W' parameter must be a number > 0 and <= 1e+08. Got -2.0 instead."),
     (["--classifier", "fixed-etf", "--d", "3"],
      "Error: The 'd' parameter must be an int >= K-1 = 9 for a fixed simplex ETF with K=10. Got 3 instead."),
     (["--counts", "5,4,3", "--K", "4"],
@@ -68,7 +68,7 @@ def test_console_entry_point_exits_2_without_traceback():
 
     proc = subprocess.run([sys.executable, "-m", "lpm", "simulate", "--ratio", "0.5"], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "Error: The 'ratio' parameter must be a number >= 1. Got 0.5 instead."
+    assert proc.stderr.strip() == "Error: The 'ratio' parameter must be a number >= 1 and <= 1e+12. Got 0.5 instead."
 
 
 def test_cvx_solver_is_only_for_the_convex_back_end():

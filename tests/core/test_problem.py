@@ -46,9 +46,9 @@ def test_fixed_classifier_rows():
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(K=1), "The 'K' parameter must be an int >= 2. Got 1 instead."),
-    (dict(ratio=0.5), "The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
-    (dict(E_H=0), "The 'E_H' parameter must be a number > 0. Got 0 instead."),
-    (dict(E_W=-1), "The 'E_W' parameter must be a number > 0. Got -1 instead."),
+    (dict(ratio=0.5), "The 'ratio' parameter must be a number >= 1 and <= 1e+12. Got 0.5 instead."),
+    (dict(E_H=0), "The 'E_H' parameter must be a number > 0 and <= 1e+08. Got 0 instead."),
+    (dict(E_W=-1), "The 'E_W' parameter must be a number > 0 and <= 1e+08. Got -1 instead."),
     (dict(loss="hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'dr-unscaled', 'mse'. Got 'hinge' instead."),
     (dict(classifier="etf"),
      "The 'classifier' parameter must be one of 'learnable', 'fixed-etf', 'fixed-random'. Got 'etf' instead."),
