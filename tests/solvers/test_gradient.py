@@ -144,3 +144,16 @@ def test_class_average_sphere_point_is_nearest_in_sample_metric(scale):
         Z = X + 0.05 * rng.standard_normal(X.shape)
         Z *= np.sqrt(capacity) / np.linalg.norm(Z)
         assert cost(Z) >= cost(X) - 1e-12
+
+
+@pytest.mark.parametrize("classifier", ["learnable", "fixed-etf"])
+def test_a_step_far_too_large_is_reported_as_divergence(classifier):
+    """lr = 1e300 overflows on the first step: the solver keeps the last finite iterate and says it
+    diverged (never 'converged', never a crash); lr = 1e3 makes the learnable objective rise."""
+    p = Problem.from_profile(K=10, ratio=100, classifier=classifier)
+    huge = get_solver("gradient", lr=1e300, steps=50).run(p)
+    assert huge.status is Status.STOPPED and np.isfinite(huge.objective)
+    assert huge.message.startswith("diverged at step 1: the step overflowed (the step size, lr = 1e+300, is too large)")
+    if classifier == "learnable":
+        large = get_solver("gradient", lr=1e3, steps=200).run(p)
+        assert large.status is Status.STOPPED and large.message.startswith("diverged: the objective rose from")

@@ -52,26 +52,46 @@ class Descent:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
+        """Iterate until the relative step is ≤ tol or the step limit; stop early, keeping the
+        last finite iterate, if the iterate becomes non-finite (a step far too large)."""
         cfg = self.cfg
         records: dict[str, list] = {}
         snapshots, record_iterations = [], []
         iterations, message = cfg["steps"], f"reached the step limit (steps={cfg['steps']})"
+        start_value = self._objective()
         for t in range(cfg["steps"]):
             Z = self.F @ self.W.T                             # (K, s, K) logits
             G = self._logit_grad(Z)                           # dL/dz per feature vector
             if t % cfg["record_every"] == 0:
                 record_iterations.append(t)
                 self._record(Z, G, records, snapshots)
-            change = self._step(G)
+            last = (self.F, self.W, self.moments.copy())
+            try:
+                change = self._step(G)
+            except (RuntimeError, FloatingPointError):        # e.g. an SVD of non-finite values
+                change = float("nan")
+            if not (np.isfinite(change) and bool(torch.isfinite(self.F).all()) and bool(torch.isfinite(self.W).all())):
+                self.F, self.W, self.moments = last
+                iterations = t
+                message = (f"diverged at step {t + 1}: the step overflowed (the step size, lr = {self.lr:g}, is "
+                           "too large); returned the last finite iterate")
+                break
             if change <= cfg["tol"]:
                 iterations = t + 1
                 message = f"converged: relative step {change:.2e} <= tol={cfg['tol']:g} after {t + 1} steps"
                 break
+        end_value = self._objective()
+        if not message.startswith("diverged") and end_value > start_value * (1 + 1e-9) + 1e-12:
+            message = (f"diverged: the objective rose from {start_value:.6g} to {end_value:.6g} (the step size, "
+                       f"lr = {self.lr:g}, is too large); " + message)
         F = self.F.detach().to("cpu", torch.float64).numpy()
         W = self.W.detach().to("cpu", torch.float64).numpy()
         F, W = _make_feasible(self.problem, F, W)
         return dict(F=F, W=W, iterations=iterations, message=message, records=records,
                     snapshots=snapshots, record_iterations=record_iterations)
+
+    def _objective(self) -> float:
+        return float((self.weight.view(-1, 1) * self._values(self.F @ self.W.T)).sum())
 
     def _record(self, Z, G, records: dict, snapshots: list) -> None:
         records.setdefault("loss", []).append(float((self.weight.view(-1, 1) * self._values(Z)).sum()))
@@ -137,6 +157,8 @@ class Descent:
                 U = self._tangent(block, X, U)
             eta = self.lr / curvature
         Y = X - eta * U
+        if not bool(torch.isfinite(Y.norm())):  # the step overflowed: no projection can repair that
+            raise FloatingPointError(f"non-finite step in block {block}")
         return self._retract(block, Y) if self.riemannian else self._project(block, Y)
 
     def _adam(self, block: str, U):
