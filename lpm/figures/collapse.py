@@ -9,23 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .style import (PAIR_COLORS, SOLVER_STYLE, aggregate, etf_line, figure_legend, line_with_band, log_x_if_wide,
-                    ok_rows, only, panel_label, panels, style)
+from .style import (PAIR_COLORS, SOLVER_STYLE, caption, etf_line, figure_legend, line_with_band, log_x_if_wide,
+                    panel_label, panels, style)
+from .tables import aggregate, ok_rows, only
 
 RATIO_LABEL = r"imbalance ratio $R = n_A / n_B$"
 #: the stated collapse criterion drawn in figure 1 (same default as lpm.core.thresholds)
 COLLAPSED_BELOW = 1e-3
-
-
-def first_collapsed_ratio(rows: pd.DataFrame, below: float = COLLAPSED_BELOW) -> float | None:
-    """Smallest R from which every larger R has collapse index < ``below``."""
-    agg = rows.groupby("ratio")["collapse_index"].max().sort_index()
-    collapsed = (agg < below).to_numpy()
-    if not collapsed.any() or not collapsed[-1]:
-        return None
-    not_collapsed = np.flatnonzero(~collapsed)
-    start = 0 if len(not_collapsed) == 0 else not_collapsed[-1] + 1
-    return float(agg.index[start])
 
 
 def plot_minority_collapse(table: pd.DataFrame, ax=None):
@@ -34,14 +24,16 @@ def plot_minority_collapse(table: pd.DataFrame, ax=None):
     Panels, against R (log scale), one curve per solver (seeds: mean ± std):
     (a) mean pairwise cosine of the minority classifiers w_k, k ≥ K_A, with
     the ETF value −1/(K−1) and the merged value 1; (b) the norm-aware
-    collapse index (1 = ETF, 0 = merged; theory.md §4.3); (c) the
-    minority/majority classifier norm ratio. The dotted vertical line is the
-    first R from which the certified index stays below 10⁻³.
+    collapse index (1 = ETF, 0 = merged; theory.md §8.6); (c) the
+    minority/majority classifier norm ratio. When the table holds a
+    ``threshold`` row (theory.md §4.3), the vertical line is R* itself: the
+    KKT root, labelled with the bisection value beside it.
     """
     t = ok_rows(only(table, classifier="learnable", loss="ce"))
     if t.empty:
         raise ValueError("figure 1 needs learnable-ce rows with outcome 'ok'")
     K = int(t["K"].iloc[0])
+    threshold = ok_rows(only(table, task="threshold"))
     with style():
         fig, axes = panels(ax, 3, height=3.0)
         columns = ("classifier_minority_cos", "collapse_index", "classifier_norm_ratio")
@@ -49,27 +41,16 @@ def plot_minority_collapse(table: pd.DataFrame, ax=None):
             st = dict(SOLVER_STYLE.get(solver, dict(label=solver)))
             for axis, col in zip(axes, columns):
                 line_with_band(axis, aggregate(rows, "ratio", col), "ratio", **st)
-        certified = t[t["solver"].isin(["convex", "nuclear"])]
-        r_star = first_collapsed_ratio(certified) if not certified.empty else None
         for axis in axes:
             log_x_if_wide(axis, t["ratio"])
             axis.set_xlabel(RATIO_LABEL)
-            if r_star is not None:
-                axis.axvline(r_star, color="0.3", linestyle=":", linewidth=1.0,
-                             label=f"index < $10^{{-3}}$ from $R \\approx {r_star:.3g}$")
-        etf_line(axes[0], K)
-        axes[0].axhline(1.0, color="0.6", linestyle="--", linewidth=0.8, label="merged: cos = 1")
-        axes[0].set_ylabel("mean cosine")
-        axes[1].set_ylabel("collapse index\n(1 = ETF, 0 = merged)")
-        axes[2].set_ylabel(r"mean $\|w_k\|$ minority / majority")
-        panel_label(axes[0], "(a) minority classifier cosine")
-        panel_label(axes[1], "(b) collapse index")
-        panel_label(axes[2], "(c) classifier norm ratio")
-        figure_legend(fig, axes[:1])
-        _suptitle(fig, t, "Minority collapse, learnable classifier, CE")
-    return fig
-
-
+        if len(threshold):
+            row = threshold.iloc[0]
+            label = (f"$R^* = {row['ratio_star_kkt']:.4g}$ (KKT root; bisection on the index "
+                     f"< {row['index_threshold']:g}: {row['ratio_star_index']:.4g})")
+            for axis in axes:
+                axis.axvline(row["ratio_star_kkt"], color="0.3", linestyle=":", linewidth=1.1,
+                             label=label if axis is axes[0] else None)
 def _suptitle(fig, t: pd.DataFrame, head: str) -> None:
     row = t.iloc[0]
     fig.suptitle(f"{head}: K={int(row['K'])}, $K_A$={int(row['majority'])}, "
@@ -101,20 +82,21 @@ def plot_fixed_vs_learnable(table: pd.DataFrame, ax=None):
     unique, dr = t[~degenerate], t[degenerate]
     dashes = {"per-sample": "-", "class-average": "--"}
     multiple = unique["budget"].nunique() > 1
+    fixed_markers = iter(enumerate(("o", "s", "^", "D", "v", "P")))
     with style():
-        fig, axes = panels(ax, 3 if len(dr) else 2, height=3.2)
+        fig, axes = panels(ax, 3 if len(dr) else 2, height=3.2, sharey=True)
         columns = ("classifier_minority_cos", "feature_minority_cos_uncentred")
         for (clf, loss, budget), rows in unique.groupby(["classifier", "loss", "budget"], sort=False):
             st = dict(color=PAIR_COLORS.get((clf, loss), "k"), linestyle=dashes.get(budget, "-."),
                       label=_pair_label(clf, loss, budget, multiple))
-            if clf == "fixed-etf" and loss == "ce":  # drawn under DR's identical curve: keep it visible
-                st.update(linewidth=3.2, alpha=0.6)
+            if clf != "learnable":  # these curves coincide at −1/(K−1): offset markers keep each visible
+                index, marker = next(fixed_markers, (0, "x"))
+                st.update(marker=marker, markersize=4.5, markerfacecolor="none", markevery=(index % 4, 4))
             for axis, col in zip(axes, columns):
                 line_with_band(axis, aggregate(rows, "ratio", col), "ratio", **st)
         axes[0].set_ylabel("mean minority cosine")
-        axes[1].set_ylabel("mean minority cosine (uncentred)")
         panel_label(axes[0], "(a) classifiers $w_k$")
-        panel_label(axes[1], "(b) class means $h_k$")
+        panel_label(axes[1], "(b) class means $h_k$ (uncentred)")
         if len(dr):
             _draw_degenerate(axes[2], dr)
         for axis in axes:
@@ -124,6 +106,10 @@ def plot_fixed_vs_learnable(table: pd.DataFrame, ax=None):
             axis.set_ylim(-0.35, 1.1)
         figure_legend(fig, axes, ncols=4)
         _suptitle(fig, t, "Fixed ETF vs learnable classifier")
+        caption(fig, "The fixed-ETF curves (CE and DR, both budget forms, every seed) coincide at the ETF value "
+                     "-1/(K-1) for every R; their markers are offset so that each one shows. Class means are "
+                     "uncentred: the layer-peeled model has no bias, and centring would tilt the directions of "
+                     "shrinking tail classes.")
     return fig
 
 
@@ -137,7 +123,6 @@ def _draw_degenerate(ax, dr: pd.DataFrame) -> None:
                 label=label)
     ax.axhline(1.0, color="0.3", linestyle="--", linewidth=0.9, label="merged point (zero loss too)")
     worst = pd.to_numeric(dr["objective"], errors="coerce").groupby(dr["solver"]).max()
-    ax.set_ylabel("mean minority cosine")
     panel_label(ax, "(c) learnable + DR minimisers")
     text = "\n".join(f"{solver}: loss ≤ {value:.0e}" for solver, value in worst.items())
     ax.text(0.97, 0.55, text, transform=ax.transAxes, ha="right", va="top", fontsize=7)

@@ -10,7 +10,8 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
-from .style import LOSS_COLORS, aggregate, figure_legend, line_with_band, panels, style
+from .style import LOSS_COLORS, figure_legend, line_with_band, panels, style
+from .tables import aggregate
 
 RATIO_STYLES = ("-", "--", ":", "-.")
 VARIANT_COLORS = {"CE": LOSS_COLORS["ce"], "DR (paper, §5)": LOSS_COLORS["dr"], "DR (released, §6.1)": "#8c2d04"}

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .style import LOSS_COLORS, aggregate, figure_legend, line_with_band, panels, style
+from .style import LOSS_COLORS, figure_legend, line_with_band, panels, style
+from .tables import aggregate
 
 CLASSIFIER_ORDER = ("learnable", "fixed-etf", "fixed-random")
 ROWS = (

@@ -10,7 +10,8 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
-from .style import LOSS_COLORS, ok_rows, panel_label, panels, style
+from .style import LOSS_COLORS, caption, panel_label, panels, style
+from .tables import ok_rows
 
 
 def plot_phase_diagram(table: pd.DataFrame, ax=None):
@@ -30,6 +31,11 @@ def plot_phase_diagram(table: pd.DataFrame, ax=None):
         _draw_thresholds(axes[0], thr)
         if len(reg):
             _draw_regularised(axes[1], reg)
+        caption(fig, "(a) R* two ways: circles bisect R on the certified collapse index; lines are the KKT root, "
+                     "where the spectral norm lambda = ||G||_2 of the logit gradient at the merged point reaches "
+                     "the minority proportion p_B, so that the merged minority classifiers satisfy the optimality "
+                     "conditions (theory.md §4.3). (b) The weight-decay model, minority index against R over its "
+                     "formula threshold (theory.md §9).", width=110)
     return fig
 
 
@@ -55,10 +61,10 @@ def _draw_thresholds(ax, thr: pd.DataFrame) -> None:
     thr0 = thr.iloc[0]
     ax.plot([], [], color="0.3", marker="o", markerfacecolor="none", linestyle="none",
             label=f"bisection: index < {thr0['index_threshold']:g}")
-    ax.plot([], [], color="0.3", linestyle="-", label=r"KKT root: $\lambda = p_B$")
+    ax.plot([], [], color="0.3", linestyle="-", label=r"KKT root: $\|G\|_2 = p_B$")
     if np.isfinite(top):
         ax.plot([], [], color="0.3", marker="^", linestyle="none", label=f"$R^* > {top:g}$")
-    ax.legend(loc="upper right", ncols=1)
+    ax.legend(loc="upper right", ncols=1, frameon=True, framealpha=0.85, edgecolor="none")
     panel_label(ax, f"(a) LPM, learnable CE, K={int(thr0['K'])}")
 
 
@@ -83,4 +89,4 @@ def _draw_regularised(ax, reg: pd.DataFrame) -> None:
     ax.set_ylabel("minority collapse index")
     ax.legend(loc="upper right")
     majorities = ", ".join(str(int(m)) for m in sorted(reg["majority"].unique()))
-    panel_label(ax, f"(b) regularised UFM (theory.md §9), $K_A$ ∈ {{{majorities}}}")
+    panel_label(ax, f"(b) weight-decay model (theory.md §9), $K_A$ ∈ {{{majorities}}}")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import textwrap
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import matplotlib
 import numpy as np
@@ -87,15 +88,6 @@ def log_x_if_wide(ax, x) -> None:
         ax.set_xscale("log")
 
 
-def aggregate(table: pd.DataFrame, x: str, y: str, by: Sequence[str] = ()) -> pd.DataFrame:
-    """mean, std and n of ``y`` over seeds, per ``by`` group and ``x``."""
-    keys = [*by, x]
-    sub = table.dropna(subset=[x]).copy()
-    sub[y] = pd.to_numeric(sub[y], errors="coerce")
-    out = sub.groupby(keys, dropna=False)[y].agg(["mean", "std", "count"]).reset_index()
-    return out.sort_values(keys)
-
-
 def line_with_band(ax, agg: pd.DataFrame, x: str, **kwargs) -> None:
     """Mean line, ±1 std band where there are several seeds (n > 1)."""
     label = kwargs.pop("label", None)
@@ -106,31 +98,35 @@ def line_with_band(ax, agg: pd.DataFrame, x: str, **kwargs) -> None:
                         linewidth=0)
 
 
+#: resolution of every saved PNG (a 7-inch figure is then 1400 px wide)
+DPI = 200
+
+
+def caption(fig, text: str, width: int = 150) -> None:
+    """A caption under the panels, wrapped at ``width`` characters. With a figure legend it
+    heads that legend (the layout then keeps both clear of the panels); otherwise it is the
+    figure's bottom label."""
+    wrapped = textwrap.fill(text, width)
+    if fig.legends:
+        legend = fig.legends[0]
+        legend.set_title(wrapped, prop={"size": 7.5})
+        legend.get_title().set_color("0.2")
+        legend.set_alignment("left")
+    else:
+        fig.supxlabel(wrapped, fontsize=7.5, color="0.2")
+
+
 def save_figure(fig, stem: Path | str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` atomically; return both paths."""
+    """Write ``stem.png`` (at :data:`DPI`) and ``stem.pdf`` atomically; return both paths."""
     stem = Path(stem)
     paths = []
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, bbox_inches="tight")
+        fig.savefig(buf, format=ext, bbox_inches="tight", dpi=DPI)
         path = stem.with_suffix(f".{ext}")
         write_bytes_atomic(path, buf.getvalue())
         paths.append(path)
     return paths
-
-
-def only(table: pd.DataFrame, **equals) -> pd.DataFrame:
-    """Rows whose columns equal the given values (absent columns → no rows)."""
-    mask = pd.Series(True, index=table.index)
-    for col, value in equals.items():
-        if col not in table:
-            return table.iloc[0:0]
-        mask &= table[col] == value
-    return table[mask]
-
-
-def ok_rows(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["outcome"] == "ok"] if "outcome" in table else table
 
 
 def figure_legend(fig, axes, where: str = "lower center", ncols: int = 3) -> None:
