@@ -6,7 +6,6 @@ seed; :mod:`lpm.sweep.engine`). They only draw: nothing here solves.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .style import (PAIR_COLORS, SOLVER_STYLE, caption, etf_line, figure_legend, line_with_band, log_x_if_wide,
@@ -35,7 +34,7 @@ def plot_minority_collapse(table: pd.DataFrame, ax=None):
     K = int(t["K"].iloc[0])
     threshold = ok_rows(only(table, task="threshold"))
     with style():
-        fig, axes = panels(ax, 3, height=3.0)
+        fig, axes = panels(ax, 3, height=3.0, width=7.6)
         columns = ("classifier_minority_cos", "collapse_index", "classifier_norm_ratio")
         for solver, rows in t.groupby("solver", sort=False):
             st = dict(SOLVER_STYLE.get(solver, dict(label=solver)))
@@ -51,6 +50,19 @@ def plot_minority_collapse(table: pd.DataFrame, ax=None):
             for axis in axes:
                 axis.axvline(row["ratio_star_kkt"], color="0.3", linestyle=":", linewidth=1.1,
                              label=label if axis is axes[0] else None)
+        etf_line(axes[0], K)
+        axes[0].axhline(1.0, color="0.6", linestyle="--", linewidth=0.8, label="merged: cos = 1")
+        axes[0].set_ylabel("mean cosine")
+        axes[1].set_ylabel("index (1 = ETF, 0 = merged)")
+        axes[2].set_ylabel(r"mean $\|w_k\|$: minority / majority")
+        panel_label(axes[0], "(a) minority classifier cosine")
+        panel_label(axes[1], "(b) norm-aware collapse index")
+        panel_label(axes[2], "(c) classifier norm ratio")
+        figure_legend(fig, axes[:1])
+        _suptitle(fig, t, "Minority collapse, learnable classifier, CE")
+    return fig
+
+
 def _suptitle(fig, t: pd.DataFrame, head: str) -> None:
     row = t.iloc[0]
     fig.suptitle(f"{head}: K={int(row['K'])}, $K_A$={int(row['majority'])}, "
