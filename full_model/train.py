@@ -345,7 +345,8 @@ class Trainer:
             row["eval_time_s"] = time.time() - t1
             if self.cfg.progress and self.ctx.is_main:
                 tqdm.write(f"epoch {epoch + 1}/{self.cfg.epochs}  loss {loss:.4f}  train acc "
-                           f"{row['train_accuracy']:.4f}  test acc {row['test_accuracy']:.4f}  nc1 {_short(row['nc1'])}")
+                           f"{row['train_accuracy']:.4f}  test acc {row['test_accuracy']:.4f}  "
+                           f"nc1 {_short(row['nc1'])}")
         # plain Python values, exactly as metrics.jsonl holds them (and a weights_only checkpoint can)
         return json.loads(json.dumps(row, default=json_default))
 

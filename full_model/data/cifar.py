@@ -69,7 +69,7 @@ def _read_pickle(path: Path, label_key: bytes, root, layout: str):
         labels = np.asarray(entry[label_key], dtype=np.int64)
     except pickle.UnpicklingError as exc:
         raise layout_error(root, layout, f"{bad}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 — any failure to parse a damaged file (EOFError, KeyError, …) is a bad file
+    except Exception as exc:  # noqa: BLE001 — any failure to parse a damaged file (EOFError, KeyError…)
         raise layout_error(root, layout, f"{bad} ({type(exc).__name__}: {exc})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise layout_error(root, layout, bad)

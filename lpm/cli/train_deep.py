@@ -138,7 +138,7 @@ def train_deep_command(
 #: what `lpm train-deep` prints when no data set is given
 NO_DATASET = """\
 Error: no data set given: choose one with --dataset (or in a --config file).
-A first run that needs no download (MNIST-1D-LT, ratio 100, about 2 minutes on 2 CPU cores):
+A first run that needs no download (MNIST-1D-LT, ratio 100; 2–3 minutes on 2 CPU cores):
   lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr --epochs 30
 Offline sets: mnist1d-lt, digits-lt, synthetic-lt, synthetic-images-lt. CIFAR, SVHN, STL-10 and
 ImageNet-LT are read from files: --dataset cifar10-lt --root FOLDER. All options: lpm train-deep --help"""

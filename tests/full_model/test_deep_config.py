@@ -9,9 +9,9 @@ from full_model.errors import RunWarning
 from full_model.train import EpochSchedule, schedule_of
 from lpm.core.errors import LPMInputError
 
-DEGENERATE = ("The 'loss' parameter must be 'ce' with the learnable head (DR with a learnable classifier is degenerate: "
-              "every w_k and h_k can share one vector and reach zero loss, theory.md §5; set allow_degenerate "
-              "(--allow-degenerate) to run it anyway). Got 'dr' instead.")
+DEGENERATE = ("The 'loss' parameter must be 'ce' with the learnable head (DR with a learnable classifier is "
+              "degenerate: every w_k and h_k can share one vector and reach zero loss, theory.md §5; set "
+              "allow_degenerate (--allow-degenerate) to run it anyway). Got 'dr' instead.")
 
 
 def test_defaults_are_the_released_cifar_recipe():

@@ -76,8 +76,8 @@ def test_resume_extends_the_run_and_updates_config_json(two_epochs, tmp_path):
     assert ckpt.load(out / rf.PREVIOUS_CHECKPOINT_FILE)["epoch"] == 3
     res = _resume(out, "--epochs", "3")
     assert res.exit_code == 2
-    assert res.stderr.strip() == f"Error: The 'epochs' parameter must be at least the 4 epochs already done in {out}. " \
-                                 "Got 3 instead."
+    assert res.stderr.strip() == (f"Error: The 'epochs' parameter must be at least the 4 epochs already done in "
+                                  f"{out}. Got 3 instead.")
 
 
 def test_what_compare_needs_is_in_the_run_folder(two_epochs):
