@@ -40,6 +40,7 @@ COLORS = ("#222222", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c
 def plot_metrics(rows: list[dict], fig=None, title: str | None = None):
     """A grid of panels of ``rows`` (metrics.jsonl) against epoch; returns the Figure (14×11 in)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     fig = fig if fig is not None else Figure(figsize=(14, 11))
     cols = 3
@@ -61,6 +62,11 @@ def plot_metrics(rows: list[dict], fig=None, title: str | None = None):
             ax.axhline(-1 / (K - 1), color="0.5", lw=0.8, ls=":", zorder=1, label=f"ETF: −1/(K−1), K = {K}")
         if log and ax.has_data():
             ax.set_yscale("log")
+            values = [v for _, _, pts in present for _, v in pts if v > 0]
+            plain = FuncFormatter(lambda v, _: f"{v:.3g}")  # 5.05 rather than 5.05×10⁰
+            ax.yaxis.set_major_formatter(plain)  # minor ticks are labelled only within one decade
+            ax.yaxis.set_minor_formatter(plain if values and max(values) < 10 * min(values) else NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"({chr(97 + i)}) {panel}", fontsize=11, loc="left")
         ax.set_xlabel("epoch", fontsize=10)
         ax.set_ylabel(ylabel, fontsize=10)
