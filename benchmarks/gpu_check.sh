@@ -10,7 +10,8 @@
 #      counts (ratio 100, 12406 images): training and evaluation images/s (mean ± std, n = 3);
 #   3. end-to-end: `lpm train-deep` for a few epochs on the same data (per-epoch images/s, tracking time);
 #   4. MNIST-1D-LT (ratio 100): learnable head + CE against fixed-ETF head + DR, same recipe and seed
-#      (on synthetic-lt when mnist1d cannot be imported).
+#      (on synthetic-lt when mnist1d cannot be imported); the schedule scales with the epochs (warm-up
+#      min(5, epochs/10), lr x0.1 at 80 % and x0.01 at 90 % of the run, full_model.config).
 # Results go to $OUT (or runs/gpu_check): throughput.json, run folders, comparison.json.
 #
 # Python needs: torch, numpy and tqdm; step 4 needs mnist1d, which itself imports matplotlib and requests;
@@ -79,7 +80,7 @@ echo "== 2. throughput (ResNet-32, CIFAR-10-LT shape, batch 128)"
 echo "== 3. end-to-end training run (as lpm train-deep), synthetic CIFAR-10-LT (ratio 100), $EPOCHS epochs"
 cat > "$OUT_DIR/synthetic.json" <<JSON
 {"dataset": "synthetic-images-lt", "ratio": 100, $NMAX $MAXB $FIGS "head": "fixed-etf", "loss": "dr",
- "dr_form": "released", "epochs": $EPOCHS, "warmup_epochs": 1, "progress": false}
+ "dr_form": "released", "epochs": $EPOCHS, "progress": false}
 JSON
 rm -rf "$OUT_DIR/synthetic_run"
 train "$OUT_DIR/synthetic.json" "$OUT_DIR/synthetic_run"
@@ -102,8 +103,7 @@ for pair in "learnable ce" "fixed-etf dr"; do
   rm -rf "$OUT_DIR/${SET}_$1_$2"
   cat > "$OUT_DIR/${SET}_$1_$2.json" <<JSON
 {"dataset": "$SET", "ratio": 100, "n_max": $MNMAX, $FIGS "head": "$1", "loss": "$2", "epochs": $MEPOCHS,
- "warmup_epochs": 2, "milestones": [$((MEPOCHS * 8 / 10)), $((MEPOCHS * 9 / 10))], "batch_size": 128,
- "progress": false}
+ "batch_size": 128, "progress": false}
 JSON
   train "$OUT_DIR/${SET}_$1_$2.json" "$OUT_DIR/${SET}_$1_$2"
 done

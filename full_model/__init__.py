@@ -23,6 +23,7 @@ _EXPORTS = {
     "HEADS": ".config", "DATASETS": ".data", "load_dataset": ".data", "long_tail_counts": ".data",
     "Network": ".models", "build_network": ".models", "FORMAT_VERSION": ".run_format", "DeepRun": ".run_format",
     "load_run": ".run_format", "RunResult": ".train", "resume_config": ".train", "train": ".train",
+    "TrainingDiverged": ".errors", "RunWarning": ".errors",
 }
 __all__ = list(_EXPORTS)
 

@@ -70,17 +70,30 @@ def all_sum(ctx: DistContext, array: np.ndarray) -> np.ndarray:
     return t.cpu().numpy()
 
 
-def reduce_class_stats(ctx: DistContext, stats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merged (counts (K,), means (K×d), within_cov (d×d)) of a ClassStats on every rank."""
+def reduce_class_stats(ctx: DistContext, stats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Merged (counts (K,), means (K×d), within_cov (d×d), balanced within_cov (d×d) or None)
+    of a ClassStats on every rank (the balanced one needs the class counts given to ClassStats)."""
     counts, means, cov = stats.counts, stats.means, stats.within_cov
     if not ctx.active:
-        return counts.copy(), means, cov
+        return counts.copy(), means, cov, stats.balanced_within_cov
     total_counts = all_sum(ctx, counts)
     global_means = all_sum(ctx, counts[:, None] * means) / np.maximum(total_counts, 1)[:, None]
     delta = means - global_means                             # (K, d); rows of empty classes are weighted 0
     scatter = counts.sum() * cov + (counts[:, None] * delta).T @ delta
     merged = all_sum(ctx, scatter) / max(total_counts.sum(), 1)
-    return total_counts, global_means, 0.5 * (merged + merged.T)
+    return total_counts, global_means, 0.5 * (merged + merged.T), _reduce_balanced(ctx, stats, delta, total_counts)
+
+
+def _reduce_balanced(ctx: DistContext, stats, delta: np.ndarray, total_counts: np.ndarray) -> np.ndarray | None:
+    """Σ_W^bal over ranks: each rank's scatter about its own means, moved to the global means."""
+    local = stats.balanced_scatter()
+    if local is None:
+        return None
+    weight = stats.counts / np.maximum(stats.expected, 1.0)
+    merged = all_sum(ctx, local + (weight[:, None] * delta).T @ delta)
+    if not np.array_equal(total_counts, stats.expected):
+        return None
+    return 0.5 * (merged + merged.T) / stats.K
 
 
 def reduce_classification(ctx: DistContext, stats) -> None:

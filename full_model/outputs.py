@@ -23,9 +23,11 @@ def provenance(device: torch.device, world_size: int) -> dict:
             "world_size": world_size}
 
 
-def write_config(run_dir: Path, config: dict, data_info: dict, model_info: dict, prov: dict) -> None:
+def write_config(run_dir: Path, config: dict, data_info: dict, model_info: dict, prov: dict,
+                 resumes: list[dict] | None = None) -> None:
     write_json_atomic(run_dir / rf.CONFIG_FILE, {"format_version": rf.FORMAT_VERSION, "config": config,
-                                                 "data": data_info, "model": model_info, "provenance": prov})
+                                                 "data": data_info, "model": model_info, "provenance": prov,
+                                                 "resumes": resumes or []})
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
@@ -75,11 +77,22 @@ def write_summary(run_dir: Path, summary: dict) -> None:
     write_json_atomic(run_dir / rf.SUMMARY_FILE, summary)
 
 
-def write_figure(run_dir: Path, rows: list[dict]) -> None:
+def write_figure(run_dir: Path, rows: list[dict], title: str | None = None) -> None:
+    """metrics.png at 200 dpi (2800×2200 px)."""
     from .plots import plot_metrics
 
-    fig = plot_metrics(rows)  # a pyplot-free Figure: no GUI backend is touched
+    fig = plot_metrics(rows, title=title)  # a pyplot-free Figure: no GUI backend is touched
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
     write_bytes_atomic(run_dir / rf.FIGURE_FILE, buffer.getvalue())
 
+
+FIGURE_DPI = 200
+
+
+def figure_title(config) -> str:
+    """One line naming the run: data set, ratio, head, loss, epochs and seed."""
+    ratio = "" if config.ratio is None else f", R = {config.ratio:g}"
+    loss = config.loss if config.loss != "dr" else f"dr ({config.dr_form})"
+    return (f"{config.dataset}{ratio}: {config.backbone}, {config.head} head, {loss} loss, "
+            f"{config.epochs} epochs, seed {config.seed}")

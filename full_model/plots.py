@@ -1,37 +1,111 @@
-"""Figures of a run's metrics over epochs (drawing only; nothing is computed here)."""
+"""The figure of a run's metrics over epochs, ``metrics.png`` (drawing only; nothing is computed here).
+
+Six panels: training loss, accuracy (overall and per class group), NC1, the
+distances NC2/NC3 to a simplex ETF, [Y22]'s mean cosines, and the minority
+collapse indices and norm ratios (theory.md §8). Every series has a plain
+name, every panel a y-label. Series that coincide (a fixed ETF head keeps
+several of them constant and equal) are drawn on top of each other with
+different widths and dash patterns, and the later one's legend entry says
+which one it equals, so no curve hides another without a word.
+"""
 from __future__ import annotations
 
 import math
 
+#: (title, y-label, log scale, [(metrics key, legend name), ...])
 PANELS = (
-    ("Training objective", ("train_loss",), False),
-    ("Accuracy", ("train_accuracy", "test_accuracy", "test_head_accuracy", "test_medium_accuracy",
-                  "test_tail_accuracy", "test_many_accuracy", "test_few_accuracy"), False),
-    ("NC1 = tr(Σ_W Σ_B†)/K", ("nc1",), True),
-    ("NC2 / NC3", ("nc2", "nc2_classifier", "nc3", "y22_gap"), False),
-    ("Cosines [Y22]", ("y22_cos_means_mean", "y22_cos_classifiers_mean", "y22_self_cos_mean"), False),
-    ("Collapse (norm-aware)", ("collapse_index", "feature_collapse_index", "classifier_norm_ratio",
-                               "feature_norm_ratio"), False),
+    ("Training loss", "mean loss per sample", False, [("train_loss", "training objective (mixup incl.)")]),
+    ("Accuracy", "accuracy", False, [
+        ("train_accuracy", "train, all classes"), ("test_accuracy", "test, all classes"),
+        ("test_head_accuracy", "test, head classes"), ("test_medium_accuracy", "test, medium classes"),
+        ("test_tail_accuracy", "test, tail classes"), ("test_many_accuracy", "test, many-shot classes"),
+        ("test_few_accuracy", "test, few-shot classes")]),
+    ("NC1: within-class variability", "tr(Σ_W Σ_B⁺) / K  (log scale)", True, [("nc1", "NC1")]),
+    ("NC2, NC3: distance to a simplex ETF", "distance (0 = ETF)", False, [
+        ("nc2", "NC2 of class means"), ("nc2_classifier", "NC2 of W"), ("nc3", "NC3, class means vs W")]),
+    ("Mean cosines [Y22]", "cosine", False, [
+        ("y22_cos_means_mean", "between class means"), ("y22_cos_classifiers_mean", "between rows of W"),
+        ("y22_self_cos_mean", "class mean k vs row k of W")]),
+    ("Minority collapse (norm-aware)", "index or ratio (1 = ETF)", False, [
+        ("collapse_index", "collapse index of W"), ("feature_collapse_index", "collapse index of class means"),
+        ("classifier_norm_ratio", "norm ratio minority/majority of W"),
+        ("feature_norm_ratio", "norm ratio minority/majority of means")]),
 )
+WIDTHS = (3.4, 2.4, 1.6, 1.1, 0.9, 0.8, 0.7)
+DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 2)), (0, (8, 2)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+COLORS = ("#222222", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b")
 
 
-def plot_metrics(rows: list[dict], fig=None):
-    """A grid of panels of ``rows`` (metrics.jsonl) against epoch; returns the Figure."""
+def plot_metrics(rows: list[dict], fig=None, title: str | None = None):
+    """A grid of panels of ``rows`` (metrics.jsonl) against epoch; returns the Figure (14×11 in)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-    fig = fig if fig is not None else Figure(figsize=(13, 7))
+    fig = fig if fig is not None else Figure(figsize=(14, 11))
     cols = 3
-    for i, (title, keys, log) in enumerate(PANELS):
+    K = _num_classes(rows)
+    for i, (panel, ylabel, log, series) in enumerate(PANELS):
         ax = fig.add_subplot(math.ceil(len(PANELS) / cols), cols, i + 1)
-        for key in keys:
-            points = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
-            if points:
-                ax.plot(*zip(*points), marker="." if len(points) < 30 else None, label=key)
+        present = [(key, name, _points(rows, key)) for key, name in series if _points(rows, key)]
+        tol = 1e-3 * _span([v for _, _, pts in present for _, v in pts])  # closer than this looks like one line
+        drawn: list[tuple[str, list]] = []
+        for j, (key, name, points) in enumerate(present):
+            same = next((other for other, pts in drawn if _coincide(pts, points, tol)), None)
+            label = name if same is None else f"{name} (= {same})"
+            every = max(1, len(points) // 8)
+            ax.plot(*zip(*points), color=COLORS[j % len(COLORS)], lw=WIDTHS[min(j, len(WIDTHS) - 1)],
+                    ls=DASHES[j % len(DASHES)], marker=MARKERS[j % len(MARKERS)], ms=4,
+                    markevery=(j % every, every), label=label, zorder=2 + j)
+            drawn.append((name, points))
+        if key_in(series, "y22_cos_means_mean") and K and ax.has_data():
+            ax.axhline(-1 / (K - 1), color="0.5", lw=0.8, ls=":", zorder=1, label=f"ETF: −1/(K−1), K = {K}")
         if log and ax.has_data():
             ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
-        if ax.has_data():
-            ax.legend(fontsize=7)
-    fig.subplots_adjust(left=0.05, right=0.98, top=0.95, bottom=0.08, hspace=0.35, wspace=0.2)
+            values = [v for _, _, pts in present for _, v in pts if v > 0]
+            plain = FuncFormatter(lambda v, _: f"{v:.3g}")  # 5.05 rather than 5.05×10⁰
+            ax.yaxis.set_major_formatter(plain)  # minor ticks are labelled only within one decade
+            ax.yaxis.set_minor_formatter(plain if values and max(values) < 10 * min(values) else NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"({chr(97 + i)}) {panel}", fontsize=11, loc="left")
+        ax.set_xlabel("epoch", fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=10)
+        ax.tick_params(labelsize=9)
+        ax.grid(alpha=0.25)
+        if not ax.has_data():
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="0.5")
+        elif len(ax.get_lines()) > 1:  # below the panel, where it hides no data
+            labels = [line.get_label() for line in ax.get_lines()]
+            ax.legend(fontsize=8, ncol=2 if max(map(len, labels)) <= 26 else 1, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.14), frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.subplots_adjust(left=0.06, right=0.985, top=0.94 if title else 0.965, bottom=0.13, hspace=0.72, wspace=0.26)
     return fig
+
+
+def key_in(series, key: str) -> bool:
+    return any(k == key for k, _ in series)
+
+
+def _points(rows: list[dict], key: str) -> list[tuple[int, float]]:
+    return [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+
+
+def _span(values: list[float]) -> float:
+    """The range of ``values`` (their largest magnitude when they are all equal; tiny when empty)."""
+    if not values:
+        return 1e-12
+    span = max(values) - min(values)
+    return span if span > 0 else max(1e-12, max(abs(v) for v in values))
+
+
+def _coincide(a: list, b: list, tol: float) -> bool:
+    return len(a) == len(b) and all(x == u and abs(y - v) <= tol for (x, y), (u, v) in zip(a, b))
+
+
+def _num_classes(rows: list[dict]) -> int | None:
+    for r in reversed(rows):
+        if isinstance(r.get("train_per_class_accuracy"), list):
+            return len(r["train_per_class_accuracy"])
+    return None

@@ -3,14 +3,22 @@
 A run folder holds, written atomically (temporary file, then rename):
 
 ``config.json``
-    {"format_version": 1, "config": the resolved TrainConfig,
+    {"format_version": 1, "config": the resolved TrainConfig (its
+     ``weight_decay`` is the decay of every parameter, the head's included),
      "data": {"name", "num_classes", "train_counts" (list, n_k), "train_size",
               "test_size", "input_shape", "profile" (how the counts were made)},
-     "model": {"backbone", "head", "feature_dim", "parameters"},
+     "model": {"backbone", "head", "feature_dim", "parameters",
+               "head_trainable" (false for fixed heads),
+               "head_weight_decay" (λ_W of theory.md §9: the weight decay on
+               the classifier W; null for a fixed head, whose W never moves)},
      "provenance": the keys of :func:`lpm.core.provenance.provenance`
                    ("lpm_version", "git" {"commit", "dirty"}, "python",
                    "packages", "hardware", "written_at") plus "device",
-                   "torch_threads", "world_size"}
+                   "torch_threads", "world_size" — of the run's start,
+     "resumes": [{"from_epoch", "epochs", "provenance"}, ...] — one entry per
+                ``--resume``, with the epochs asked for then}
+    A resume rewrites the file with the new config (so ``epochs`` says what
+    the run now aims at).
 ``metrics.jsonl``
     one JSON object per finished epoch, in order, keys:
     ``epoch`` (1-based), ``lr``, ``train_loss`` (mean training objective over
@@ -29,22 +37,32 @@ A run folder holds, written atomically (temporary file, then rename):
     profile n_k), ``within_class_cov`` (d×d), ``feature_dim``,
     ``num_classes``, ``epoch``, ``head``, ``loss``, ``dr_form``, ``dataset``,
     ``center``, ``train_per_class_accuracy``, ``test_per_class_accuracy``
-    (K, NaN where a class has no sample).
+    (K, NaN where a class has no sample; the training accuracy is what
+    flags classes the network never fitted).
 ``summary.json``
     ``best_test_accuracy`` and ``best_epoch`` (selected on the test set, as
     [Y22] reports), ``last_test_accuracy``, ``last_train_accuracy``,
     last-epoch group accuracies, ``epochs``, ``wall_time_s``.
-``checkpoint.pt``
-    model, optimiser, scheduler, epoch and every RNG state (see
-    :mod:`full_model.checkpoint`); a pickle — load only your own.
+``checkpoint.pt``, ``checkpoint.prev.pt``
+    model, optimiser, scheduler, epoch, metrics rows and every RNG state
+    (see :mod:`full_model.checkpoint`), as tensors and plain values, read
+    with ``torch.load(weights_only=True)``; ``checkpoint.prev.pt`` is the
+    one before (kept in case the last one is damaged).
 ``metrics.png``
     figures of the metrics over epochs.
 
-:func:`load_run` reads and checks a folder.
+Files are written through temporary files ``.NAME.*.tmp`` in the folder; a
+crash can leave one behind, and the next start of the run removes them.
+:func:`load_run` reads and checks a folder; a damaged file is named with how
+to recover it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +76,10 @@ METRICS_FILE = "metrics.jsonl"
 GEOMETRY_FILE = "final_geometry.npz"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
 FIGURE_FILE = "metrics.png"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, GEOMETRY_FILE, SUMMARY_FILE, CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE,
+             FIGURE_FILE)
 GEOMETRY_KEYS = ("format_version", "class_means", "classifier", "class_counts", "train_counts",
                  "within_class_cov", "feature_dim", "num_classes", "epoch", "head", "loss", "dr_form",
                  "dataset", "center", "train_per_class_accuracy", "test_per_class_accuracy")
@@ -89,33 +110,45 @@ def read_metrics(path) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    rerun = (f"run `lpm train-deep --resume --out {path.parent}` to write it again from the history kept in "
+             f"{CHECKPOINT_FILE}")
+    try:
+        lines = path.read_text().splitlines()
+    except (ValueError, OSError) as exc:
+        raise _run_error(path.parent, f"{METRICS_FILE} cannot be read ({exc}); {rerun}") from None
+    for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise _run_error(path.parent, f"line {number} of {METRICS_FILE} is not JSON") from None
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+                raise _run_error(path.parent, f"line {number} of {METRICS_FILE} is not a JSON row of an epoch; "
+                                              f"{rerun}")
+            rows.append(row)
     return rows
 
 
 def load_run(path) -> DeepRun:
-    """Read and check a finished run folder; errors name the missing or bad file."""
+    """Read and check a finished run folder; errors name the missing or bad file and how to recover."""
     path = Path(path)
     if not path.is_dir():
         raise _run_error(path, "no such folder")
     for name in (CONFIG_FILE, METRICS_FILE, GEOMETRY_FILE, SUMMARY_FILE):
         if not (path / name).is_file():
             raise _run_error(path, f"missing {name}")
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text())
-        summary = json.loads((path / SUMMARY_FILE).read_text())
-    except json.JSONDecodeError as exc:
-        raise _run_error(path, f"unreadable JSON: {exc}") from None
+    rerun = f"run `lpm train-deep --resume --out {path}` to write it again from {CHECKPOINT_FILE}"
+    config = _read_json(path, CONFIG_FILE, f"delete it and {rerun}")
+    summary = _read_json(path, SUMMARY_FILE, rerun)
     if config.get("format_version") != FORMAT_VERSION:
         raise _run_error(path, f"{CONFIG_FILE} has format_version {config.get('format_version')!r}, "
                                f"this lpm reads {FORMAT_VERSION}")
-    with np.load(path / GEOMETRY_FILE, allow_pickle=False) as npz:
-        geometry = {key: npz[key] for key in npz.files}
+    try:
+        with np.load(path / GEOMETRY_FILE, allow_pickle=False) as npz:
+            geometry = {key: npz[key] for key in npz.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+        raise _run_error(path, f"{GEOMETRY_FILE} is truncated or corrupt ({type(exc).__name__}: {exc}); "
+                               f"{rerun}") from None
     missing = [k for k in GEOMETRY_KEYS if k not in geometry]
     if missing:
         raise _run_error(path, f"{GEOMETRY_FILE} lacks {', '.join(missing)}")
@@ -123,3 +156,42 @@ def load_run(path) -> DeepRun:
         raise _run_error(path, f"{GEOMETRY_FILE} has format_version {int(geometry['format_version'])}, "
                                f"this lpm reads {FORMAT_VERSION}")
     return DeepRun(path, config, read_metrics(path / METRICS_FILE), geometry, summary)
+
+
+def _read_json(path: Path, name: str, rerun: str) -> dict:
+    try:
+        value = json.loads((path / name).read_text())
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _run_error(path, f"{name} is not valid JSON ({exc}); {rerun}") from None
+    if not isinstance(value, dict):
+        raise _run_error(path, f"{name} is not a JSON object; {rerun}")
+    return value
+
+
+def check_out_folder(path, name: str = "out") -> Path:
+    """Check, before any work and without creating anything, that ``path`` can be a run folder:
+    not an existing file, no file where a parent folder must be, and a writable place to create it.
+    Raises :class:`LPMInputError` in the shape "The 'out' parameter must be …. Got '…' instead."."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LPMInputError(name, str(path), "a folder for the run's files, not an existing file")
+    existing = path
+    while not existing.exists() and existing != existing.parent:  # the nearest existing ancestor
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LPMInputError(name, str(path), f"a folder path whose parents are folders ('{existing}' is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "folder" if existing == path else "folder to create it in"
+        raise LPMInputError(name, str(path), f"a writable folder ('{existing}', the {where}, is read-only)")
+    return path
+
+
+def remove_stale_temporaries(run_dir) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files that an interrupted atomic write of a run file left behind."""
+    removed = []
+    for name in RUN_FILES:
+        for tmp in Path(run_dir).glob(f".{name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed

@@ -25,7 +25,8 @@ import torch
 
 from lpm.core.geometry import ClassificationStats, ClassStats, NearestMeanAgreement, class_groups, measure
 
-from .distributed import DistContext, reduce_agreement, reduce_class_stats, reduce_classification
+from .distributed import DistContext, all_sum, reduce_agreement, reduce_class_stats, reduce_classification
+from .errors import NonFiniteOutputs
 
 
 @dataclass
@@ -59,40 +60,60 @@ def minority_start(num_classes: int, groups, scheme: str, profile: str, majority
 
 @torch.no_grad()
 def track(net, train_loader, test_loader, *, num_classes: int, groups, majority, ctx: DistContext,
-          autocast, nc4_on_train: bool = True, center: str = "class-means"):
-    """Run the passes above; return (flat JSON-safe metrics, GeometrySnapshot)."""
+          autocast, nc4_on_train: bool = True, center: str = "class-means", class_counts=None):
+    """Run the passes above; return (flat JSON-safe metrics, GeometrySnapshot).
+
+    Raises :class:`full_model.errors.NonFiniteOutputs` (on every process) when the network's
+    features or logits on a split are not finite, since no metric of them would mean anything."""
     was_training = net.training
     net.eval()
-    dim = net.get_classifier().shape[1]
-    stats, train_acc = ClassStats(num_classes, dim), ClassificationStats(num_classes, groups)
-    for x, y in train_loader:
-        h, z = _forward(net, x, autocast)
-        stats.update(h, y)
-        train_acc.update(z, y)
-    counts, means, within = reduce_class_stats(ctx, stats)
-    reduce_classification(ctx, train_acc)
-    agree_train, agree_test = NearestMeanAgreement(means), NearestMeanAgreement(means)
-    if nc4_on_train:
-        for x, _ in train_loader:
-            agree_train.update(*_forward(net, x, autocast))
-        reduce_agreement(ctx, agree_train)
-    test_acc = ClassificationStats(num_classes, groups)
-    for x, y in test_loader:
-        h, z = _forward(net, x, autocast)
-        test_acc.update(z, y)
-        agree_test.update(h, z)
-    reduce_classification(ctx, test_acc)
-    reduce_agreement(ctx, agree_test)
-    net.train(was_training)
+    try:
+        dim = net.get_classifier().shape[1]
+        stats = ClassStats(num_classes, dim, class_counts=class_counts)  # counts known: balanced NC1 too
+        train_acc = ClassificationStats(num_classes, groups)
+        for h, z, y in _finite_batches(net, train_loader, autocast, ctx, "training"):
+            stats.update(h, y)
+            train_acc.update(z, y)
+        counts, means, within, balanced = reduce_class_stats(ctx, stats)
+        reduce_classification(ctx, train_acc)
+        agree_train, agree_test = NearestMeanAgreement(means), NearestMeanAgreement(means)
+        if nc4_on_train:
+            for h, z, _ in _finite_batches(net, train_loader, autocast, ctx, "training"):
+                agree_train.update(h, z)
+            reduce_agreement(ctx, agree_train)
+        test_acc = ClassificationStats(num_classes, groups)
+        for h, z, y in _finite_batches(net, test_loader, autocast, ctx, "test"):
+            test_acc.update(z, y)
+            agree_test.update(h, z)
+        reduce_classification(ctx, test_acc)
+        reduce_agreement(ctx, agree_test)
+    finally:
+        net.train(was_training)
     W = net.get_classifier().detach().double().cpu().numpy()
+    if not np.isfinite(W).all():
+        raise NonFiniteOutputs("the classifier W holds values that are not finite")
     metrics = {**_prefixed("train", train_acc.result()), **_prefixed("test", test_acc.result())}
     metrics["nc4"] = agree_train.result() if nc4_on_train else None
     metrics["test_nc4"] = agree_test.result()
-    metrics.update(measure(means, W, counts=counts, within_cov=within, majority=majority, groups=groups,
-                           center=center))
+    metrics.update(measure(means, W, counts=counts, within_cov=within, balanced_within_cov=balanced,
+                           majority=majority, groups=groups, center=center))
     snap = GeometrySnapshot(means, W, counts, within, metrics["train_per_class_accuracy"],
                             metrics["test_per_class_accuracy"])
     return metrics, snap
+
+
+def _finite_batches(net, loader, autocast, ctx: DistContext, split: str):
+    """(h, z, y) of every batch of ``loader``; batches whose features or logits are not finite are
+    counted and skipped, and after the pass every process raises NonFiniteOutputs if any had one."""
+    bad = 0
+    for x, y in loader:
+        h, z = _forward(net, x, autocast)
+        if not (torch.isfinite(h).all() and torch.isfinite(z).all()):
+            bad += 1
+            continue
+        yield h, z, y
+    if all_sum(ctx, np.array([bad]))[0] > 0:
+        raise NonFiniteOutputs(f"the network's features or logits on the {split} split are not finite")
 
 
 def _forward(net, x, autocast):

@@ -15,9 +15,25 @@ draws the same global augmentation and mixup pairs (:mod:`full_model.loader`),
 so the only difference left is BatchNorm, whose batch statistics are
 per-process unless ``sync_bn`` (CUDA) is on.
 
-Resume restores every state (model, optimiser, scheduler, epoch, all RNGs)
-and is exact on the CPU, bit for bit; on CUDA, cuDNN's non-deterministic
-kernels can make the continued run differ in the last bits.
+Resume restores every state (model, optimiser, scheduler, epoch, all RNGs,
+the metrics so far) and is exact on the CPU, bit for bit; on CUDA, cuDNN's
+non-deterministic kernels can make the continued run differ in the last
+bits. Only the settings in :data:`RESUMABLE` may change on resume (more
+``epochs``, say); ``config.json`` is rewritten with them. A missing or
+damaged ``metrics.jsonl`` is rebuilt from the history kept in the
+checkpoint, with a warning.
+
+Divergence: a training loss that is not finite, or above
+:data:`DIVERGENCE_FACTOR` times max(1, the run's first loss), or features
+that are not finite when tracking, stop the run with
+:class:`full_model.errors.TrainingDiverged` naming the epoch and step;
+nothing of that epoch is written and the last good checkpoint stays. The
+check runs on the device and is read every :data:`CHECK_EVERY` steps, so it
+costs no synchronisation per step.
+
+Everything that can be checked before training is: the output folder, the
+checkpoint to resume, and the batch size against the training set (a batch
+larger than the set is refused: use the set's size for full-batch training).
 """
 from __future__ import annotations
 
@@ -26,6 +42,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +51,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lpm.core.errors import LPMInputError
+from lpm.core.io import json_default
 
 from . import checkpoint as ckpt
 from . import outputs
@@ -41,6 +59,7 @@ from . import run_format as rf
 from .config import TrainConfig
 from .data import ArrayData, load_dataset
 from .distributed import all_sum, barrier, setup, teardown
+from .errors import NonFiniteOutputs, RunWarning, TrainingDiverged
 from .loader import Normalizer, TensorEvalLoader, TensorTrainLoader
 from .losses import Objective
 from .models import build_network
@@ -49,6 +68,12 @@ from .tracking import groups_for, minority_start, track
 # Settings that may change when a run is resumed; every other setting must match the checkpoint.
 RESUMABLE = ("epochs", "device", "progress", "figures", "num_workers", "eval_batch_size", "track_every", "out", "amp",
              "channels_last", "data_on_device", "compile", "root")
+#: a loss above this many times max(1, the run's first loss) has exploded
+DIVERGENCE_FACTOR = 1e4
+#: steps between reads of the on-device divergence flag (and the last step of each epoch)
+CHECK_EVERY = 50
+#: seconds between refreshes of the progress bar's loss/accuracy
+POSTFIX_EVERY_S = 0.5
 
 
 @dataclass
@@ -89,29 +114,67 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(config: TrainConfig, resume: bool = False) -> RunResult:
-    """Run (or, with ``resume``, continue) one deep run; rank 0 writes ``config.out``."""
+    """Run (or, with ``resume``, continue) one deep run; rank 0 writes ``config.out``.
+
+    Raises :class:`LPMInputError` for settings, folders and files that cannot be used (before any
+    work), and :class:`full_model.errors.TrainingDiverged` when the loss stops being finite.
+    """
     cfg = config.resolved()
+    run_dir = rf.check_out_folder(cfg.out)
     device = resolve_device(cfg.device)
-    _check_run_dir(Path(cfg.out), resume)
+    state = _check_run_dir(run_dir, resume)
+    if state is not None:
+        _check_same(state["config"], cfg.to_dict(), run_dir)
+        if cfg.epochs < state["epoch"]:
+            raise LPMInputError("epochs", cfg.epochs, f"at least the {state['epoch']} epochs already done in "
+                                                      f"{run_dir}")
+        _warn_schedule_change(TrainConfig.from_dict(state["config"]), cfg, state["epoch"])
     ctx = setup(device.type)
     if ctx.active and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
     try:
-        return Trainer(cfg, device, ctx).run(resume)
+        if ctx.is_main and run_dir.is_dir():
+            rf.remove_stale_temporaries(run_dir)
+        return Trainer(cfg, device, ctx).run(state)
     finally:
         teardown(ctx)
 
 
 def resume_config(run_dir, overrides: dict | None = None) -> TrainConfig:
-    """The saved config of ``run_dir`` with ``overrides`` (only :data:`RESUMABLE` keys may differ)."""
-    path = Path(run_dir) / rf.CONFIG_FILE
-    if not path.is_file():
+    """The saved config of ``run_dir`` with ``overrides`` (only :data:`RESUMABLE` keys may differ).
+
+    The settings come from ``config.json``, or from the checkpoint when ``config.json`` is missing
+    (with a warning; the resumed run writes it again)."""
+    run_dir = Path(run_dir)
+    path, checkpoint = run_dir / rf.CONFIG_FILE, run_dir / rf.CHECKPOINT_FILE
+    if not checkpoint.is_file():
         raise LPMInputError("out", str(run_dir), f"a run folder holding {rf.CONFIG_FILE} and {rf.CHECKPOINT_FILE} "
                                                  "to resume")
-    saved = json.loads(path.read_text())["config"]
+    if path.is_file():
+        saved = _read_saved_config(path)
+    else:
+        saved = ckpt.load(checkpoint)["config"]
+        warnings.warn(f"{path} is missing: resuming with the settings kept in {rf.CHECKPOINT_FILE} "
+                      f"(and writing {rf.CONFIG_FILE} again)", RunWarning, stacklevel=2)
     values = {**saved, **{k: v for k, v in (overrides or {}).items() if v is not None}, "out": str(run_dir)}
-    _check_same(saved, TrainConfig.from_dict(values).resolved().to_dict(), run_dir)
-    return TrainConfig.from_dict(values).resolved()
+    source = f"saved config {path}"
+    _check_same(saved, TrainConfig.from_dict(values, source).resolved().to_dict(), run_dir)
+    return TrainConfig.from_dict(values, source).resolved()
+
+
+def _read_saved_config(path: Path) -> dict:
+    recovery = (f"delete it and resume again: it is written again from the settings kept in "
+                f"{rf.CHECKPOINT_FILE}")
+    try:
+        saved = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise LPMInputError("out", str(path.parent), f"a run folder with a readable {rf.CONFIG_FILE} to resume "
+                                                     f"({rf.CONFIG_FILE} is not valid JSON: {exc}; "
+                                                     f"{recovery})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise LPMInputError("out", str(path.parent), f"a run folder with a readable {rf.CONFIG_FILE} to resume "
+                                                     f"({rf.CONFIG_FILE} has no \"config\" table; {recovery})")
+    return saved["config"]
 
 
 def _check_same(saved: dict, new: dict, run_dir) -> None:
@@ -121,13 +184,30 @@ def _check_same(saved: dict, new: dict, run_dir) -> None:
                                             "when resuming that run")
 
 
-def _check_run_dir(run_dir: Path, resume: bool) -> None:
+def _check_run_dir(run_dir: Path, resume: bool) -> dict | None:
+    """Refuse a folder that does not fit ``resume``; when resuming, load and return its checkpoint."""
     has_checkpoint = (run_dir / rf.CHECKPOINT_FILE).is_file()
     if resume and not has_checkpoint:
         raise LPMInputError("out", str(run_dir), f"a run folder holding {rf.CHECKPOINT_FILE} to resume")
     if not resume and has_checkpoint:
         raise LPMInputError("out", str(run_dir), "a new run folder (this one holds a checkpoint; resume it "
                                                  "instead or choose another folder)")
+    return ckpt.load(run_dir / rf.CHECKPOINT_FILE) if resume else None
+
+
+def schedule_of(c: TrainConfig) -> "EpochSchedule":
+    """The lr factor per epoch of a resolved config."""
+    return EpochSchedule(c.warmup_epochs, tuple(c.milestones), c.lr_decay, c.schedule, c.epochs)
+
+
+def _warn_schedule_change(saved: TrainConfig, new: TrainConfig, done: int) -> None:
+    """Say so when the resumed run's schedule differs from the one its finished epochs followed
+    (a cosine schedule stretched over more epochs, say)."""
+    old_s, new_s = schedule_of(saved.resolved()), schedule_of(new)
+    if done < new.epochs and any(not math.isclose(old_s(e), new_s(e)) for e in range(done)):
+        warnings.warn(f"the lr schedule is now that of a {new.epochs}-epoch run, resumed at epoch {done + 1} with lr "
+                      f"{new.lr * new_s(done):.4g}; the first {done} epochs followed that of a {saved.epochs}-epoch "
+                      f"run (lr {new.lr * old_s(done - 1):.4g} in epoch {done})", RunWarning, stacklevel=3)
 
 
 def seed_everything(seed: int) -> None:
@@ -147,6 +227,10 @@ class Trainer:
                 raise LPMInputError("image_size", cfg.image_size, "left unset except for 'imagenet-lt'")
             self.data.image_size = cfg.image_size
         self.K = self.data.num_classes
+        n_train = len(self.data.y_train)
+        if cfg.batch_size > n_train:
+            raise LPMInputError("batch_size", cfg.batch_size, f"at most the {n_train} training samples of this run "
+                                                              f"(use {n_train} for full-batch training)")
         cuda = device.type == "cuda"
         self.amp = cuda if cfg.amp is None else cfg.amp
         image = len(self.data.input_shape) == 3
@@ -169,11 +253,11 @@ class Trainer:
         self.groups = groups_for(self.K, self.data.counts, self.data.group_scheme)
         self.majority = minority_start(self.K, self.groups, self.data.group_scheme, cfg.profile, cfg.majority)
         self.snapshot = None
+        self.first_loss: float | None = None  # the run's first training loss: the divergence threshold's scale
 
     # ------------------------------------------------------------ setup
     def _schedule(self) -> EpochSchedule:
-        c = self.cfg
-        return EpochSchedule(c.warmup_epochs, tuple(c.milestones), c.lr_decay, c.schedule, c.epochs)
+        return schedule_of(self.cfg)
 
     def _wrap(self, net):
         model = net
@@ -221,28 +305,28 @@ class Trainer:
                                             num_workers=cfg.num_workers, **common) for split in ("train", "test")]
 
     # ------------------------------------------------------------ loop
-    def run(self, resume: bool) -> RunResult:
-        rows, start, elapsed = self._restore() if resume else ([], 0, 0.0)
-        if not resume and self.ctx.is_main:
+    def run(self, state: dict | None = None) -> RunResult:
+        """Train from scratch, or from the checkpoint ``state`` (loaded by :func:`train`)."""
+        rows, start, elapsed = self._restore(state) if state is not None else ([], 0, 0.0)
+        if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            outputs.write_config(self.run_dir, self.cfg.to_dict(), self.data_info(), self.model_info(),
-                                 outputs.provenance(self.device, self.ctx.world_size))
+            self._write_config(resumed_from=None if state is None else start)
         began = time.time() - elapsed
         for epoch in range(start, self.cfg.epochs):
             rows.append(self.epoch(epoch))
             if self.ctx.is_main:
                 outputs.write_metrics(self.run_dir, rows)
-                self.save(epoch + 1, time.time() - began)
+                self.save(epoch + 1, time.time() - began, rows)
             barrier(self.ctx)
         if self.snapshot is None:  # resumed after the last epoch: measure the final model again
-            self.track()
+            self.track(len(rows))
         summary = outputs.summarize(rows, time.time() - began)
         if self.ctx.is_main:
             outputs.write_geometry(self.run_dir, self.snapshot, epoch=len(rows), train_counts=self.data.counts,
                                    config=self.cfg)
             outputs.write_summary(self.run_dir, summary)
             if self.cfg.figures:
-                outputs.write_figure(self.run_dir, rows)
+                outputs.write_figure(self.run_dir, rows, outputs.figure_title(self.cfg))
         barrier(self.ctx)
         return RunResult(self.run_dir, len(rows), summary["best_test_accuracy"], summary["best_epoch"],
                          summary["last_test_accuracy"], rows)
@@ -257,12 +341,14 @@ class Trainer:
                "epoch_time_s": took, "images_per_s": seen / max(took, 1e-9)}
         if (epoch + 1) % self.cfg.track_every == 0 or epoch + 1 == self.cfg.epochs:
             t1 = time.time()
-            row.update(self.track())
+            row.update(self.track(epoch + 1, lr))
             row["eval_time_s"] = time.time() - t1
             if self.cfg.progress and self.ctx.is_main:
                 tqdm.write(f"epoch {epoch + 1}/{self.cfg.epochs}  loss {loss:.4f}  train acc "
-                           f"{row['train_accuracy']:.4f}  test acc {row['test_accuracy']:.4f}  nc1 {row['nc1']}")
-        return row
+                           f"{row['train_accuracy']:.4f}  test acc {row['test_accuracy']:.4f}  "
+                           f"nc1 {_short(row['nc1'])}")
+        # plain Python values, exactly as metrics.jsonl holds them (and a weights_only checkpoint can)
+        return json.loads(json.dumps(row, default=json_default))
 
     def train_epoch(self, epoch: int) -> tuple[float, float, int]:
         """One pass over the training batches; returns (mean objective, batch accuracy, rows seen)."""
@@ -270,8 +356,10 @@ class Trainer:
         W_of = self.net.get_classifier
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.float64)
-        seen = 0
-        bar = tqdm(self.train_loader, total=len(self.train_loader), desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+        first_bad = torch.full((), -1, device=self.device, dtype=torch.long)  # first diverged step, on the device
+        bad_loss = torch.zeros((), device=self.device, dtype=torch.float64)
+        seen, steps, shown = 0, len(self.train_loader), -math.inf
+        bar = tqdm(self.train_loader, total=steps, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                    leave=False, disable=not (self.cfg.progress and self.ctx.is_main), dynamic_ncols=True)
         for step, batch in enumerate(bar):
             with self.autocast():
@@ -282,38 +370,119 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_sum += loss.detach().double() * (batch.global_size / self.ctx.world_size)
+            value = loss.detach().double()
+            if self.first_loss is None:  # once per run: the scale of the divergence threshold
+                self.first_loss = float(all_sum(self.ctx, np.array([value.item()]))[0] / self.ctx.world_size)
+            bad = ~torch.isfinite(value) | (value > self.loss_limit)
+            first_bad = torch.where((first_bad < 0) & bad, step, first_bad)
+            bad_loss = torch.where(first_bad == step, value, bad_loss)
+            loss_sum += value * (batch.global_size / self.ctx.world_size)
             correct += (z.detach().argmax(dim=1) == batch.y_a).sum()
             seen += len(batch.y_a)
-            if not bar.disable and step % 10 == 0:
+            if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
+                self._stop_if_diverged(epoch, first_bad, bad_loss, steps)
+            if not bar.disable and (time.monotonic() - shown >= POSTFIX_EVERY_S or step + 1 == steps):
                 bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.3f}")
+                shown = time.monotonic()
         totals = all_sum(self.ctx, np.array([loss_sum.item(), correct.item(), seen]))
         return float(totals[0] / totals[2]), float(totals[1] / totals[2]), int(totals[2])
 
-    def track(self) -> dict:
-        metrics, self.snapshot = track(self.net, *self.eval_loaders, num_classes=self.K, groups=self.groups,
-                                       majority=self.majority, ctx=self.ctx, autocast=self.autocast,
-                                       nc4_on_train=self.cfg.nc4_on_train, center=self.cfg.center)
+    @property
+    def loss_limit(self) -> float:
+        """Losses above this have exploded: DIVERGENCE_FACTOR × max(1, the run's first loss)."""
+        if self.first_loss is None or not math.isfinite(self.first_loss):
+            return math.inf  # a non-finite first loss is caught by the finiteness test
+        return DIVERGENCE_FACTOR * max(1.0, abs(self.first_loss))
+
+    def _stop_if_diverged(self, epoch: int, first_bad: torch.Tensor, bad_loss: torch.Tensor, steps: int) -> None:
+        """Raise TrainingDiverged on every process when any process saw a diverged step."""
+        local = int(first_bad.item())
+        if all_sum(self.ctx, np.array([float(local >= 0)]))[0] == 0:
+            return
+        seen_at = np.zeros(steps)
+        if local >= 0:
+            seen_at[local] = 1.0
+        step = int(np.flatnonzero(all_sum(self.ctx, seen_at))[0])  # the earliest step over processes
+        value = float(bad_loss.item())
+        if local != step:
+            what = "the training loss of another process was not finite or exploded"
+        elif not math.isfinite(value):
+            what = f"the training loss is {value}"
+        else:
+            what = (f"the training loss reached {value:.3g}, over {DIVERGENCE_FACTOR:g} times max(1, its first "
+                    f"value {self.first_loss:.3g})")
+        raise TrainingDiverged(epoch + 1, step + 1, steps, what, self._last_checkpoint(),
+                               self.optimizer.param_groups[0]["lr"])
+
+    def _last_checkpoint(self) -> str | None:
+        path = self.run_dir / rf.CHECKPOINT_FILE
+        return str(path) if path.is_file() else None
+
+    def track(self, epoch: int, lr: float | None = None) -> dict:
+        try:
+            metrics, self.snapshot = track(self.net, *self.eval_loaders, num_classes=self.K, groups=self.groups,
+                                           majority=self.majority, ctx=self.ctx, autocast=self.autocast,
+                                           nc4_on_train=self.cfg.nc4_on_train, center=self.cfg.center,
+                                           class_counts=self.data.counts)
+        except NonFiniteOutputs as exc:
+            lr = self.optimizer.param_groups[0]["lr"] if lr is None else lr
+            raise TrainingDiverged(epoch, None, None, str(exc), self._last_checkpoint(), lr) from None
         return metrics
 
     # ------------------------------------------------------------ state
-    def save(self, epochs_done: int, wall_time_s: float) -> None:
-        state = {"format_version": rf.FORMAT_VERSION, "epoch": epochs_done, "model": self.net.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "rng": ckpt.capture_rng(self.data_rng), "config": self.cfg.to_dict(), "wall_time_s": wall_time_s}
+    def save(self, epochs_done: int, wall_time_s: float, rows: list[dict]) -> None:
+        state = {"checkpoint_version": ckpt.CHECKPOINT_VERSION, "format_version": rf.FORMAT_VERSION,
+                 "epoch": epochs_done, "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": ckpt.capture_rng(self.data_rng),
+                 "config": self.cfg.to_dict(), "wall_time_s": wall_time_s, "metrics": rows,
+                 "first_loss": self.first_loss}
         ckpt.save_atomic(state, self.run_dir / rf.CHECKPOINT_FILE)
 
-    def _restore(self) -> tuple[list[dict], int, float]:
-        state = ckpt.load(self.run_dir / rf.CHECKPOINT_FILE, self.device)
-        _check_same(state["config"], self.cfg.to_dict(), self.run_dir)
+    def _restore(self, state: dict) -> tuple[list[dict], int, float]:
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.lr_lambdas[0] = self._schedule()  # the (possibly extended) epoch count of this config
         ckpt.restore_rng(state["rng"], self.data_rng)
+        self.first_loss = state.get("first_loss")
         done = int(state["epoch"])
-        rows = [r for r in rf.read_metrics(self.run_dir / rf.METRICS_FILE) if r["epoch"] <= done]
+        rows = list(state["metrics"])
+        if self.ctx.is_main:
+            self._repair_metrics(rows)
         return rows, done, float(state.get("wall_time_s", 0.0))
+
+    def _repair_metrics(self, rows: list[dict]) -> None:
+        """Rewrite metrics.jsonl from the checkpoint's history when it lacks (or garbles) finished epochs.
+        Rows past the checkpoint (an epoch written just before a crash) are dropped silently."""
+        path = self.run_dir / rf.METRICS_FILE
+        try:
+            on_disk = rf.read_metrics(path)
+            problem = "is missing" if not path.is_file() else None
+        except LPMInputError:
+            on_disk, problem = [], "is damaged"
+        text = lambda rs: [json.dumps(r, default=json_default) for r in rs]  # noqa: E731
+        if text(on_disk[:len(rows)]) == text(rows):
+            if len(on_disk) > len(rows):
+                outputs.write_metrics(self.run_dir, rows)
+            return
+        problem = problem or f"holds {len(on_disk)} epochs that do not match the checkpoint's {len(rows)}"
+        outputs.write_metrics(self.run_dir, rows)
+        warnings.warn(f"{path} {problem}: rewritten from the history of {len(rows)} epochs kept in "
+                      f"{rf.CHECKPOINT_FILE}", RunWarning, stacklevel=2)
+
+    def _write_config(self, resumed_from: int | None) -> None:
+        """config.json: the config now in force; on a resume, the start's provenance is kept and the
+        resume is appended to ``resumes``."""
+        prov = outputs.provenance(self.device, self.ctx.world_size)
+        first, resumes = prov, []
+        if resumed_from is not None:
+            try:
+                old = json.loads((self.run_dir / rf.CONFIG_FILE).read_text())
+                first, resumes = old.get("provenance", prov), list(old.get("resumes", []))
+            except (OSError, ValueError, AttributeError):  # missing or damaged: rewritten whole
+                pass
+            resumes.append({"from_epoch": resumed_from, "epochs": self.cfg.epochs, "provenance": prov})
+        outputs.write_config(self.run_dir, self.cfg.to_dict(), self.data_info(), self.model_info(), first, resumes)
 
     def data_info(self) -> dict:
         d = self.data
@@ -323,5 +492,11 @@ class Trainer:
                 "majority": self.majority}
 
     def model_info(self) -> dict:
+        trainable = self.cfg.head == "learnable"
         return {"backbone": self.cfg.backbone, "head": self.cfg.head, "feature_dim": self.net.get_classifier().shape[1],
-                "parameters": sum(p.numel() for p in self.net.parameters())}
+                "parameters": sum(p.numel() for p in self.net.parameters()), "head_trainable": trainable,
+                "head_weight_decay": self.cfg.weight_decay if trainable else None}
+
+
+def _short(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

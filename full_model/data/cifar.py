@@ -9,9 +9,18 @@ Layout under ``root``::
         dict with b'data' (N×3072 uint8) and b'fine_labels' (ints 0…99)
 
 Returns images as (N, 3, 32, 32) uint8 and labels as (N,) int64.
+
+The pickles are read by :class:`SafeUnpickler`, which builds only what these
+files hold — numpy arrays (and their dtypes and scalars), lists, dicts,
+tuples, bytes, str and numbers — and refuses every other global (a crafted
+file calling ``os.system``, say) before anything runs. A file that is not a
+CIFAR pickle, or one with no images (an empty ``test_batch``), is refused
+with one sentence naming it.
 """
 from __future__ import annotations
 
+import importlib
+import io
 import pickle
 from pathlib import Path
 
@@ -25,18 +34,47 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 
+#: the only globals a CIFAR pickle needs (numpy moved ``core`` to ``_core`` in 2.0; both spellings occur)
+_SAFE_GLOBALS = {(f"numpy.{core}.{module}", name)
+                 for core in ("core", "_core")
+                 for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
+                                      ("numeric", "_frombuffer"))}
+_SAFE_GLOBALS |= {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that builds numpy arrays, lists, dicts, tuples, bytes, str and numbers only."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"it refers to '{module}.{name}', which a CIFAR file never holds; refused "
+                                         "without running it (only numpy arrays, lists, dicts, bytes and str are "
+                                         "read)")
+        if module.startswith("numpy.core") and hasattr(np, "_core"):
+            module = "numpy._core" + module[len("numpy.core"):]
+        return getattr(importlib.import_module(module), name)
+
+
+def safe_load(data: bytes):
+    """Unpickle ``data`` (Python 2 strings as bytes, as the CIFAR files need) with :class:`SafeUnpickler`."""
+    return SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+
+
 def _read_pickle(path: Path, label_key: bytes, root, layout: str):
     """One CIFAR pickle → ((n, 3, 32, 32) uint8, (n,) int64)."""
     bad = f"'{path}' is not a CIFAR pickle with b'data' (N×3072 uint8) and {label_key!r}"
     try:
-        with open(path, "rb") as fh:
-            entry = pickle.load(fh, encoding="bytes")
+        entry = safe_load(path.read_bytes())
         data = np.asarray(entry[b"data"])
         labels = np.asarray(entry[label_key], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError):
-        raise layout_error(root, layout, bad) from None
+    except pickle.UnpicklingError as exc:
+        raise layout_error(root, layout, f"{bad}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 — any failure to parse a damaged file (EOFError, KeyError…)
+        raise layout_error(root, layout, f"{bad} ({type(exc).__name__}: {exc})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise layout_error(root, layout, bad)
+    if len(data) == 0:
+        raise layout_error(root, layout, f"'{path}' holds no images")
     return data.reshape(-1, 3, 32, 32), labels
 
 

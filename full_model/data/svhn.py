@@ -16,14 +16,16 @@ SVHN_LAYOUT = "train_32x32.mat and test_32x32.mat (SVHN cropped digits: X 32×32
 
 
 def _read_mat(path: Path, root):
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # scipy is needed for SVHN only
 
     bad = f"'{path}' is not an SVHN .mat file with X (32×32×3×N uint8) and y (N×1, 1…10)"
+    if path.stat().st_size == 0:
+        raise layout_error(root, SVHN_LAYOUT, f"{bad}: the file is empty")
     try:
         mat = loadmat(str(path))
         X, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
-    except (ValueError, KeyError, TypeError, OSError, NotImplementedError):
-        raise layout_error(root, SVHN_LAYOUT, bad) from None
+    except Exception as exc:  # noqa: BLE001 — scipy raises many kinds on a damaged file (MatReadError, IndexError…)
+        raise layout_error(root, SVHN_LAYOUT, f"{bad} ({type(exc).__name__}: {exc})") from None
     if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.shape[3] != len(y) or len(y) == 0:
         raise layout_error(root, SVHN_LAYOUT, bad)
     if y.min() < 1 or y.max() > 10:

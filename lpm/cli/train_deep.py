@@ -4,19 +4,29 @@ Thin: options → :func:`full_model.config.build_config` (recipe ← config file
 the options given) → :func:`full_model.train.train`. Settings without an
 option here can be set in a JSON/TOML ``--config`` file (any
 :class:`full_model.config.TrainConfig` field).
+
+With no data set given (no ``--dataset``, none in ``--config``, no
+``--resume``) the command trains nothing: it prints a short usage with a
+first run that needs no download, and exits with status 2. Training without
+being asked would write a run folder and take minutes; a newcomer is better
+served by the example. Warnings about a run print as one ``Warning:`` line;
+a diverged run prints one ``Error:`` line and exits with status 1.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from full_model.config import BACKBONES, DEVICES, HEADS, SCHEDULES
+from full_model.config import BACKBONES, DEVICES, HEADS, SCHEDULES, build_config, load_config_file
 from full_model.data import DATASETS
+from full_model.errors import RunWarning, TrainingDiverged
 
+from ..core.errors import LPMInputError
 from ..core.losses import DR_VARIANTS, LOSS_NAMES
 from ..core.profiles import PROFILES
 from ._common import parse_float_list, user_errors
@@ -55,10 +65,13 @@ def train_deep_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: 128)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: 0.1)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default: 2e-4)."),
-    warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", help="Linear warm-up epochs (default: 5)."),
+    warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", help="Linear warm-up epochs (default: "
+                                                                               "min(5, epochs/10))."),
     schedule: Optional[Schedule] = typer.Option(None, "--schedule",
                                                 help="After warm-up: step or cosine (default: step)."),
-    milestones: Optional[str] = typer.Option(None, "--milestones", help="Step-decay epochs, e.g. '160,180'."),
+    milestones: Optional[str] = typer.Option(None, "--milestones", help="Step decay at fractions of the run "
+                                                                        "('0.8,0.9', the default) or at epochs "
+                                                                        "('160,180')."),
     mixup_alpha: Optional[float] = typer.Option(None, "--mixup-alpha",
                                                 help="Mixup α; 0 turns mixup off (default: 1.0)."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Crop-flip augmentation "
@@ -83,11 +96,12 @@ def train_deep_command(
 
     Example: lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr --epochs 30
     """
-    from full_model.config import build_config
-    from full_model.train import resume_config, train
+    from full_model.train import resume_config, train  # imports torch: loaded only when a run starts
 
     value = lambda e: None if e is None else e.value  # noqa: E731
-    with user_errors():
+    with user_errors(), warnings.catch_warnings():
+        warnings.simplefilter("always", RunWarning)
+        warnings.showwarning = _show_warning
         overrides = {
             "dataset": value(dataset), "root": root, "ratio": ratio, "profile": value(profile), "n_max": n_max,
             "subset_seed": subset_seed, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
@@ -96,14 +110,24 @@ def train_deep_command(
             "warmup_epochs": warmup_epochs, "schedule": value(schedule), "mixup_alpha": mixup_alpha,
             "augment": augment, "seed": seed, "device": value(device), "amp": amp, "compile": compile_model,
             "num_workers": num_workers, "track_every": track_every, "max_batches_per_epoch": max_batches,
-            "out": out, "progress": progress,
-            "milestones": None if milestones is None else [int(m) if m.is_integer() else m
-                                                            for m in parse_float_list("milestones", milestones)],
+            "out": out, "progress": progress, **_milestones(milestones),
         }
-        cfg = build_config(overrides, config)
+        from_file = _file(config)
         if resume:
-            cfg = resume_config(cfg.out, {**(_file(config)), **overrides})
-        result = train(cfg, resume=resume)
+            run_dir = out if out is not None else from_file.get("out")
+            if run_dir is None:
+                raise LPMInputError("out", None, "the run folder to continue (--resume needs --out)")
+            cfg = resume_config(run_dir, {**from_file, **overrides})
+        else:
+            if dataset is None and "dataset" not in from_file:
+                typer.echo(NO_DATASET, err=True)
+                raise typer.Exit(2)
+            cfg = build_config(overrides, config)
+        try:
+            result = train(cfg, resume=resume)
+        except TrainingDiverged as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
             typer.echo(f"run folder: {result.run_dir}")
             typer.echo(f"epochs: {result.epochs}  last test accuracy: {_fmt(result.last_test_accuracy)}  "
@@ -111,9 +135,33 @@ def train_deep_command(
                        "selected on the test set)")
 
 
-def _file(config):
-    from full_model.config import load_config_file
+#: what `lpm train-deep` prints when no data set is given
+NO_DATASET = """\
+Error: no data set given: choose one with --dataset (or in a --config file).
+A first run that needs no download (MNIST-1D-LT, ratio 100; 2–3 minutes on 2 CPU cores):
+  lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr --epochs 30
+Offline sets: mnist1d-lt, digits-lt, synthetic-lt, synthetic-images-lt. CIFAR, SVHN, STL-10 and
+ImageNet-LT are read from files: --dataset cifar10-lt --root FOLDER. All options: lpm train-deep --help"""
 
+
+def _milestones(text: str | None) -> dict:
+    """--milestones: all values in (0, 1) → milestone_fractions; whole numbers >= 1 → milestones (epochs)."""
+    values = parse_float_list("milestones", text)
+    if values is None:
+        return {}
+    if values and all(0 < v < 1 for v in values):
+        return {"milestone_fractions": values}
+    if values and all(v >= 1 and v.is_integer() for v in values):
+        return {"milestones": [int(v) for v in values]}
+    raise LPMInputError("milestones", text, "fractions of the run in (0, 1) such as '0.8,0.9', or epochs >= 1 "
+                                            "such as '160,180'")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"Warning: {message}", err=True)
+
+
+def _file(config):
     return load_config_file(config) if config is not None else {}
 
 

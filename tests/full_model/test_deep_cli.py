@@ -39,7 +39,10 @@ def test_train_deep_runs_from_a_config_file_and_resumes(tmp_path):
     (["--dataset", "mnist1d-lt", "--head", "learnable", "--loss", "dr"],
      "Error: The 'loss' parameter must be 'ce' with the learnable head (DR with a learnable classifier is "
      "degenerate: every w_k and h_k can share one vector and reach zero loss, theory.md §5; set allow_degenerate "
-     "to run it anyway). Got 'dr' instead."),
+     "(--allow-degenerate) to run it anyway). Got 'dr' instead."),
+    (["--dataset", "mnist1d-lt", "--milestones", "0.5,3"],
+     "Error: The 'milestones' parameter must be fractions of the run in (0, 1) such as '0.8,0.9', or epochs >= 1 "
+     "such as '160,180'. Got '0.5,3' instead."),
     (["--dataset", "mnist1d-lt", "--config", "/no/cfg.toml"],
      "Error: The 'config' parameter must be an existing .json or .toml file. Got '/no/cfg.toml' instead."),
 ])
@@ -61,3 +64,15 @@ def test_resume_without_a_run_is_refused(tmp_path):
     assert res.exit_code == 2
     assert res.stderr.strip() == (f"Error: The 'out' parameter must be a run folder holding config.json and "
                                   f"checkpoint.pt to resume. Got '{tmp_path / 'none'}' instead.")
+
+
+def test_milestones_option_takes_fractions_or_epochs(tmp_path):
+    for text, fractions, epochs in (("0.5,0.75", [0.5, 0.75], [5, 8]), ("3,6", [0.8, 0.9], [3, 6])):
+        out = tmp_path / text
+        res = runner.invoke(app, ["train-deep", *TINY, "--epochs", "10", "--milestones", text, "--out", str(out),
+                                  "--max-batches-per-epoch", "1", "--track-every", "10"])
+        assert res.exit_code == 0, res.output
+        saved = json.loads((out / rf.CONFIG_FILE).read_text())["config"]
+        assert (saved["milestone_fractions"], saved["milestones"]) == (fractions, epochs)
+        lrs = [r["lr"] for r in rf.read_metrics(out / rf.METRICS_FILE)]
+        assert lrs == pytest.approx([0.1 * 0.1 ** sum(e >= m for m in epochs) for e in range(10)])

@@ -1,4 +1,5 @@
 """Long-tailed loaders read the published formats and keep the profile's counts."""
+import os
 import pickle
 
 import numpy as np
@@ -17,7 +18,7 @@ def _image(label: int, index: int) -> np.ndarray:
     return img
 
 
-def _write_cifar10(root, per_class_per_batch: int = 12, test_per_class: int = 3):
+def _write_cifar10(root, per_class_per_batch: int = 12, test_per_class: int = 3, protocol: int = 2):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     index = 0
@@ -29,7 +30,7 @@ def _write_cifar10(root, per_class_per_batch: int = 12, test_per_class: int = 3)
             rows.append(_image(k, index).reshape(3072))  # R plane, G plane, B plane, each row-major
             index += 1
         with open(folder / name, "wb") as fh:
-            pickle.dump({b"data": np.stack(rows), b"labels": labels, b"batch_label": b"x"}, fh)
+            pickle.dump({b"data": np.stack(rows), b"labels": labels, b"batch_label": b"x"}, fh, protocol=protocol)
 
 
 def test_cifar10_ratio_100_counts_are_the_published_ones():
@@ -166,6 +167,76 @@ def test_missing_and_malformed_files_name_the_file(tmp_path):
     with pytest.raises(LPMInputError) as err:
         load_dataset("cifar10-lt", root=tmp_path)
     assert f"'{tmp_path / 'cifar-10-batches-py' / 'data_batch_3'}' is not a CIFAR pickle" in str(err.value)
+
+
+CIFAR10_BAD = ("The 'root' parameter must be a folder holding cifar-10-batches-py/data_batch_1 … data_batch_5 and "
+               "test_batch (the CIFAR-10 python pickles) ({problem}). Got '{root}' instead.")
+
+
+class _RunsACommand:
+    """Unpickling this calls os.system: the shape of a crafted data file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_cifar_pickles_that_would_run_code_are_refused_without_running_it(tmp_path, protocol):
+    _write_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    labels = [k for k in range(10) for _ in range(12)]
+    path.write_bytes(pickle.dumps({b"data": _RunsACommand(marker), b"labels": labels}, protocol=protocol))
+    with pytest.raises(LPMInputError) as err:
+        load_dataset("cifar10-lt", root=tmp_path, ratio=10, n_max=60)
+    assert str(err.value) == CIFAR10_BAD.format(root=tmp_path, problem=(
+        f"'{path}' is not a CIFAR pickle with b'data' (N×3072 uint8) and b'labels': it refers to 'posix.system', "
+        "which a CIFAR file never holds; refused without running it (only numpy arrays, lists, dicts, bytes and str "
+        "are read)"))
+    assert not marker.exists()  # nothing ran
+    # the real files' pickles (protocol 2 and the current one, numpy arrays inside) still load
+    _write_cifar10(tmp_path / "again", protocol=protocol)
+    assert load_dataset("cifar10-lt", root=tmp_path / "again", ratio=10, n_max=60).counts == \
+        long_tail_counts(10, 10, "exp", 60)
+
+
+def test_cifar_pickle_naming_an_unknown_module_is_one_clear_error(tmp_path):
+    _write_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(b"\x80\x02cno_such_module\nThing\nq\x00)\x81q\x01.")  # protocol 2: GLOBAL, NEWOBJ
+    with pytest.raises(LPMInputError) as err:
+        load_dataset("cifar10-lt", root=tmp_path)
+    assert str(err.value) == CIFAR10_BAD.format(root=tmp_path, problem=(
+        f"'{path}' is not a CIFAR pickle with b'data' (N×3072 uint8) and b'labels': it refers to "
+        "'no_such_module.Thing', which a CIFAR file never holds; refused without running it (only numpy arrays, "
+        "lists, dicts, bytes and str are read)"))
+
+
+def test_an_empty_cifar_test_batch_is_refused(tmp_path):
+    _write_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    with open(path, "wb") as fh:
+        pickle.dump({b"data": np.zeros((0, 3072), dtype=np.uint8), b"labels": []}, fh)
+    with pytest.raises(LPMInputError) as err:
+        load_dataset("cifar10-lt", root=tmp_path, ratio=10, n_max=60)
+    assert str(err.value) == CIFAR10_BAD.format(root=tmp_path, problem=f"'{path}' holds no images")
+
+
+def test_a_zero_byte_svhn_file_is_one_clear_error(tmp_path):
+    (tmp_path / "train_32x32.mat").write_bytes(b"")
+    (tmp_path / "test_32x32.mat").write_bytes(b"")
+    with pytest.raises(LPMInputError) as err:
+        load_dataset("svhn-lt", root=tmp_path)
+    assert str(err.value) == (
+        "The 'root' parameter must be a folder holding train_32x32.mat and test_32x32.mat (SVHN cropped digits: "
+        f"X 32×32×3×N uint8, y N×1 in 1…10) ('{tmp_path / 'train_32x32.mat'}' is not an SVHN .mat file with X "
+        f"(32×32×3×N uint8) and y (N×1, 1…10): the file is empty). Got '{tmp_path}' instead.")
+    (tmp_path / "train_32x32.mat").write_bytes(b"MATLAB 5.0 but cut short")  # scipy raises an IndexError here
+    with pytest.raises(LPMInputError, match=r"is not an SVHN \.mat file .*\(IndexError: .*\)\. Got '"):
+        load_dataset("svhn-lt", root=tmp_path)
 
 
 @pytest.mark.parametrize("kwargs,message", [

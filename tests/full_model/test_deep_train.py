@@ -1,16 +1,20 @@
 """End-to-end deep runs on tiny offline data: training, fixed heads, resume, run folder."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
+import full_model.train as train_module
 from full_model import checkpoint as ckpt
 from full_model import run_format as rf
 from full_model.config import build_config
 from full_model.data import load_dataset, long_tail_counts
+from full_model.errors import RunWarning
 from full_model.models import build_network
+from full_model.plots import plot_metrics
 from full_model.train import train
 from lpm.core.errors import LPMInputError
 from lpm.core.etf import simplex_etf
@@ -36,8 +40,8 @@ PAIRS = [("learnable", "ce", "paper"), ("fixed-etf", "ce", "paper"), ("fixed-etf
 @pytest.mark.parametrize("head,loss,form", PAIRS)
 def test_every_allowed_pairing_lowers_the_training_loss(tmp_path, head, loss, form):
     cfg = build_config(dict(dataset="synthetic-lt", ratio=10, n_max=60, head=head, loss=loss, dr_form=form, epochs=4,
-                            batch_size=32, warmup_epochs=0, mixup_alpha=0, out=str(tmp_path / "r"), progress=False,
-                            feature_dim=32, nc4_on_train=False, figures=False))
+                            batch_size=32, warmup_epochs=0, lr_decay=1.0, mixup_alpha=0, out=str(tmp_path / "r"),
+                            progress=False, feature_dim=32, nc4_on_train=False, figures=False))
     result = train(cfg)
     losses = [row["train_loss"] for row in result.metrics]
     # lower bounds: DR ≥ 0; with unit h and unit rows, CE ≥ log(1 + (K−1) e^{−K/(K−1)}) for the ETF
@@ -68,7 +72,8 @@ def test_fixed_etf_buffer_is_bit_identical_after_training_and_restore(rich_run):
 
 def test_resume_continues_exactly(rich_run, tmp_path):
     out = tmp_path / "resumed"
-    train(build_config({**RICH, "epochs": 2, "out": str(out), "figures": False}))
+    with pytest.warns(RunWarning, match="the lr decay at milestone 2 never happens in a 2-epoch run"):
+        train(build_config({**RICH, "epochs": 2, "out": str(out), "figures": False}))
     with pytest.raises(LPMInputError, match="a new run folder"):
         train(build_config({**RICH, "epochs": 3, "out": str(out)}))
     train(build_config({**RICH, "epochs": 3, "out": str(out), "figures": False}), resume=True)
@@ -121,7 +126,10 @@ def test_run_folder_is_complete_and_loadable(rich_run):
     assert [r["lr"] for r in run.metrics] == pytest.approx([0.1, 0.1, 0.01])  # warm-up 1, ×0.1 from epoch 2
     tests = [r["test_accuracy"] for r in run.metrics]
     assert run.summary["best_test_accuracy"] == max(tests) and run.summary["last_test_accuracy"] == tests[-1]
-    assert (rich_run.run_dir / rf.FIGURE_FILE).read_bytes()[:4] == b"\x89PNG"
+    png = (rich_run.run_dir / rf.FIGURE_FILE).read_bytes()
+    assert png[:4] == b"\x89PNG"
+    # 14×11 inches at 200 dpi (the IHDR chunk holds width and height)
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (2800, 2200)
 
 
 def test_load_run_names_what_is_wrong(rich_run, tmp_path):
@@ -138,3 +146,39 @@ def test_load_run_names_what_is_wrong(rich_run, tmp_path):
     (copy / rf.CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(LPMInputError, match="config.json has format_version 99, this lpm reads 1"):
         rf.load_run(copy)
+
+
+def test_progress_bar_follows_the_running_loss_and_nc1_is_rounded(tmp_path, monkeypatch, capsys):
+    postfixes = []
+
+    class Recording(train_module.tqdm):
+        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+            postfixes.append(dict(kwargs))
+            super().set_postfix(ordered_dict, refresh, **kwargs)
+
+    monkeypatch.setattr(train_module, "tqdm", Recording)
+    monkeypatch.setattr(train_module, "POSTFIX_EVERY_S", 0.0)  # refresh at every step
+    cfg = build_config(dict(dataset="synthetic-lt", ratio=10, n_max=60, epochs=1, batch_size=16, warmup_epochs=0,
+                            mixup_alpha=0, out=str(tmp_path / "r"), feature_dim=16, figures=False, device="cpu"))
+    row = train(cfg).metrics[0]
+    steps = -(-236 // 16)  # 236 training rows
+    assert len(postfixes) == steps and len({p["loss"] for p in postfixes}) > 1  # it moves with the batches
+    assert postfixes[-1] == {"loss": f"{row['train_loss']:.4f}", "acc": f"{row['batch_accuracy']:.3f}"}
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("epoch 1/1"))
+    assert re.search(r"  nc1 (\S+)$", line).group(1) == f"{row['nc1']:.4g}"
+
+
+def test_metrics_figure_names_every_series_and_says_which_coincide():
+    rows = [{"epoch": e, "train_loss": 2 / e, "train_accuracy": 0.5 + e / 20, "test_accuracy": 0.4, "nc1": 3 / e,
+             "nc2": 0.5, "nc2_classifier": 0.0, "nc3": 0.3, "collapse_index": 1.0, "classifier_norm_ratio": 1.0,
+             "feature_collapse_index": 0.8 + e / 100, "feature_norm_ratio": 0.9, "y22_cos_means_mean": -0.05,
+             "y22_cos_classifiers_mean": -1 / 9, "y22_self_cos_mean": 0.5, "train_per_class_accuracy": [1.0] * 10}
+            for e in range(1, 6)]
+    fig = plot_metrics(rows)
+    assert [ax.get_ylabel() != "" and ax.get_xlabel() == "epoch" for ax in fig.axes] == [True] * 6
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "norm ratio minority/majority of W (= collapse index of W)" in labels
+    assert "ETF: −1/(K−1), K = 10" in labels
+    assert not [label for label in labels if "_" in label]  # plain names, no metric keys
+    lines = fig.axes[5].get_lines()
+    assert lines[0].get_linewidth() > lines[2].get_linewidth()  # the later, equal curve is drawn thinner on top

@@ -90,16 +90,24 @@ class ClassStats:
         S = self._scatter - (self.counts[:, None] * mean_shift).T @ mean_shift
         return 0.5 * (S + S.T) / max(self.num_samples, 1)
 
+    def balanced_scatter(self) -> np.ndarray | None:
+        """Σ_k (1/N_k) Σ_{i∈k} (h_i − μ_k)(h_i − μ_k)ᵀ about this pass's own means, N_k the class
+        counts given at construction (``None`` without them); summed over shards it gives K·Σ_W^bal."""
+        if self._balanced is None:
+            return None
+        n = np.maximum(self.counts, 1)[:, None]
+        mean_shift = self._sum / n
+        weight = self.counts / np.maximum(self.expected, 1.0)       # n_k / N_k
+        S = self._balanced - (weight[:, None] * mean_shift).T @ mean_shift
+        return 0.5 * (S + S.T)
+
     @property
     def balanced_within_cov(self) -> np.ndarray | None:
         """Class-balanced Σ_W^bal = (1/K) Σ_k (1/n_k) Σ_{i∈k} (h_i − μ_k)(h_i − μ_k)ᵀ, or ``None``
         when the class counts were not given or the pass saw other counts."""
         if self._balanced is None or not np.array_equal(self.counts, self.expected):
             return None
-        n = np.maximum(self.counts, 1)[:, None]
-        mean_shift = self._sum / n
-        S = self._balanced - mean_shift.T @ mean_shift      # Σ_k (1/n_k) n_k m_k m_kᵀ
-        return 0.5 * (S + S.T) / self.K
+        return self.balanced_scatter() / self.K
 
 
 class ClassificationStats:
