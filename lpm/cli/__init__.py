@@ -150,7 +150,10 @@ def run_one_line(main, **kwargs) -> int:
     except typer.Abort:
         typer.echo("Error: aborted.", err=True)
         return 1
-    return rv if isinstance(rv, int) else 0
+    code = rv if isinstance(rv, int) else 0
+    if code == 130:  # typer turns Ctrl-C into exit code 130
+        typer.echo("Interrupted.", err=True)
+    return code
 
 
 def load_command(name: str):

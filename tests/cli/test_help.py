@@ -80,3 +80,11 @@ def test_simulate_imports_no_heavy_optional_dependency():
     assert "lpm.core.solvers" in modules and "numpy" in modules
     heavy = {m for m in modules if m.split(".")[0] in {"torch", "cvxpy", "pandas", "matplotlib"}}
     assert not heavy, sorted(heavy)[:10]
+
+
+def test_sweep_with_certifying_solvers_imports_neither_torch_nor_cvxpy(tmp_path):
+    modules = _imported("sweep", "-o", str(tmp_path / "s"), "--ratios", "1,100", "--classifier",
+                        "learnable,fixed-etf", "--solver", "auto", "--no-progress")
+    assert "lpm.sweep" in modules
+    heavy = {m for m in modules if m.split(".")[0] in {"torch", "cvxpy", "matplotlib"}}
+    assert not heavy, sorted(heavy)[:10]
