@@ -34,7 +34,7 @@ COMMANDS = {
     "compare": ("compare", "Set deep runs beside the layer-peeled optimum."),
 }
 
-# the click that typer runs on (vendored inside typer since 0.2x, else the click package)
+# the click that typer runs on (vendored inside typer since typer 0.26, before that the click package)
 _click_exceptions = importlib.import_module(typer.BadParameter.__module__)
 _ClickException = _click_exceptions.ClickException
 _NoArgsIsHelp = getattr(_click_exceptions, "NoArgsIsHelpError", None)
@@ -179,7 +179,6 @@ def _version(value: bool) -> None:
 app = typer.Typer(
     name="lpm",
     cls=LazyGroup,
-    help="Layer-peeled models of neural collapse under class imbalance: solve, sweep, reproduce, train, compare.",
     epilog="Run 'lpm COMMAND --help' for a command's options.",
     no_args_is_help=True,
     add_completion=False,
