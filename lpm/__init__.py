@@ -18,7 +18,24 @@ _EXPORTS = {
     "get_solver": "lpm.core.solvers", "available_solvers": "lpm.core.solvers",
     "certified_optimum": "lpm.core.solvers",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*_EXPORTS, "__version__", "sims_dir"]
+
+
+def sims_dir():
+    """The folder of the simulation files that ``lpm reproduce`` runs.
+
+    In a source checkout, its top-level ``sims/`` folder (edit a file there
+    and the next run uses it). In an installed package, the copy shipped
+    inside it as ``lpm/sims`` (``pyproject.toml`` maps the package data
+    ``lpm.sims`` to ``sims/``). Returns a :class:`pathlib.Path`.
+    """
+    from importlib.resources import files
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "sims").is_dir():
+        return checkout / "sims"
+    return Path(str(files(__name__) / "sims"))
 
 
 __getattr__ = lazy_exports(__name__, globals(), _EXPORTS)

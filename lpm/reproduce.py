@@ -99,12 +99,11 @@ class Simulation:
 
 
 def default_sims_dir() -> Path:
-    """``$LPM_SIMS_DIR``, else the ``sims/`` folder of the source checkout, else ``./sims``."""
+    """``$LPM_SIMS_DIR``, else the shipped simulation files (:func:`lpm.sims_dir`)."""
+    from . import sims_dir
+
     env = os.environ.get("LPM_SIMS_DIR")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[1] / "sims"
-    return repo if repo.is_dir() else Path.cwd() / "sims"
+    return Path(env) if env else sims_dir()
 
 
 def load_simulation(path: Path | str) -> Simulation:

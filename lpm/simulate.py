@@ -1,12 +1,25 @@
 """One-shot solves of the layer-peeled model, side by side (``lpm simulate``).
 
-:func:`simulate` builds one :class:`Problem` per classifier mode from the
-same profile, solves each with the chosen back end, and measures the
-geometry. :func:`render_table` prints them as columns of one terminal table.
+By default :func:`simulate` solves the two settings the theory contrasts,
+from the same class counts: a learnable classifier trained with
+cross-entropy (Fang et al.'s model: beyond the threshold R* the minority
+classifiers merge, theory.md §4.3) and a fixed simplex-ETF classifier trained
+with DR (Yang et al.'s remedy: its minority classifiers cannot merge,
+theory.md §5). :func:`render_table` prints them as the columns of one
+terminal table and :func:`verdicts` says in words which one collapsed.
+
+Class counts. Give a profile (``K``, ``ratio``, ``profile``, ``majority``)
+or explicit ``counts``; then K is the number of counts and neither
+``ratio`` nor ``profile`` may be given. Counts are relative class sizes:
+only the proportions n_k/N enter the norm-constrained model, so fractional
+counts (``0.5, 0.3, 0.2``) are meaningful and scaling every count by the
+same factor changes nothing; the weight-decay budget form alone reads them
+as absolute sample counts (theory.md §9).
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -16,6 +29,13 @@ from .core.problem import BUDGETS, CLASSIFIERS, Problem
 from .core.solution import Solution
 from .core.solvers import REGISTRY, get_solver, resolve
 
+#: the default settings: (classifier, loss) of Fang et al. [F21] beside Yang et al. [Y22]
+PAIRINGS = (("learnable", "ce"), ("fixed-etf", "dr"))
+
+#: peak memory of one solve and its geometry, in K × max(K, d) float64 arrays
+#: (about 10 measured for the nuclear and analytic solvers at K = 1000–2000)
+ARRAYS_PER_SOLVE = 10
+
 
 @dataclass
 class SimulationResult:
@@ -23,6 +43,10 @@ class SimulationResult:
     solution: Solution
     metrics: dict[str, Any]
     reference_gap: float | None = None  # gap to a certified optimum, for uncertified solvers
+
+    @property
+    def label(self) -> str:
+        return f"{self.problem.classifier} + {self.problem.loss}"
 
     def to_dict(self) -> dict[str, Any]:
         s = self.solution.summary()
@@ -35,23 +59,62 @@ class SimulationResult:
         }
 
 
-def build_problems(K: int | None = 10, ratio: float = 100.0, loss: str = "ce", classifiers: Sequence[str] | None = None,
-                   profile: str = "step", majority: int | None = None, counts: Sequence[float] | None = None,
-                   E_W: float = 1.0, E_H: float = 5.0, d: int | None = None, budget: str | None = None,
-                   seed: int = 0) -> list[Problem]:
-    """One Problem per classifier mode (default: learnable and fixed-etf)."""
-    classifiers = list(classifiers or ("learnable", "fixed-etf"))
-    for c in classifiers:
+def pairings(classifiers: Sequence[str] | None = None, loss: str | None = None) -> list[tuple[str, str]]:
+    """The (classifier, loss) settings to solve: :data:`PAIRINGS` when
+    neither is given; else each classifier (default: learnable and
+    fixed-etf) with ``loss`` (default: ce)."""
+    if classifiers is None and loss is None:
+        return list(PAIRINGS)
+    return [(c, loss or "ce") for c in (classifiers or ("learnable", "fixed-etf"))]
+
+
+def build_problems(K: int | None = None, ratio: float | None = None, loss: str | None = None,
+                   classifiers: Sequence[str] | None = None, profile: str | None = None, majority: int | None = None,
+                   counts: Sequence[float] | None = None, E_W: float = 1.0, E_H: float = 5.0, d: int | None = None,
+                   budget: str | None = None, seed: int = 0) -> list[Problem]:
+    """One Problem per setting of :func:`pairings`, all from the same counts:
+    ``counts`` if given, else the ``profile`` (default step) with ``K``
+    classes (default 10) at imbalance ``ratio`` (default 100)."""
+    settings = pairings(classifiers, loss)
+    for c, _ in settings:
         check_choice("classifier", c, CLASSIFIERS)
     if budget is not None:
         check_choice("budget", budget, BUDGETS)
-    common = dict(loss=loss, E_W=E_W, E_H=E_H, d=d, budget=budget, seed=seed)
+    common = dict(E_W=E_W, E_H=E_H, d=d, budget=budget, seed=seed)
     if counts is not None:
-        if K is not None and len(counts) != K:
-            raise LPMInputError("counts", list(counts), f"a list of K={K} numbers (one per class)")
-        return [Problem.from_counts(counts, classifier=c, majority=majority, **common) for c in classifiers]
-    return [Problem.from_profile(K=10 if K is None else K, ratio=ratio, profile=profile, majority=majority, classifier=c, **common)
-            for c in classifiers]
+        counts = list(counts)
+        if K is not None and K != len(counts):
+            raise LPMInputError("K", K, f"left out with counts (K is the number of counts given, {len(counts)})")
+        for name, value in (("ratio", ratio), ("profile", profile)):
+            if value is not None:
+                raise LPMInputError(name, value, "left out with counts (the counts fix the class sizes)")
+        return [Problem.from_counts(counts, classifier=c, loss=l, majority=majority, **common) for c, l in settings]
+    return [Problem.from_profile(K=10 if K is None else K, ratio=100.0 if ratio is None else ratio,
+                                 profile=profile or "step", majority=majority, classifier=c, loss=l, **common)
+            for c, l in settings]
+
+
+def memory_needed(problem: Problem) -> int:
+    """Bytes one solve of ``problem`` and its geometry need, about: see :data:`ARRAYS_PER_SOLVE`."""
+    return ARRAYS_PER_SOLVE * 8 * problem.K * max(problem.K, problem.d)
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (``None`` where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(problem: Problem, available: int | None = None) -> None:
+    """Refuse, before allocating anything, a problem that cannot fit in memory."""
+    available = physical_memory() if available is None else available
+    need = memory_needed(problem)
+    if available is not None and need > available:
+        raise LPMInputError("K", problem.K, f"small enough to fit in memory: K={problem.K}, d={problem.d} needs "
+                                            f"about {need / 2**30:.1f} GiB ({ARRAYS_PER_SOLVE} arrays of K×max(K,d) "
+                                            f"numbers), this machine has {available / 2**30:.1f} GiB")
 
 
 def solve_one(problem: Problem, solver: str = "auto", **settings) -> SimulationResult:
@@ -65,8 +128,12 @@ def solve_one(problem: Problem, solver: str = "auto", **settings) -> SimulationR
 
 
 def simulate(solver: str = "auto", solver_settings: dict | None = None, **problem_args) -> list[SimulationResult]:
-    """Build the problems (see :func:`build_problems`) and solve each one."""
-    return [solve_one(p, solver, **(solver_settings or {})) for p in build_problems(**problem_args)]
+    """Build the problems (see :func:`build_problems`), check that they fit
+    in memory, then solve each one."""
+    problems = build_problems(**problem_args)
+    for p in problems:
+        check_memory(p)
+    return [solve_one(p, solver, **(solver_settings or {})) for p in problems]
 
 
 def to_json(results: Sequence[SimulationResult]) -> str:
@@ -99,32 +166,36 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def render_table(results: Sequence[SimulationResult]):
-    """A rich Table with one column per solved problem."""
-    from rich.table import Table
-
+def describe_setting(results: Sequence[SimulationResult]) -> str:
+    """One line: the class counts and budgets every column shares."""
     p = results[0].problem
-    title = (f"K={p.K}, {p.profile} profile" + (f", R={p.ratio:g}" if p.ratio else "")
-             + f", K_A={p.majority}, loss={p.loss}, E_W={p.E_W:g}, E_H={p.E_H:g}, d={p.d}")
-    table = Table(title=title, title_justify="left")
+    sizes = f"{p.profile} profile, R={p.ratio:g}" if p.ratio else f"counts {', '.join(f'{c:g}' for c in p.counts)}"
+    return f"K={p.K} classes (K_A={p.majority} majority), {sizes}, E_W={p.E_W:g}, E_H={p.E_H:g}, d={p.d}"
+
+
+def render_table(results: Sequence[SimulationResult]):
+    """A rich Table with one column per solved setting ("classifier + loss")."""
+    from rich.table import Table  # rich only when a table is drawn
+
+    table = Table()
     table.add_column("metric", style="bold")
     for r in results:
-        table.add_column(r.problem.classifier, justify="right")
+        table.add_column(r.label, justify="right")
     for label, get in _ROWS:
         table.add_row(label, *[_fmt(get(r)) for r in results])
     return table
 
 
 def verdicts(results: Sequence[SimulationResult], collapsed_below: float = 0.05) -> list[str]:
-    """One plain sentence per problem on whether its minority classifiers collapsed."""
+    """One plain sentence per setting on whether its minority classifiers collapsed."""
     lines = []
     for r in results:
         ci = r.metrics["collapse_index"]
         if ci is None:
             continue
-        state = "COLLAPSED (minority classifiers merged)" if ci < collapsed_below else "not collapsed"
-        lines.append(f"{r.problem.classifier}: {state}; collapse index {ci:.3f}")
-        if r.problem.classifier == "learnable" and r.problem.loss == "dr":
+        state = "COLLAPSED, minority classifiers merged" if ci < collapsed_below else "not collapsed"
+        lines.append(f"{r.label}: {state} (collapse index {ci:.3f})")
+        if r.problem.classifier == "learnable" and r.problem.loss.startswith("dr"):
             lines.append("  learnable + dr is degenerate: DR has no push term, so any point with w_k·h_k = "
                          "sqrt(E_W E_H) for every k (e.g. all classes sharing one w and one h) has loss 0; "
                          "the geometry shown is one of many optima (theory.md §5).")

@@ -13,7 +13,7 @@ from ..compare.budgets import BUDGET_RULES
 from ..compare.runs import GROUPINGS
 from ..core.geometry import CENTERS
 from ..core.solvers import CERTIFYING
-from ._common import Budget, choice_enum, user_errors
+from ._common import Budget, check_output, choice_enum, user_errors
 
 BudgetRule = choice_enum("BudgetRule", BUDGET_RULES)
 CertifyingSolver = choice_enum("CertifyingSolver", CERTIFYING)
@@ -22,8 +22,9 @@ Groups = choice_enum("Groups", GROUPINGS)
 
 
 def compare_command(
-    run_dirs: List[Path] = typer.Argument(..., help="Run folders written by `lpm train-deep`."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: compare/ beside the first run)."),
+    run_dirs: List[Path] = typer.Argument(..., metavar="run_dir", help="Run folders written by `lpm train-deep`."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="<folder>",
+                                       help="Output folder, created (default: compare/ beside the first run)."),
     E_W: Optional[float] = typer.Option(None, "--EW", help="Classifier budget E_W for every run (default: the "
                                                            "run's mean squared classifier row norm)."),
     E_H: Optional[float] = typer.Option(None, "--EH", help="Feature budget E_H for every run (default: 1 for "
@@ -51,16 +52,19 @@ def compare_command(
     (runs at several ratios) and distances.csv (Gram distance of each run to the
     LPM optimum and to the simplex ETF) into --out.
 
-    Example: lpm compare runs/mnist1d-lt_learnable_ce_R10_seed0 runs/mnist1d-lt_learnable_ce_R100_seed0
+    \b
+    Example:
+      lpm compare runs/learnable-ce_R10 runs/learnable-ce_R100 -o results/compare
     """
     from ..compare import compare_runs, default_out_dir, summary_lines, write_report
 
     with user_errors():
+        folder = out if out is not None else default_out_dir(run_dirs[0])
+        check_output("out", folder, "folder")
         report = compare_runs(run_dirs, E_W=E_W, E_H=E_H, budget=None if budget is None else budget.value,
                               budget_rule=budget_rule.value, method=solver.value,
                               center=None if center is None else center.value, grouping=groups.value,
                               curve_points=curve_points)
-        folder = out if out is not None else default_out_dir(run_dirs[0])
         paths = write_report(report, folder)
     for line in summary_lines(report):
         typer.echo(line)

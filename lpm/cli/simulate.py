@@ -1,4 +1,4 @@
-"""``lpm simulate``: solve one layer-peeled setting for each classifier mode."""
+"""``lpm simulate``: solve one layer-peeled setting, learnable + CE beside fixed ETF + DR."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from ..core.losses import LOSS_NAMES
 from ..core.problem import CLASSIFIERS
 from ..core.profiles import PROFILES
 from ..core.solvers import SOLVER_CHOICES
-from ._common import Budget, choice_enum, parse_float_list, user_errors
+from ._common import Budget, check_output, choice_enum, parse_float_list, user_errors
 
 Loss = choice_enum("Loss", LOSS_NAMES)
 Classifier = choice_enum("Classifier", CLASSIFIERS)
@@ -20,33 +20,53 @@ SolverName = choice_enum("SolverName", SOLVER_CHOICES)
 
 
 def simulate_command(
-    K: Optional[int] = typer.Option(None, "--K", "-K", help="Number of classes (>= 2; default 10, or len(--counts))."),
-    ratio: float = typer.Option(100.0, "--ratio", "-R", help="Imbalance ratio R = n_max/n_min (>= 1)."),
-    loss: Loss = typer.Option(Loss("ce"), "--loss", help="Loss function."),
-    classifier: Optional[Classifier] = typer.Option(
-        None, "--classifier", help="Solve one classifier mode (default: learnable and fixed-etf side by side)."),
-    profile: Profile = typer.Option(Profile("step"), "--profile", help="Imbalance profile."),
-    majority: Optional[int] = typer.Option(None, "--majority", help="K_A majority classes (default K/2)."),
-    counts: Optional[str] = typer.Option(None, "--counts", help="Explicit class counts, e.g. '500,500,5,5'."),
+    K: Optional[int] = typer.Option(None, "--K", "-K", help="Number of classes, >= 2 (default 10)."),
+    ratio: Optional[float] = typer.Option(None, "--ratio", "-R",
+                                          help="Imbalance ratio R = n_max/n_min, >= 1 (default 100)."),
+    loss: Optional[Loss] = typer.Option(None, "--loss", help="Loss for every classifier (default: ce; with "
+                                                             "neither --loss nor --classifier, the pairings above)."),
+    classifier: Optional[Classifier] = typer.Option(None, "--classifier", help="Solve this classifier mode only."),
+    profile: Optional[Profile] = typer.Option(None, "--profile", help="Imbalance profile (default step)."),
+    majority: Optional[int] = typer.Option(None, "--majority", help="K_A majority classes (default K//2)."),
+    counts: Optional[str] = typer.Option(
+        None, "--counts", metavar="<n1,n2,...>",
+        help="Explicit class counts, e.g. 500,500,5,5; K is their number. Relative sizes: only the proportions "
+             "enter the model, so fractions are fine (the weight-decay form reads absolute counts)."),
     E_W: float = typer.Option(1.0, "--EW", help="Classifier budget E_W (> 0)."),
     E_H: float = typer.Option(5.0, "--EH", help="Feature budget E_H (> 0)."),
     d: Optional[int] = typer.Option(None, "--d", help="Feature dimension (default K)."),
     budget: Optional[Budget] = typer.Option(
-        None, "--budget", help="Feature budget form for every row (default: class-average for learnable, "
+        None, "--budget", help="Feature budget form for every column (default: class-average for learnable, "
                                "per-sample for fixed classifiers)."),
-    solver: SolverName = typer.Option(SolverName("auto"), "--solver", help="Back end; auto = fastest certifying one."),
-    cvx_solver: Optional[str] = typer.Option(None, "--cvx-solver", help="cvxpy back end for --solver convex."),
+    solver: SolverName = typer.Option(SolverName("auto"), "--solver", help="Back end; auto = the fastest "
+                                                                           "certifying one."),
+    cvx_solver: Optional[str] = typer.Option(None, "--cvx-solver", metavar="<name>",
+                                             help="cvxpy back end for --solver convex, e.g. SCS."),
     seed: int = typer.Option(0, "--seed", help="Seed for fixed classifiers and gradient initialisation."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write results as JSON to PATH ('-' = stdout)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="<file.json>",
+                                       help="Also write the results as JSON to this file (parent folders are "
+                                            "created)."),
+    json_stdout: bool = typer.Option(False, "--json", help="Print the results as JSON instead of the table."),
 ):
     """Solve the layer-peeled model and print its collapse geometry.
 
-    Example: lpm simulate --K 10 --ratio 100 --loss dr
+    By default two settings are solved from the same class counts: a
+    learnable classifier with cross-entropy (Fang et al.: its minority
+    classifiers merge beyond a threshold ratio) beside a fixed simplex-ETF
+    classifier with DR (Yang et al.: they cannot merge). --loss or
+    --classifier solve other settings instead.
+
+    \b
+    Examples:
+      lpm simulate --K 10 --ratio 100
+      lpm simulate --counts 500,500,5,5 --loss ce -o result.json
     """
     from .. import simulate as sim
     from ..core.io import write_text_atomic
 
     with user_errors():
+        if out is not None:
+            check_output("out", out, "file")
         count_list = parse_float_list("counts", counts)
         settings = {}
         if cvx_solver is not None:
@@ -58,22 +78,24 @@ def simulate_command(
         if solver == SolverName("gradient"):
             settings["seed"] = seed
         results = sim.simulate(
-            solver=solver.value, solver_settings=settings, K=K if K is not None or count_list is not None else 10,
-            ratio=ratio, loss=loss.value, classifiers=[classifier.value] if classifier else None,
-            profile=profile.value, majority=majority, counts=count_list, E_W=E_W, E_H=E_H, d=d,
-            budget=budget.value if budget else None, seed=seed)
-        if json_path == "-":
-            typer.echo(sim.to_json(results))
-            return
-        from rich.console import Console
+            solver=solver.value, solver_settings=settings, K=K, ratio=ratio, loss=loss.value if loss else None,
+            classifiers=[classifier.value] if classifier else None, profile=profile.value if profile else None,
+            majority=majority, counts=count_list, E_W=E_W, E_H=E_H, d=d, budget=budget.value if budget else None,
+            seed=seed)
+        text = sim.to_json(results)
+        if out is not None:
+            write_text_atomic(out, text + "\n")
+    if json_stdout:
+        typer.echo(text)
+        return
+    from rich.console import Console  # rich only when a table is drawn
 
-        console = Console()
-        console.print(sim.render_table(results))
-        for line in sim.verdicts(results):
-            console.print(line)
-        if json_path:
-            write_text_atomic(Path(json_path), sim.to_json(results))
-            console.print(f"wrote {json_path}")
+    typer.echo(sim.describe_setting(results))
+    Console().print(sim.render_table(results))
+    for line in sim.verdicts(results):
+        typer.echo(line)
+    if out is not None:
+        typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

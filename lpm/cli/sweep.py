@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import fields
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from ..core.errors import LPMInputError, check_choice
-from ._common import parse_float_list, user_errors
+from ..core.losses import LOSS_NAMES
+from ..core.problem import BUDGETS, CLASSIFIERS
+from ..core.profiles import PROFILES
+from ..core.solvers import SOLVER_CHOICES
+from ._common import check_output, parse_counts, parse_float_list, user_errors
 
 
 def _words(name: str, text: str | None, choices=None) -> list | None:
@@ -27,9 +33,16 @@ def _ints(name: str, text: str | None) -> list[int] | None:
     values = parse_float_list(name, text)
     if values is None:
         return None
-    if not values or any(v != int(v) for v in values):
+    if not values or any(not math.isfinite(v) or v != int(v) for v in values):
         raise LPMInputError(name, text, "a comma-separated list of integers, e.g. '0,1,2'")
     return [int(v) for v in values]
+
+
+def _floats(name: str, text: str | None) -> list[float] | None:
+    values = parse_float_list(name, text)
+    if values is not None and not values:
+        raise LPMInputError(name, text, "a comma-separated list of numbers, e.g. '1,10,100'")
+    return values
 
 
 def _settings(items: list[str]) -> dict[str, dict]:
@@ -49,48 +62,79 @@ def _settings(items: list[str]) -> dict[str, dict]:
 
 
 def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d, solver,
-               seeds, settings):
-    """A :class:`lpm.sweep.Grid` from the command's comma-separated options."""
-    from ..core.losses import LOSS_NAMES
-    from ..core.problem import BUDGETS, CLASSIFIERS
-    from ..core.profiles import PROFILES
-    from ..core.solvers import SOLVER_CHOICES
+               seeds, settings, counts=None):
+    """A :class:`lpm.sweep.Grid` from the command's comma-separated options.
+
+    With ``counts`` (one or more explicit count lists) the class sizes come
+    from them: then ratios, K and profiles are not given.
+    """
     from ..sweep import Grid, parse_ratio_range
 
     if ratios is not None and ratio_range is not None:
         raise LPMInputError("ratios", ratios, "omitted when --ratio-range is given (use one of them)")
-    ratio_values = parse_ratio_range(ratio_range) if ratio_range else (parse_float_list("ratios", ratios) or [100.0])
-    dims = _ints("d", d)
+    count_lists = parse_counts("counts", counts) if counts else None
+    if count_lists is not None:
+        for name, value in (("ratios", ratios), ("ratio-range", ratio_range), ("K", K), ("profile", profile)):
+            if value is not None:
+                raise LPMInputError(name, value, "left out with --counts (the counts fix K and the class sizes)")
+        if "counts" not in {f.name for f in fields(Grid)}:
+            raise LPMInputError("counts", counts, "given to a version of lpm.sweep whose Grid has a counts axis "
+                                                  "(this one has none)")
+        sizes = {"counts": count_lists}
+    else:
+        sizes = {"ratio": parse_ratio_range(ratio_range) if ratio_range else (_floats("ratios", ratios) or [100.0]),
+                 "K": _ints("K", K or "10"), "profile": _words("profile", profile or "step", PROFILES)}
     return Grid(
-        ratio=ratio_values, K=_ints("K", K), majority=_ints("majority", majority) or [None],
-        profile=_words("profile", profile, PROFILES), classifier=_words("classifier", classifier, CLASSIFIERS),
+        **sizes, majority=_ints("majority", majority) or [None],
+        classifier=_words("classifier", classifier, CLASSIFIERS),
         loss=_words("loss", loss, LOSS_NAMES), budget=_words("budget", budget, BUDGETS) or [None],
-        ewh=parse_float_list("ewh", ewh), E_W=parse_float_list("EW", E_W), E_H=parse_float_list("EH", E_H),
-        d=dims or [None], solver=_words("solver", solver, SOLVER_CHOICES), seed=_ints("seeds", seeds),
+        ewh=_floats("ewh", ewh), E_W=_floats("EW", E_W), E_H=_floats("EH", E_H),
+        d=_ints("d", d) or [None], solver=_words("solver", solver, SOLVER_CHOICES), seed=_ints("seeds", seeds),
         solver_settings=_settings(settings), name="cli")
 
 
+def _among(choices) -> str:
+    """A metavar listing the choices of a comma-separated option (never wrapped in --help)."""
+    return "<" + ",".join(choices) + ">"
+
+
 def sweep_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder; rerunning the same command resumes it."),
-    ratios: Optional[str] = typer.Option(None, "--ratios", help="Imbalance ratios R, e.g. '1,10,100' (default 100)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="<folder>",
+                             help="Output folder (created; rerunning the same command resumes it)."),
+    ratios: Optional[str] = typer.Option(None, "--ratios", metavar="<list>",
+                                         help="Imbalance ratios R, e.g. 1,10,100 (default 100)."),
     ratio_range: Optional[str] = typer.Option(
-        None, "--ratio-range", help="Log-spaced ratios START:STOP:NUM, e.g. '1:1e4:41' (R = 10^{0.1 i})."),
-    K: str = typer.Option("10", "--K", "-K", help="Numbers of classes, e.g. '10,20'."),
-    majority: Optional[str] = typer.Option(None, "--majority", help="K_A values (default K//2), e.g. '2,5,8'."),
-    profile: str = typer.Option("step", "--profile", help="Profiles: step, exp."),
-    classifier: str = typer.Option("learnable", "--classifier", help="learnable, fixed-etf, fixed-random."),
-    loss: str = typer.Option("ce", "--loss", help="Losses: ce, dr, mse."),
+        None, "--ratio-range", metavar="<start:stop:num>",
+        help="Log-spaced ratios, e.g. 1:1e4:41 (R = 10^{0.1 i})."),
+    K: Optional[str] = typer.Option(None, "--K", "-K", metavar="<list>",
+                                    help="Numbers of classes, e.g. 10,20 (default 10)."),
+    counts: List[str] = typer.Option(
+        [], "--counts", metavar="<n1,n2,...>",
+        help="Explicit class counts instead of --K/--ratios/--profile, e.g. 500,500,5,5; repeat the option (or "
+             "separate lists by ';') to sweep several. Only proportions enter the model (the weight-decay form "
+             "reads absolute counts)."),
+    majority: Optional[str] = typer.Option(None, "--majority", metavar="<list>",
+                                           help="K_A values, e.g. 2,5,8 (default K//2)."),
+    profile: Optional[str] = typer.Option(None, "--profile", metavar=_among(PROFILES),
+                                          help="Profiles (default step)."),
+    classifier: str = typer.Option("learnable", "--classifier", metavar=_among(CLASSIFIERS),
+                                   help="Classifier modes."),
+    loss: str = typer.Option("ce", "--loss", metavar=_among(LOSS_NAMES), help="Losses."),
     budget: Optional[str] = typer.Option(
-        None, "--budget", help="per-sample, class-average (default: the classifier mode's own form)."),
+        None, "--budget", metavar=_among(BUDGETS),
+        help="Feature budget forms (default: the classifier mode's own form)."),
     ewh: Optional[str] = typer.Option(
-        None, "--ewh", help="E_W·E_H products; each cell then uses E_W=1, E_H=product (overrides --EW/--EH)."),
-    E_W: str = typer.Option("1", "--EW", help="Classifier budgets E_W."),
-    E_H: str = typer.Option("5", "--EH", help="Feature budgets E_H."),
-    d: Optional[str] = typer.Option(None, "--d", help="Feature dimensions (default K)."),
-    solver: str = typer.Option("auto", "--solver", help="Back ends: auto, analytic, nuclear, convex, gradient."),
-    seeds: str = typer.Option("0", "--seeds", help="Seeds (fixed-classifier draw and gradient init), e.g. '0,1,2'."),
+        None, "--ewh", metavar="<list>",
+        help="E_W·E_H products; each cell then uses E_W=1, E_H=product (overrides --EW/--EH)."),
+    E_W: str = typer.Option("1", "--EW", metavar="<list>", help="Classifier budgets E_W."),
+    E_H: str = typer.Option("5", "--EH", metavar="<list>", help="Feature budgets E_H."),
+    d: Optional[str] = typer.Option(None, "--d", metavar="<list>", help="Feature dimensions (default K)."),
+    solver: str = typer.Option("auto", "--solver", metavar=_among(SOLVER_CHOICES), help="Back ends."),
+    seeds: str = typer.Option("0", "--seeds", metavar="<list>",
+                              help="Seeds (fixed-classifier draw and gradient init), e.g. 0,1,2."),
     setting: List[str] = typer.Option(
-        [], "--setting", help="Solver setting SOLVER.KEY=VALUE (repeatable), e.g. gradient.steps=2000."),
+        [], "--setting", metavar="<solver.key=value>",
+        help="Solver setting (repeatable), e.g. gradient.steps=2000."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun cells that failed before."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -102,22 +146,29 @@ def sweep_command(
     solver, status, time; 'error' for failed cells), trajectory.csv and
     per_class.csv (long tables), sweep.json (grid, versions, git commit,
     hardware) and cells/ (one JSON per finished cell). A failed cell is
-    recorded and the others go on; rerunning resumes without recomputing.
+    recorded and the others go on (the exit code is then 1); rerunning
+    resumes without recomputing.
 
-    Example: lpm sweep --ratio-range 1:1e4:41 --solver nuclear,gradient --seeds 0,1 --jobs 2 -o results/sweep
+    \b
+    Examples:
+      lpm sweep --ratio-range 1:1e4:41 --solver nuclear -o results/sweep
+      lpm sweep --counts 500,500,5,5 --counts 5000,50,5 --loss ce,dr -o out
     """
     from ..sweep import run_sweep
 
     with user_errors():
+        check_output("out", out, "folder")
         grid = build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d,
-                          solver, seeds, setting)
+                          solver, seeds, setting, counts=counts)
         table = run_sweep(grid, out, jobs=jobs, progress=progress, retry_failed=retry_failed,
                           config={"command": "lpm sweep"})
     failed = int((table["outcome"] == "error").sum()) if len(table) else 0
     typer.echo(f"{len(table)} cells in {out / 'results.csv'} ({failed} failed)")
     if failed:
         first = table.loc[table["outcome"] == "error", "error"].iloc[0]
-        typer.echo(f"first failure: {first}", err=True)
+        typer.echo(f"Error: {failed} of {len(table)} cells failed; the first: {first} "
+                   "(rerun with --retry-failed once fixed)", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

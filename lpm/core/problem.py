@@ -147,7 +147,7 @@ class Problem:
     @cached_property
     def weights(self) -> np.ndarray:
         """Class proportions p_k = n_k / N, shape (K,)."""
-        c = np.asarray(self.counts, dtype=np.float64)
+        c = np.asarray(self.counts, dtype=np.float64) / max(self.counts)  # no overflow of the sum for huge counts
         return c / c.sum()
 
     @property

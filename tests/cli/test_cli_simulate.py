@@ -11,7 +11,7 @@ runner = CliRunner()
 
 def test_simulate_fixed_etf_json_has_required_fields():
     res = runner.invoke(app, ["simulate", "--K", "10", "--ratio", "100", "--loss", "ce",
-                              "--classifier", "fixed-etf", "--json", "-"])
+                              "--classifier", "fixed-etf", "--json"])
     assert res.exit_code == 0, res.output
     [entry] = json.loads(res.stdout)
     for key in ("classifier", "loss", "solver", "objective", "gap", "metrics"):
@@ -27,7 +27,7 @@ def test_simulate_fixed_etf_json_has_required_fields():
 def test_simulate_budget_override_is_reported(tmp_path):
     out = tmp_path / "r.json"
     res = runner.invoke(app, ["simulate", "--classifier", "fixed-etf", "--budget", "class-average",
-                              "--json", str(out)])
+                              "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert "class-average" in res.stdout
     [entry] = json.loads(out.read_text())
@@ -42,7 +42,20 @@ def test_simulate_budget_override_is_reported(tmp_path):
     (["--classifier", "fixed-etf", "--d", "3"],
      "Error: The 'd' parameter must be an int >= K-1 = 9 for a fixed simplex ETF with K=10. Got 3 instead."),
     (["--counts", "5,4,3", "--K", "4"],
-     "Error: The 'counts' parameter must be a list of K=4 numbers (one per class). Got [5.0, 4.0, 3.0] instead."),
+     "Error: The 'K' parameter must be left out with counts (K is the number of counts given, 3). Got 4 instead."),
+    (["--K", "10", "--counts", "500,500,5,5"],
+     "Error: The 'K' parameter must be left out with counts (K is the number of counts given, 4). Got 10 instead."),
+    (["--counts", "5,1", "--ratio", "10"],
+     "Error: The 'ratio' parameter must be left out with counts (the counts fix the class sizes). Got 10.0 instead."),
+    (["--counts", "5,1", "--profile", "exp"],
+     "Error: The 'profile' parameter must be left out with counts (the counts fix the class sizes). "
+     "Got 'exp' instead."),
+    (["--counts", "5"], "Error: The 'counts' parameter must be a list of at least 2 positive, finite numbers. "
+                        "Got [5.0] instead."),
+    (["--counts", "5,-1"], "Error: The 'counts' parameter must be a list of at least 2 positive, finite numbers. "
+                           "Got [5.0, -1.0] instead."),
+    (["--counts", "5,inf"], "Error: The 'counts' parameter must be a list of at least 2 positive, finite numbers. "
+                            "Got [5.0, inf] instead."),
     (["--counts", "5,x"],
      "Error: The 'counts' parameter must be a comma-separated list of numbers, e.g. '1,10,100'. Got '5,x' instead."),
     (["--majority", "10"], "Error: The 'majority' parameter must be an int >= 1 and <= 9. Got 10 instead."),
@@ -80,7 +93,7 @@ def test_cvx_solver_is_only_for_the_convex_back_end():
 
 def test_default_learnable_ce_collapses_and_fixed_etf_does_not():
     """The issue's headline: at R = 100 the learnable minority rows merge, the ETF's do not."""
-    res = runner.invoke(app, ["simulate", "--K", "10", "--ratio", "100", "--loss", "ce", "--json", "-"])
+    res = runner.invoke(app, ["simulate", "--K", "10", "--ratio", "100", "--loss", "ce", "--json"])
     assert res.exit_code == 0, res.output
     learnable, etf = json.loads(res.stdout)
     assert (learnable["classifier"], learnable["budget"]) == ("learnable", "class-average")
@@ -93,7 +106,7 @@ def test_default_learnable_ce_collapses_and_fixed_etf_does_not():
 
 def test_gradient_run_reports_its_gap_to_the_certified_optimum():
     res = runner.invoke(app, ["simulate", "--solver", "gradient", "--classifier", "learnable", "--ratio", "3",
-                              "--json", "-"])
+                              "--json"])
     assert res.exit_code == 0, res.output
     [entry] = json.loads(res.stdout)
     assert entry["solver"] == "gradient"
@@ -105,5 +118,63 @@ def test_learnable_dr_is_flagged_as_degenerate():
     res = runner.invoke(app, ["simulate", "--loss", "dr"])
     assert res.exit_code == 0, res.output
     assert "learnable + dr is degenerate" in res.stdout
-    res = runner.invoke(app, ["simulate", "--loss", "ce"])
-    assert "degenerate" not in res.stdout
+    for args in (["--loss", "ce"], []):  # the default pairs DR with the fixed ETF only
+        res = runner.invoke(app, ["simulate", *args])
+        assert "degenerate" not in res.stdout
+
+
+def _json(*args):
+    res = runner.invoke(app, ["simulate", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_default_shows_the_mission_learnable_ce_collapses_fixed_etf_dr_does_not():
+    res = runner.invoke(app, ["simulate", "--K", "10", "--ratio", "100"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0] == "K=10 classes (K_A=5 majority), step profile, R=100, E_W=1, E_H=5, d=10"
+    assert "learnable + ce" in lines[2] and "fixed-etf + dr" in lines[2]
+    assert lines[-2] == "learnable + ce: COLLAPSED, minority classifiers merged (collapse index 0.000)"
+    assert lines[-1] == "fixed-etf + dr: not collapsed (collapse index 1.000)"
+    assert max(map(len, lines)) <= 80
+    learnable, etf = _json("--K", "10", "--ratio", "100")
+    assert (learnable["classifier"], learnable["loss"], etf["classifier"], etf["loss"]) == \
+        ("learnable", "ce", "fixed-etf", "dr")
+    assert learnable["metrics"]["collapse_index"] < 1e-6 and etf["metrics"]["collapse_index"] == pytest.approx(1)
+    assert etf["objective"] <= 1e-12 and etf["gap"] <= 1e-12  # DR's optimum is 0, at the ETF itself
+
+
+def test_out_writes_the_json_and_prints_the_table(tmp_path):
+    out = tmp_path / "new" / "folder" / "r.json"  # missing parents are created
+    res = runner.invoke(app, ["simulate", "--classifier", "fixed-etf", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "fixed-etf + ce" in res.stdout and res.stdout.rstrip().endswith(f"wrote {out}")
+    written = json.loads(out.read_text())
+    printed = _json("--classifier", "fixed-etf")
+    for entry in (written[0], printed[0]):
+        entry.pop("time_s")
+    assert written == printed
+
+
+def test_counts_are_relative_sizes():
+    """Only proportions enter the model: fractions and huge counts give the same optimum."""
+    base = _json("--counts", "500,500,5,5", "--loss", "ce")
+    for counts in ("0.5,0.5,0.005,0.005", "5e305,5e305,5e303,5e303"):
+        same = _json("--counts", counts, "--loss", "ce")
+        for a, b in zip(base, same):
+            assert b["problem"]["counts"] != a["problem"]["counts"]
+            assert b["objective"] == pytest.approx(a["objective"], rel=1e-9, abs=1e-12)
+            assert b["metrics"]["collapse_index"] == pytest.approx(a["metrics"]["collapse_index"], abs=1e-6)
+    [both] = [_json("--counts", c, "--classifier", "learnable") for c in ("1e308,1e308",)]
+    [balanced] = _json("--counts", "1,1", "--classifier", "learnable")
+    assert both[0]["objective"] == pytest.approx(balanced["objective"], rel=1e-12)
+
+
+def test_the_largest_ratios_are_solved_as_their_limit():
+    """R = 1e308 (the largest float) is the R → ∞ limit: minority proportions ~1e-308 change nothing."""
+    huge, limit = _json("--ratio", "1e308"), _json("--ratio", "1e300")
+    for a, b in zip(huge, limit):
+        assert a["status"] == "optimal"
+        assert a["objective"] == pytest.approx(b["objective"], rel=1e-12)
+        assert a["metrics"]["collapse_index"] == pytest.approx(b["metrics"]["collapse_index"], abs=1e-9)

@@ -61,9 +61,11 @@ def test_sweep_writes_the_table_and_resumes(tmp_path):
 def test_sweep_reports_failed_cells(tmp_path):
     result = invoke("sweep", "-o", str(tmp_path), "--classifier", "fixed-etf", "--d", "3,10", "--solver",
                     "analytic", "--no-progress")
-    assert result.exit_code == 0
-    assert "2 cells" in result.output and "(1 failed)" in result.output
-    assert "The 'd' parameter must be an int >= K-1 = 9" in result.output
+    assert result.exit_code == 1  # scripts notice a partly failed sweep
+    assert "2 cells" in result.stdout and "(1 failed)" in result.stdout
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: 1 of 2 cells failed; the first: ")
+    assert "The 'd' parameter must be an int >= K-1 = 9" in line
 
 
 def test_sweep_bad_options_exit_2():
