@@ -46,7 +46,7 @@ from lpm.core.errors import LPMInputError, check_choice, check_number
 from lpm.core.geometry import CENTERS
 from lpm.core.losses import DR_VARIANTS, LOSS_NAMES
 from lpm.core.problem import CLASSIFIERS
-from lpm.core.profiles import MAX_RATIO, PROFILES
+from lpm.core.profiles import PROFILES
 
 from .data import DATASETS, default_backbone
 from .errors import RunWarning
@@ -342,7 +342,7 @@ def _choice(choices, optional=False):
 
 #: the type and range of every TrainConfig field, checked when a config is built
 FIELD_RULES: dict[str, Rule] = {
-    "dataset": _choice(DATASETS), "root": Rule("path", True), "ratio": _float(1, optional=True, high=MAX_RATIO),
+    "dataset": _choice(DATASETS), "root": Rule("path", True), "ratio": _float(1, optional=True),
     "profile": _choice(PROFILES), "n_max": _int(1, True), "majority": _int(1, True), "num_classes": _int(2, True),
     "subset_seed": _int(0), "augment": _bool(True), "image_size": _int(1, True),
     "backbone": _choice(BACKBONES, True), "feature_dim": _int(1), "head": _choice(HEADS), "head_seed": _int(0),

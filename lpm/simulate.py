@@ -19,7 +19,6 @@ as absolute sample counts (theory.md §9).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -27,15 +26,10 @@ from .core.errors import LPMInputError, check_choice
 from .core.geometry import measure_solution
 from .core.problem import BUDGETS, CLASSIFIERS, Problem
 from .core.solution import Solution
-from .core.solvers import REGISTRY, get_solver, resolve
+from .core.solvers import REGISTRY, check_memory, get_solver, resolve
 
 #: the default settings: (classifier, loss) of Fang et al. [F21] beside Yang et al. [Y22]
 PAIRINGS = (("learnable", "ce"), ("fixed-etf", "dr"))
-
-#: peak memory of one solve and its geometry, in K × max(K, d) float64 arrays
-#: (about 10 measured for the nuclear and analytic solvers at K = 1000–2000)
-ARRAYS_PER_SOLVE = 10
-
 
 @dataclass
 class SimulationResult:
@@ -94,27 +88,9 @@ def build_problems(K: int | None = None, ratio: float | None = None, loss: str |
             for c, l in settings]
 
 
-def memory_needed(problem: Problem) -> int:
-    """Bytes one solve of ``problem`` and its geometry need, about: see :data:`ARRAYS_PER_SOLVE`."""
-    return ARRAYS_PER_SOLVE * 8 * problem.K * max(problem.K, problem.d)
-
-
-def physical_memory() -> int | None:
-    """This machine's memory in bytes (``None`` where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_memory(problem: Problem, available: int | None = None) -> None:
-    """Refuse, before allocating anything, a problem that cannot fit in memory."""
-    available = physical_memory() if available is None else available
-    need = memory_needed(problem)
-    if available is not None and need > available:
-        raise LPMInputError("K", problem.K, f"small enough to fit in memory: K={problem.K}, d={problem.d} needs "
-                                            f"about {need / 2**30:.1f} GiB ({ARRAYS_PER_SOLVE} arrays of K×max(K,d) "
-                                            f"numbers), this machine has {available / 2**30:.1f} GiB")
+#: metrics also measured on uncentred class means: the layer-peeled model has no bias, and
+#: centring would tilt the directions of shrinking minority means (theory.md §8)
+UNCENTRED = ("feature_minority_cos", "feature_angle_collapse_index")
 
 
 def solve_one(problem: Problem, solver: str = "auto", **settings) -> SimulationResult:
@@ -124,7 +100,10 @@ def solve_one(problem: Problem, solver: str = "auto", **settings) -> SimulationR
     name = resolve(problem, solver).solver
     solution = get_solver(name, **settings).run(problem)
     reference_gap = None if REGISTRY[name].certifies else solution.certificate.gap
-    return SimulationResult(problem, solution, measure_solution(solution), reference_gap)
+    metrics = measure_solution(solution)
+    raw = measure_solution(solution, center="none")
+    metrics.update({f"{key}_uncentred": raw[key] for key in UNCENTRED})
+    return SimulationResult(problem, solution, metrics, reference_gap)
 
 
 def simulate(solver: str = "auto", solver_settings: dict | None = None, **problem_args) -> list[SimulationResult]:
@@ -151,8 +130,9 @@ _ROWS = [
     ("NC2 (Gram dist. to ETF)", lambda r: r.metrics["nc2"]),
     ("NC3", lambda r: r.metrics["nc3"]),
     ("minority classifier cos", lambda r: r.metrics["classifier_minority_cos"]),
-    ("minority class-mean cos", lambda r: r.metrics["feature_minority_cos"]),
-    ("collapse index (1=ETF, 0=merged)", lambda r: r.metrics["collapse_index"]),
+    ("minority class-mean cos (uncentred)", lambda r: r.metrics["feature_minority_cos_uncentred"]),
+    ("collapse index, norm-aware", lambda r: r.metrics["collapse_index"]),
+    ("collapse index, angle-only", lambda r: r.metrics["angle_collapse_index"]),
     ("‖w‖ minority / majority", lambda r: r.metrics["classifier_norm_ratio"]),
     ("‖h‖ minority / majority", lambda r: r.metrics["feature_norm_ratio"]),
 ]
@@ -187,14 +167,17 @@ def render_table(results: Sequence[SimulationResult]):
 
 
 def verdicts(results: Sequence[SimulationResult], collapsed_below: float = 0.05) -> list[str]:
-    """One plain sentence per setting on whether its minority classifiers collapsed."""
+    """One plain sentence per setting on whether its minority classifiers collapsed, judged on the
+    angle-only collapse index of the classifier rows (theory.md §8.6; the norm-aware one, which
+    also counts shrinking rows as collapse, is given beside it; 1 = ETF, 0 = merged)."""
     lines = []
     for r in results:
-        ci = r.metrics["collapse_index"]
-        if ci is None:
+        angle, norm_aware = r.metrics["angle_collapse_index"], r.metrics["collapse_index"]
+        if angle is None:
             continue
-        state = "COLLAPSED, minority classifiers merged" if ci < collapsed_below else "not collapsed"
-        lines.append(f"{r.label}: {state} (collapse index {ci:.3f})")
+        state = "COLLAPSED, minority classifiers merged" if angle < collapsed_below else "not collapsed"
+        lines.append(f"{r.label}: {state}")
+        lines.append(f"  collapse index (1 = ETF, 0 = merged): angle-only {angle:.3f}, norm-aware {norm_aware:.3f}")
         if r.problem.classifier == "learnable" and r.problem.loss.startswith("dr"):
             lines.append("  learnable + dr is degenerate: DR has no push term, so any point with w_k·h_k = "
                          "sqrt(E_W E_H) for every k (e.g. all classes sharing one w and one h) has loss 0; "

@@ -37,9 +37,10 @@ from .profiles import check_counts, check_ratio, profile_counts
 CLASSIFIERS = ("learnable", "fixed-etf", "fixed-random")
 BUDGETS = ("per-sample", "class-average", "weight-decay")
 DEFAULT_BUDGET = {"learnable": "class-average", "fixed-etf": "per-sample", "fixed-random": "per-sample"}
-#: largest E_W, E_H, λ_W, λ_H accepted: at sqrt(E_W E_H) ≈ 1e3 the CE loss already underflows to 0
-#: in double precision, and products beyond ~1e16 overflow the SVDs of the solvers
-MAX_BUDGET = 1e8
+#: the range of E_W, E_H, λ_W, λ_H accepted: at sqrt(E_W E_H) ≈ 1e3 the CE loss already underflows
+#: to 0 in double precision, products beyond ~1e16 overflow the SVDs of the solvers, and DR's
+#: 1/sqrt(E_W E_H) overflows for budgets near 1e-300
+MIN_BUDGET, MAX_BUDGET = 1e-8, 1e8
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ class Problem:
         set_("counts", counts)
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_choice("loss", self.loss, LOSS_NAMES)
-        set_("E_W", check_number("E_W", self.E_W, low=0, high=MAX_BUDGET, low_open=True))
-        set_("E_H", check_number("E_H", self.E_H, low=0, high=MAX_BUDGET, low_open=True))
+        set_("E_W", check_number("E_W", self.E_W, low=MIN_BUDGET, high=MAX_BUDGET))
+        set_("E_H", check_number("E_H", self.E_H, low=MIN_BUDGET, high=MAX_BUDGET))
         set_("budget", DEFAULT_BUDGET[self.classifier] if self.budget is None
              else check_choice("budget", self.budget, BUDGETS))
         d = K if self.d is None else check_number("d", self.d, low=1, integer=True)
@@ -111,9 +112,9 @@ class Problem:
         if self.loss.startswith("dr"):
             raise LPMInputError("loss", self.loss, "'ce' or 'mse' with budget='weight-decay' (DR's target "
                                                    "sqrt(E_W E_H) is set by the norm budgets, theory.md §5)")
-        set_("lambda_H", check_number("lambda_H", self.lambda_H, low=0, high=MAX_BUDGET, low_open=True))
+        set_("lambda_H", check_number("lambda_H", self.lambda_H, low=MIN_BUDGET, high=MAX_BUDGET))
         if self.classifier == "learnable":
-            set_("lambda_W", check_number("lambda_W", self.lambda_W, low=0, high=MAX_BUDGET, low_open=True))
+            set_("lambda_W", check_number("lambda_W", self.lambda_W, low=MIN_BUDGET, high=MAX_BUDGET))
         elif self.lambda_W is not None:
             raise LPMInputError("lambda_W", self.lambda_W, f"left unset for the fixed classifier "
                                                           f"'{self.classifier}' (W is not trained)")
@@ -210,10 +211,9 @@ class Problem:
         return value
 
     def memory_bytes(self) -> int:
-        """A rough upper estimate of the memory a solver needs for this problem: the K×d
-        classifier and means (and the d×K draw of a fixed one) and a few K×K matrices."""
-        K, d = self.K, self.d
-        return 8 * (6 * K * d + 8 * K * K)
+        """About the peak memory of one solve and its geometry: 10 float64 arrays of
+        K × max(K, d) (measured for the nuclear and analytic solvers at K = 1000–2000)."""
+        return 10 * 8 * self.K * max(self.K, self.d)
 
     def describe(self) -> dict:
         """Plain-dict form of every field (for tables and JSON)."""

@@ -149,7 +149,7 @@ def test_user_budgets_and_bad_values(tmp_path, learnable_optimum):
     run = load_run_geometry(write_run(tmp_path / "r", means, W, COUNTS))
     p, b = problem_for_run(run, E_W=2.0, E_H=3.0)
     assert (p.E_W, p.E_H) == (2.0, 3.0) and b.source == "E_W = 2 set by the user; E_H = 3 set by the user"
-    with pytest.raises(LPMInputError, match=r"^The 'E_H' parameter must be a number > 0 and <= 1e+08. Got 0.0 instead.$"):
+    with pytest.raises(LPMInputError, match=r"^The 'E_H' parameter must be a number >= 1e-08 and <= 1e\+08. Got 0.0 instead.$"):
         problem_for_run(run, E_H=0.0)
     with pytest.raises(LPMInputError, match=r"^The 'solver' parameter must be a back end that certifies"):
         compare_run(run, method="gradient")

@@ -46,9 +46,9 @@ def test_fixed_classifier_rows():
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(K=1), "The 'K' parameter must be an int >= 2. Got 1 instead."),
-    (dict(ratio=0.5), "The 'ratio' parameter must be a number >= 1 and <= 1e+12. Got 0.5 instead."),
-    (dict(E_H=0), "The 'E_H' parameter must be a number > 0 and <= 1e+08. Got 0 instead."),
-    (dict(E_W=-1), "The 'E_W' parameter must be a number > 0 and <= 1e+08. Got -1 instead."),
+    (dict(ratio=0.5), "The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
+    (dict(E_H=0), "The 'E_H' parameter must be a number >= 1e-08 and <= 1e+08. Got 0 instead."),
+    (dict(E_W=-1), "The 'E_W' parameter must be a number >= 1e-08 and <= 1e+08. Got -1 instead."),
     (dict(loss="hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'dr-unscaled', 'mse'. Got 'hinge' instead."),
     (dict(classifier="etf"),
      "The 'classifier' parameter must be one of 'learnable', 'fixed-etf', 'fixed-random'. Got 'etf' instead."),
@@ -73,15 +73,10 @@ def test_counts_must_match_and_be_positive():
 
 
 @pytest.mark.parametrize("build, message", [
-    (lambda: Problem.from_profile(K=10, ratio=1e308),
-     "The 'ratio' parameter must be a number >= 1 and <= 1e+12. Got 1e+308 instead."),
     (lambda: Problem.from_profile(K=10, ratio=100, E_W=1e308),
-     "The 'E_W' parameter must be a number > 0 and <= 1e+08. Got 1e+308 instead."),
-    (lambda: Problem.from_counts([1e308, 1.0]),
-     "The 'counts' parameter must be a list whose largest count is at most 1e+12 times the smallest, with a "
-     "finite sum. Got [1e+308, 1.0] instead."),
+     "The 'E_W' parameter must be a number >= 1e-08 and <= 1e+08. Got 1e+308 instead."),
     (lambda: Problem.from_counts([5.0, 5.0], budget="weight-decay", lambda_W=1.0),
-     "The 'lambda_H' parameter must be a number > 0 and <= 1e+08. Got None instead."),
+     "The 'lambda_H' parameter must be a number >= 1e-08 and <= 1e+08. Got None instead."),
     (lambda: Problem.from_counts([5.0, 5.0], loss="dr", budget="weight-decay", lambda_W=1.0, lambda_H=1.0),
      "The 'loss' parameter must be 'ce' or 'mse' with budget='weight-decay' (DR's target sqrt(E_W E_H) is set "
      "by the norm budgets, theory.md §5). Got 'dr' instead."),
@@ -99,5 +94,5 @@ def test_a_problem_too_large_for_memory_is_refused_before_allocating():
     from lpm import solve
 
     with pytest.raises(LPMInputError, match=r"^The 'K' parameter must be small enough to fit in memory: "
-                                            r"K = 100000, d = 100000 needs about \d+\.\d GiB, and"):
+                                            r"K=100000, d=100000 needs about 745.1 GiB, this machine has"):
         solve(Problem.from_profile(K=100000, ratio=10, classifier="fixed-etf"))

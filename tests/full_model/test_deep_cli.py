@@ -35,7 +35,7 @@ def test_train_deep_runs_from_a_config_file_and_resumes(tmp_path):
     (["--dataset", "cifar10-lt", "--root", "/no/such/dir"],
      "Error: The 'root' parameter must be an existing folder with the cifar10-lt files. Got '/no/such/dir' instead."),
     (["--dataset", "mnist1d-lt", "--ratio", "0.5"],
-     "Error: The 'ratio' parameter must be a number >= 1 and <= 1e+12. Got 0.5 instead."),
+     "Error: The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
     (["--dataset", "mnist1d-lt", "--head", "learnable", "--loss", "dr"],
      "Error: The 'loss' parameter must be 'ce' with the learnable head (DR with a learnable classifier is "
      "degenerate: every w_k and h_k can share one vector and reach zero loss, theory.md §5; set allow_degenerate "

@@ -61,20 +61,23 @@ class Solver:
         raise NotImplementedError
 
 
-def available_memory() -> int | None:
-    """Bytes of physical memory available now (Linux); ``None`` where it cannot be read."""
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (``None`` where the OS does not say)."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
         return None
 
 
-def check_memory(problem: Problem) -> None:
-    """Refuse, before allocating, a problem whose estimated memory exceeds what is available."""
-    need, free = problem.memory_bytes(), available_memory()
-    if free is not None and need > free:
-        raise LPMInputError("K", problem.K, f"small enough to fit in memory: K = {problem.K}, d = {problem.d} needs "
-                            f"about {need / 2**30:.1f} GiB, and {free / 2**30:.1f} GiB is available")
+def check_memory(problem: Problem, available: int | None = None) -> None:
+    """Refuse, before allocating anything, a problem whose estimated memory
+    (:meth:`Problem.memory_bytes`) exceeds this machine's."""
+    available = physical_memory() if available is None else available
+    need = problem.memory_bytes()
+    if available is not None and need > available:
+        raise LPMInputError("K", problem.K, f"small enough to fit in memory: K={problem.K}, d={problem.d} needs "
+                                            f"about {need / 2**30:.1f} GiB, this machine has "
+                                            f"{available / 2**30:.1f} GiB")
 
 
 def register(cls: type[Solver]) -> type[Solver]:
