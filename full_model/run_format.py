@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -166,24 +165,6 @@ def _read_json(path: Path, name: str, rerun: str) -> dict:
     if not isinstance(value, dict):
         raise _run_error(path, f"{name} is not a JSON object; {rerun}")
     return value
-
-
-def check_out_folder(path, name: str = "out") -> Path:
-    """Check, before any work and without creating anything, that ``path`` can be a run folder:
-    not an existing file, no file where a parent folder must be, and a writable place to create it.
-    Raises :class:`LPMInputError` in the shape "The 'out' parameter must be …. Got '…' instead."."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise LPMInputError(name, str(path), "a folder for the run's files, not an existing file")
-    existing = path
-    while not existing.exists() and existing != existing.parent:  # the nearest existing ancestor
-        existing = existing.parent
-    if not existing.is_dir():
-        raise LPMInputError(name, str(path), f"a folder path whose parents are folders ('{existing}' is a file)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        where = "folder" if existing == path else "folder to create it in"
-        raise LPMInputError(name, str(path), f"a writable folder ('{existing}', the {where}, is read-only)")
-    return path
 
 
 def remove_stale_temporaries(run_dir) -> list[Path]:

@@ -51,7 +51,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lpm.core.errors import LPMInputError
-from lpm.core.io import json_default
+from lpm.core.io import check_output_path, json_default
 
 from . import checkpoint as ckpt
 from . import outputs
@@ -120,7 +120,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     work), and :class:`full_model.errors.TrainingDiverged` when the loss stops being finite.
     """
     cfg = config.resolved()
-    run_dir = rf.check_out_folder(cfg.out)
+    run_dir = check_output_path("out", cfg.out, "folder")
     device = resolve_device(cfg.device)
     state = _check_run_dir(run_dir, resume)
     if state is not None:

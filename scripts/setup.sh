@@ -18,10 +18,13 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
     echo "[setup] NVIDIA GPU found: installing the default (CUDA) PyTorch build" >&2
     "$VPY" -m pip install -q "torch>=2.1,<3"
   else
-    echo "[setup] no GPU found: installing the CPU build of PyTorch" >&2
-    "$VPY" -m pip install -q "torch==2.13.0" 2>/dev/null \
-      || "$VPY" -m pip install -q "torch>=2.1,<3" --index-url https://download.pytorch.org/whl/cpu \
-      || "$VPY" -m pip install -q "torch>=2.1,<3"
+    echo "[setup] no GPU found: installing the CPU build of PyTorch (torch 2.13.0+cpu)" >&2
+    # The wheel alone from PyTorch's CPU index (or from a local wheel folder, pip's find-links, where
+    # that index cannot be reached), then its dependencies from the usual index; PyPI's own 2.13.0
+    # would be the multi-GB CUDA build.
+    "$VPY" -m pip install -q --no-deps "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
+        --timeout 10 --retries 0 2>/dev/null || true
+    "$VPY" -m pip install -q "torch==2.13.0" 2>/dev/null || "$VPY" -m pip install -q "torch>=2.1,<3"
   fi
 fi
 echo "[setup] installing lpm and its dependencies into .venv" >&2

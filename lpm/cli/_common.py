@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from enum import Enum
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -41,40 +38,6 @@ def user_errors() -> Iterator[None]:
         where = f" {exc.filename}" if exc.filename else ""
         typer.echo(f"Error: cannot write{where}: {exc.strerror or exc}.", err=True)
         raise typer.Exit(1) from None
-
-
-def check_output(name: str, path: Path | str, kind: str) -> Path:
-    """Refuse, before any work, an output path that cannot be written.
-
-    ``kind`` is ``"file"`` or ``"folder"``. The path may exist (a folder is
-    reused: sweeps resume in it; a file is replaced atomically) or not;
-    missing parent folders are created when the first result is written, as
-    ``mkdir -p`` would. Refused, as an :class:`LPMInputError` naming the
-    option ``name``: an existing path of the other kind, a regular file where
-    a folder must be, and a folder that cannot be written to (probed by
-    creating and removing a temporary file, which is right for root and
-    read-only file systems too). Nothing is created.
-    """
-    path = Path(path)
-    if path.exists() or path.is_symlink():
-        if kind == "file" and path.is_dir():
-            raise LPMInputError(name, str(path), "a file path, not an existing folder")
-        if kind == "folder" and not path.is_dir():
-            raise LPMInputError(name, str(path), "a folder, not an existing file")
-    folder = path if kind == "folder" else path.parent
-    existing = folder
-    while not existing.exists() and not existing.is_symlink():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise LPMInputError(name, str(path), f"a path whose parents are folders ('{existing}' is not a folder)")
-    try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lpm-write-check-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise LPMInputError(name, str(path), f"a path in a folder you can write to ('{existing}': "
-                                             f"{exc.strerror or exc})") from None
-    return path
 
 
 def parse_float_list(name: str, text: str | None) -> list[float] | None:

@@ -13,7 +13,8 @@ from ..compare.budgets import BUDGET_RULES
 from ..compare.runs import GROUPINGS
 from ..core.geometry import CENTERS
 from ..core.solvers import CERTIFYING
-from ._common import Budget, check_output, choice_enum, user_errors
+from ..core.io import check_output_path
+from ._common import Budget, choice_enum, user_errors
 
 BudgetRule = choice_enum("BudgetRule", BUDGET_RULES)
 CertifyingSolver = choice_enum("CertifyingSolver", CERTIFYING)
@@ -60,7 +61,7 @@ def compare_command(
 
     with user_errors():
         folder = out if out is not None else default_out_dir(run_dirs[0])
-        check_output("out", folder, "folder")
+        check_output_path("out", folder, "folder")
         report = compare_runs(run_dirs, E_W=E_W, E_H=E_H, budget=None if budget is None else budget.value,
                               budget_rule=budget_rule.value, method=solver.value,
                               center=None if center is None else center.value, grouping=groups.value,

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from ..core.errors import LPMInputError
-from ._common import check_output, user_errors
+from ..core.io import check_output_path
+from ._common import user_errors
 
 
 def reproduce_command(
@@ -52,7 +53,7 @@ def reproduce_command(
             raise LPMInputError("name", None, "a simulation name or 'all' (see lpm reproduce --list)",
                                 owner="lpm reproduce")
         names = [s.name for s in sims] if name == "all" else [get_simulation(name, sims_dir).name]
-        check_output("out", out if out is not None else Path("results"), "folder")
+        check_output_path("out", out if out is not None else Path("results"), "folder")
         for n in names:
             target = None if out is None else (out / n if name == "all" else out)
             result = reproduce(n, target, smoke=smoke, jobs=jobs, progress=progress, sims_dir=sims_dir)

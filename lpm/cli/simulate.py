@@ -11,7 +11,8 @@ from ..core.losses import LOSS_NAMES
 from ..core.problem import CLASSIFIERS
 from ..core.profiles import PROFILES
 from ..core.solvers import SOLVER_CHOICES
-from ._common import Budget, check_output, choice_enum, parse_float_list, user_errors
+from ..core.io import check_output_path
+from ._common import Budget, choice_enum, parse_float_list, user_errors
 
 Loss = choice_enum("Loss", LOSS_NAMES)
 Classifier = choice_enum("Classifier", CLASSIFIERS)
@@ -66,7 +67,7 @@ def simulate_command(
 
     with user_errors():
         if out is not None:
-            check_output("out", out, "file")
+            check_output_path("out", out, "file")
         count_list = parse_float_list("counts", counts)
         settings = {}
         if cvx_solver is not None:

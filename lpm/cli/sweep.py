@@ -14,7 +14,8 @@ from ..core.losses import LOSS_NAMES
 from ..core.problem import BUDGETS, CLASSIFIERS
 from ..core.profiles import PROFILES
 from ..core.solvers import SOLVER_CHOICES
-from ._common import check_output, parse_counts, parse_float_list, user_errors
+from ..core.io import check_output_path
+from ._common import parse_counts, parse_float_list, user_errors
 
 
 def _words(name: str, text: str | None, choices=None) -> list | None:
@@ -157,7 +158,7 @@ def sweep_command(
     from ..sweep import run_sweep
 
     with user_errors():
-        check_output("out", out, "folder")
+        check_output_path("out", out, "folder")
         grid = build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d,
                           solver, seeds, setting, counts=counts)
         table = run_sweep(grid, out, jobs=jobs, progress=progress, retry_failed=retry_failed,

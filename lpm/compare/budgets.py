@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import LPMInputError, check_choice, check_number
-from ..core.problem import BUDGETS, DEFAULT_BUDGET, Problem
+from ..core.problem import BUDGETS, DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET, Problem
 from ..core.solution import Solution
 from ..core.solvers import get_solver, resolve
 from .runs import RunGeometry
@@ -105,7 +105,7 @@ def weight_decay_for_run(run: RunGeometry, lambda_W: float | None = None, lambda
             raise LPMInputError("lambda_W", run.weight_decay, f"given: run {run.name} records no weight decay")
         lambda_W, w_text = run.weight_decay, f"lambda_W = {run.weight_decay:.4g} = the run's weight decay"
     else:
-        lambda_W = check_number("lambda_W", lambda_W, low=0, low_open=True)
+        lambda_W = check_number("lambda_W", lambda_W, low=MIN_BUDGET, high=MAX_BUDGET)
         w_text = f"lambda_W = {lambda_W:.4g} set by the user"
     if lambda_H is None:
         feature_energy = float(run.counts @ np.sum(run.means**2, axis=1))
@@ -113,7 +113,7 @@ def weight_decay_for_run(run: RunGeometry, lambda_W: float | None = None, lambda
         h_text = (f"lambda_H = {lambda_H:.4g} from the optimum's balance lambda_W*||W||^2 = "
                   "lambda_H*sum_k n_k*||mu_k||^2 at the run's (W, mu)")
     else:
-        lambda_H = check_number("lambda_H", lambda_H, low=0, low_open=True)
+        lambda_H = check_number("lambda_H", lambda_H, low=MIN_BUDGET, high=MAX_BUDGET)
         h_text = f"lambda_H = {lambda_H:.4g} set by the user"
     return Budgets(1.0, 1.0, f"{w_text}; {h_text}", lambda_W, lambda_H)
 
@@ -126,12 +126,12 @@ def budgets_for_run(run: RunGeometry, budget: str, E_W: float | None = None, E_H
         E_W = float(np.mean(np.sum(run.W**2, axis=1)))
         w_text = f"E_W = {E_W:.4g} = mean squared classifier row norm of the run"
     else:
-        E_W = check_number("E_W", E_W, low=0, low_open=True)
+        E_W = check_number("E_W", E_W, low=MIN_BUDGET, high=MAX_BUDGET)
         w_text = f"E_W = {E_W:.4g} set by the user"
     if E_W <= 0:
         raise LPMInputError("run_dir", run.name, "a run whose classifier is not all zero (or pass E_W)")
     if E_H is not None:
-        E_H, h_text = check_number("E_H", E_H, low=0, low_open=True), f"E_H = {E_H:.4g} set by the user"
+        E_H, h_text = check_number("E_H", E_H, low=MIN_BUDGET, high=MAX_BUDGET), f"E_H = {E_H:.4g} set by the user"
     elif rule == "logits" and run.head == "learnable":
         E_H, h_text = _logits_budget(run, E_W)
     elif rule == "loss" and run.head == "learnable" and run.loss == "ce":

@@ -10,6 +10,8 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
+from .errors import LPMInputError
+
 
 def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any]) -> None:
     """Call ``write(fh)`` on a temporary file in the same folder, fsync, then
@@ -64,3 +66,37 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def check_output_path(name: str, path: Path | str, kind: str) -> Path:
+    """Refuse, before any work, an output path that cannot be written.
+
+    ``kind`` is ``"file"`` or ``"folder"``. The path may exist (a folder is
+    reused: sweeps resume in it; a file is replaced atomically) or not;
+    missing parent folders are created when the first result is written, as
+    ``mkdir -p`` would. Refused, as an :class:`LPMInputError` naming the
+    option ``name``: an existing path of the other kind, a regular file where
+    a folder must be, and a folder that cannot be written to (probed by
+    creating and removing a temporary file, which is right for root and
+    read-only file systems too). Nothing is created.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if kind == "file" and path.is_dir():
+            raise LPMInputError(name, str(path), "a file path, not an existing folder")
+        if kind == "folder" and not path.is_dir():
+            raise LPMInputError(name, str(path), "a folder, not an existing file")
+    folder = path if kind == "folder" else path.parent
+    existing = folder
+    while not existing.exists() and not existing.is_symlink():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LPMInputError(name, str(path), f"a path whose parents are folders ('{existing}' is not a folder)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lpm-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise LPMInputError(name, str(path), f"a path in a folder you can write to ('{existing}': "
+                                             f"{exc.strerror or exc})") from None
+    return path

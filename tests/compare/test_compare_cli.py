@@ -62,7 +62,8 @@ def test_theory_vs_practice_claims(smoke):
     assert curve["ratio"].iloc[0] == 1.0 and {4.0, 20.0} <= set(curve["ratio"])
     # minority by counts (fewer than 20 samples): none at R = 1 (every class has 40), so no index there
     assert set(c["minority_rule"]) == {"minority: classes with fewer than 20 training samples"}
-    assert np.isnan(curve["collapse_index"].iloc[0]) and curve["collapse_index"].iloc[1:].notna().all()
+    curve = curve.set_index("ratio")
+    assert np.isnan(curve.loc[1.0, "collapse_index"]) and curve.loc[[4.0, 20.0], "collapse_index"].notna().all()
 
 
 def test_compare_cli_on_a_trained_run(smoke, tmp_path):
