@@ -29,7 +29,7 @@ def test_unknown_setting_is_refused_with_exact_message():
     assert str(err.value) == (
         "The 'momentum' parameter of solver 'gradient' must be one of the settings certify, device, "
         "dr_variant, dtype, gap_tol, init_scale, lr, method, optimizer, record_every, record_gradients, "
-        "restarts, samples_per_class, seed, steps, tol. Got 0.9 instead.")
+        "restarts, samples_per_class, seed, steps, stop_angle, tol. Got 0.9 instead.")
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -157,3 +157,28 @@ def test_a_step_far_too_large_is_reported_as_divergence(classifier):
     if classifier == "learnable":
         large = get_solver("gradient", lr=1e3, steps=200).run(p)
         assert large.status is Status.STOPPED and large.message.startswith("diverged: the objective rose from")
+
+
+def test_riemannian_step_at_a_small_budget_converges_instead_of_oscillating():
+    """Per-sample CE, E_W·E_H = 0.5: the sphere's own curvature |⟨u, h⟩|/‖h‖² exceeds the loss's,
+    so a step of 1/(c‖W‖²) alone left the iterate in a period-2 orbit 0.22 rad from the optimum;
+    the step bounds both and the run converges (Theorem 1's optimum, certified)."""
+    p = Problem.from_profile(K=10, ratio=1, classifier="fixed-etf", loss="ce", E_W=1.0, E_H=0.5)
+    sol = get_solver("gradient", method="riemannian", steps=3000).run(p)
+    assert sol.status is Status.OPTIMAL and sol.trajectory.values["angle"][-1] < 1e-6
+
+
+def test_angles_are_measured_as_the_run_goes_and_stop_angle_stops_it():
+    """With a closed-form optimum the max and the mean angle are recorded every step; stop_angle
+    stops at the first recorded step whose mean angle is below it."""
+    p = Problem.from_profile(K=10, ratio=1, classifier="fixed-etf", loss="ce", E_W=1.0, E_H=5.0)
+    full = get_solver("gradient", steps=400, record_every=1, tol=0.0).run(p)
+    angles = np.array(full.trajectory.values["angle_mean"])
+    assert np.all(np.array(full.trajectory.values["angle"]) >= angles - 1e-15)
+    first = int(np.argmax(angles <= 1e-4))
+    assert angles[first] <= 1e-4 < angles[first - 1]
+    stopped = get_solver("gradient", steps=400, record_every=1, tol=0.0, stop_angle=1e-4).run(p)
+    assert stopped.iterations == first and stopped.message.startswith("reached a mean angle")
+    assert full.extra["trajectory_reference"] == "analytic"
+    with pytest.raises(LPMInputError, match="^The 'stop_angle' parameter of solver 'gradient' must be left unset"):
+        get_solver("gradient", stop_angle=0.1).run(Problem.from_profile(K=4, ratio=3))

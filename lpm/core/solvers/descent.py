@@ -21,7 +21,9 @@ _ADAM = (0.9, 0.999, 1e-8)
 class Descent:
     """One descent from one random start. Shapes: F (K, s, d), W (K, d), logits (K, s, K)."""
 
-    def __init__(self, problem: Problem, cfg: dict, seed: tuple[int, int]):
+    def __init__(self, problem: Problem, cfg: dict, seed: tuple[int, int], reference: np.ndarray | None = None):
+        """``reference``: the optimal class means (K×d), when known before the run (a closed form);
+        the angle and distance to them are then measured as the run goes."""
         self.problem, self.cfg = problem, cfg
         self.dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
         self.device = torch.device(cfg["device"])
@@ -38,6 +40,7 @@ class Descent:
         self.adam = cfg["optimizer"] == "adam"
         self.lr = cfg["lr"] if cfg["lr"] is not None else (0.01 if self.adam else 1.0)
         self.moments: dict[str, tuple] = {}
+        self.reference = None if reference is None else self._t(reference)
         rng = np.random.default_rng(list(seed))
         scale = cfg["init_scale"]
         self.F = self._enter("F", self._t(rng.standard_normal((K, s, d)) * scale * math.sqrt(problem.E_H / d)))
@@ -65,6 +68,11 @@ class Descent:
             if t % cfg["record_every"] == 0:
                 record_iterations.append(t)
                 self._record(Z, G, records, snapshots)
+                if cfg["stop_angle"] is not None and records["angle_mean"][-1] <= cfg["stop_angle"]:
+                    iterations = t
+                    message = (f"reached a mean angle {records['angle_mean'][-1]:.2e} <= stop_angle="
+                               f"{cfg['stop_angle']:g} to the optimum after {t} steps")
+                    break
             last = (self.F, self.W, self.moments.copy())
             try:
                 change = self._step(G)
@@ -95,7 +103,10 @@ class Descent:
 
     def _record(self, Z, G, records: dict, snapshots: list) -> None:
         records.setdefault("loss", []).append(float((self.weight.view(-1, 1) * self._values(Z)).sum()))
-        if self.problem.fixed:
+        if self.reference is not None:
+            for key, value in _angles_to(self.F, self.reference).items():
+                records.setdefault(key, []).append(value)
+        elif self.problem.fixed:
             snapshots.append(self.F.detach().to("cpu", torch.float64).numpy().copy())
         if self.cfg["record_gradients"]:
             # ∇_{w_j} f = Σ_{k,i} (p_k/s) G[k,i,j] h_{k,i}: pull from class j itself, push from the others
@@ -152,9 +163,13 @@ class Descent:
             pinned = self._pinned(block, X, U)
             U = self._adam(block, torch.where(pinned, self._tangent(block, X, U), U))
             U, eta = torch.where(pinned, self._tangent(block, X, U), U), self.lr * math.sqrt(budget)
+        elif self.riemannian and (block == "W" or self._per_sample(block)):
+            # On a sphere of radius r the Riemannian Hessian adds −(⟨u, x⟩/r²)·I to the Euclidean
+            # one, so the 1/L step bounds L + |⟨u, x⟩|/r² (else small budgets oscillate)
+            dims = -1 if self._per_sample(block) else tuple(range(X.dim()))
+            radial = float(((X * U).sum(dims).abs() / (X * X).sum(dims).clamp_min(1e-300)).max())
+            U, eta = self._tangent(block, X, U), self.lr / (curvature + radial)
         else:
-            if self.riemannian and (block == "W" or self._per_sample(block)):
-                U = self._tangent(block, X, U)
             eta = self.lr / curvature
         Y = X - eta * U
         if not bool(torch.isfinite(Y.norm())):  # the step overflowed: no projection can repair that
@@ -226,6 +241,19 @@ class Descent:
         if block == "W":
             return Y * (math.sqrt(self.problem.K * self.problem.E_W) / Y.norm())
         return self._to_class_average_sphere(Y)
+
+
+def _angles_to(F, reference) -> dict[str, float]:
+    """Angles between the class means of F (K, s, d) and the reference means (K, d): the largest
+    (``angle``) and the mean over classes (``angle_mean``), in radians, a zero mean counting as
+    π/2; and ‖F − F*‖_F/‖F*‖_F with every sample of class k at its reference mean (``distance``)."""
+    H = F.mean(dim=1)                                                  # (K, d)
+    unit = reference / reference.norm(dim=1, keepdim=True)
+    along = (H * unit).sum(dim=1)
+    across = (H - along[:, None] * unit).norm(dim=1)
+    angle = torch.where(H.norm(dim=1) > 0, torch.atan2(across, along), torch.full_like(along, math.pi / 2))
+    distance = (F - reference[:, None, :]).norm() / (reference.norm() * math.sqrt(F.shape[1]))
+    return {"angle": float(angle.max()), "angle_mean": float(angle.mean()), "distance": float(distance)}
 
 
 def _spectral_sq(A) -> float:

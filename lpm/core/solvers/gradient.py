@@ -86,24 +86,32 @@ class GradientSolver(Solver):
         return dict(steps=3000, lr=None, optimizer="sgd", method="projected", restarts=1,
                     samples_per_class=4, init_scale=1.0, record_every=10, seed=0, device="cpu",
                     dtype="float64", dr_variant="paper", record_gradients=False, tol=1e-12,
-                    certify=True, gap_tol=1e-6)
+                    certify=True, gap_tol=1e-6, stop_angle=None)
 
     def _run(self, problem: Problem) -> Solution:
-        from .descent import (
-            Descent,  # imports torch (≈2.5 s): only gradient runs need it
-        )
+        from .descent import Descent  # imports torch (≈2.5 s): only gradient runs need it
 
         cfg = self.settings
         if cfg["dr_variant"] == "released" and not problem.loss.startswith("dr"):
             raise LPMInputError("dr_variant", "released", f"'paper' for the loss '{problem.loss}' (the released "
                                 "surrogate is a DR form, theory.md §6.1)", owner=f"solver '{self.name}'")
+        reference = self._reference(problem)
+        if cfg["stop_angle"] is not None and reference is None:
+            raise LPMInputError("stop_angle", cfg["stop_angle"], "left unset unless the optimum has a closed form "
+                                "(fixed-etf with ce or dr), which the angle is measured to", owner=f"solver '{self.name}'")
         best = None
         for restart in range(cfg["restarts"]):
-            run = Descent(problem, cfg, seed=(cfg["seed"], restart)).run()
+            run = Descent(problem, cfg, seed=(cfg["seed"], restart), reference=reference).run()
             run["objective"] = _objective(problem, run["F"], run["W"])
             if best is None or run["objective"] < best["objective"]:
                 best = {**run, "restart": restart}
         return self._solution(problem, best)
+
+    @staticmethod
+    def _reference(problem: Problem) -> np.ndarray | None:
+        """The closed-form optimal class means, where the analytic back end applies."""
+        analytic = REGISTRY["analytic"]()
+        return analytic.run(problem).H if problem.fixed and analytic.supports(problem) is None else None
 
     def _solution(self, problem: Problem, run: dict) -> Solution:
         K, s, d = run["F"].shape
@@ -153,20 +161,16 @@ def _trajectory(problem: Problem, run: dict, extra: dict) -> Trajectory:
     """Loss (and pull/push) as recorded; angle and distance for fixed classifiers.
 
     The reference point is the closed-form optimum where ``analytic`` applies
-    (fixed-etf with CE or DR); otherwise the final iterate of this run, which is
-    then recorded in ``extra["trajectory_reference"]``.
+    (fixed-etf with CE or DR; measured as the run went); otherwise the final
+    iterate of this run. ``extra["trajectory_reference"]`` says which.
     """
     traj = Trajectory()
     values = dict(run["records"])
-    if problem.fixed and run["snapshots"]:
-        analytic = REGISTRY["analytic"]()
-        if analytic.supports(problem) is None:
-            F_ref = np.repeat(analytic.run(problem).H[:, None, :], run["F"].shape[1], axis=1)
-            extra["trajectory_reference"] = "analytic"
-        else:
-            F_ref = run["F"]
-            extra["trajectory_reference"] = "final-iterate"
-        values["angle"], values["distance"] = trajectory_geometry(run["snapshots"], F_ref)
+    if "angle" in values:
+        extra["trajectory_reference"] = "analytic"
+    elif problem.fixed and run["snapshots"]:
+        extra["trajectory_reference"] = "final-iterate"
+        values.update(trajectory_geometry(run["snapshots"], run["F"]))
     for j, it in enumerate(run["record_iterations"]):
         traj.record(it, **{key: v[j] for key, v in values.items()})
     return traj
@@ -183,6 +187,8 @@ def _validate(cfg: dict, owner: str) -> dict:
     cfg["tol"] = check_number("tol", cfg["tol"], low=0, owner=owner)
     if cfg["lr"] is not None:
         cfg["lr"] = check_number("lr", cfg["lr"], low=0, low_open=True, owner=owner)
+    if cfg["stop_angle"] is not None:
+        cfg["stop_angle"] = check_number("stop_angle", cfg["stop_angle"], low=0, low_open=True, owner=owner)
     for key in ("record_gradients", "certify"):
         if not isinstance(cfg[key], bool):
             raise LPMInputError(key, cfg[key], "True or False", owner)
@@ -205,11 +211,10 @@ def _check_device(device, owner: str) -> str:
     return str(dev)
 
 
-def trajectory_geometry(snapshots: list[np.ndarray], F_ref: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per snapshot: max_k angle(h̄_k, h̄*_k) in radians and ‖F − F*‖_F/‖F*‖_F.
-
-    A zero class mean counts as π/2 from every direction.
-    """
+def trajectory_geometry(snapshots: list[np.ndarray], F_ref: np.ndarray) -> dict[str, list[float]]:
+    """Per snapshot: the largest and the mean over classes of angle(h̄_k, h̄*_k) in radians
+    (``angle``, ``angle_mean``) and ‖F − F*‖_F/‖F*‖_F (``distance``). A zero class mean counts
+    as π/2 from every direction."""
     F = np.stack(snapshots)                                   # (T, K, s, d)
     H, ref = F.mean(axis=2), F_ref.mean(axis=1)               # (T, K, d), (K, d)
     unit = ref / np.linalg.norm(ref, axis=1, keepdims=True)
@@ -217,4 +222,5 @@ def trajectory_geometry(snapshots: list[np.ndarray], F_ref: np.ndarray) -> tuple
     across = np.linalg.norm(H - along[..., None] * unit, axis=-1)
     angle = np.where(np.linalg.norm(H, axis=-1) > 0, np.arctan2(across, along), np.pi / 2)
     distance = np.linalg.norm((F - F_ref).reshape(len(F), -1), axis=1) / np.linalg.norm(F_ref)
-    return angle.max(axis=1).tolist(), distance.tolist()
+    return {"angle": angle.max(axis=1).tolist(), "angle_mean": angle.mean(axis=1).tolist(),
+            "distance": distance.tolist()}
