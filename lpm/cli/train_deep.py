@@ -86,8 +86,9 @@ def train_deep_command(
                                               help="Track geometry every N epochs (default: 1)."),
     max_batches: Optional[int] = typer.Option(None, "--max-batches-per-epoch", help="Cap batches per epoch "
                                                                                     "(smoke runs)."),
-    out: Optional[str] = typer.Option(None, "--out",
-                                      help="Run folder (default: runs/<dataset>_<head>_<loss>_R<ratio>_seed<seed>)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", metavar="<folder>",
+                                      help="Run folder (default: runs/<dataset>_<head>_<loss>_R<ratio>_e<epochs>_"
+                                           "seed<seed>_<hash of the settings>)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of settings (TrainConfig fields)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on)."),
