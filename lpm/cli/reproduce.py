@@ -15,7 +15,18 @@ def reproduce_command(
     list_: bool = typer.Option(False, "--list", help="List the simulations with one line each, then exit."),
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Output folder (default results/NAME; with 'all', one subfolder per name)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Local worker processes (default: one per usable core; small, light grids run in this process)."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster",
+        help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
+             "(needs: pip install 'lpm[distributed]')."),
+    runs_dir: Optional[Path] = typer.Option(
+        None, "--runs-dir",
+        help="Folder for deep-run folders (default OUT/runs). Give one on a file system that every worker "
+             "reaches and workers write their runs there; otherwise each remote worker sends its finished run "
+             "folder back, and this machine writes it under OUT/runs."),
     smoke: bool = typer.Option(False, "--smoke", help="Use the reduced grids (what the test suite runs)."),
     sims_dir: Optional[Path] = typer.Option(None, "--sims-dir", help="Folder of simulation files (default sims/)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -26,6 +37,7 @@ def reproduce_command(
     Example: lpm reproduce minority-collapse --jobs 2
     """
     from ..reproduce import get_simulation, list_simulations, reproduce
+    from ..sweep import SweepFailed, SweepInterrupted, make_executor
 
     with user_errors():
         sims = list_simulations(sims_dir)
@@ -38,11 +50,28 @@ def reproduce_command(
             raise LPMInputError("name", None, "a simulation name or 'all' (see lpm reproduce --list)",
                                 owner="lpm reproduce")
         names = [s.name for s in sims] if name == "all" else [get_simulation(name, sims_dir).name]
-        for n in names:
-            target = None if out is None else (out / n if name == "all" else out)
-            result = reproduce(n, target, smoke=smoke, jobs=jobs, progress=progress, sims_dir=sims_dir)
-            figures = ", ".join(str(p) for p in result.figures)
-            typer.echo(f"{n}: {figures} ({result.seconds:.1f} s)")
+        failures = []
+        with make_executor(jobs, cluster) as executor:  # one executor (and one cluster) for every name
+            for n in names:
+                target = None if out is None else (out / n if name == "all" else out)
+                try:
+                    result = reproduce(n, target, smoke=smoke, executor=executor, runs_dir=runs_dir,
+                                       progress=progress, sims_dir=sims_dir)
+                except SweepFailed as exc:
+                    typer.echo(f"Error: {exc}", err=True)
+                    raise typer.Exit(1) from None
+                except SweepInterrupted as stop:
+                    typer.echo(f"Interrupted: {stop.done} of {stop.cells} cells of '{n}' done in {stop.out_dir}; "
+                               "run the same command again to resume.", err=True)
+                    raise typer.Exit(130) from None
+                figures = ", ".join(str(p) for p in result.figures)
+                typer.echo(f"{n}: {figures} ({result.seconds:.1f} s)")
+                if result.failed:
+                    failures.append(f"{result.failed} cells of '{n}' failed (the first: {result.first_error})")
+    if failures:
+        typer.echo("Error: " + "; ".join(failures) + " (each failed cell's record is in its cells/ folder).",
+                   err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -27,9 +28,16 @@ def _ints(name: str, text: str | None) -> list[int] | None:
     values = parse_float_list(name, text)
     if values is None:
         return None
-    if not values or any(v != int(v) for v in values):
+    if not values or any(not math.isfinite(v) or v != int(v) for v in values):
         raise LPMInputError(name, text, "a comma-separated list of integers, e.g. '0,1,2'")
     return [int(v) for v in values]
+
+
+def _floats(name: str, text: str | None) -> list[float] | None:
+    values = parse_float_list(name, text)
+    if values is not None and not values:
+        raise LPMInputError(name, text, "a comma-separated list of numbers, e.g. '1,10,100'")
+    return values
 
 
 def _settings(items: list[str]) -> dict[str, dict]:
@@ -59,13 +67,16 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
 
     if ratios is not None and ratio_range is not None:
         raise LPMInputError("ratios", ratios, "omitted when --ratio-range is given (use one of them)")
-    ratio_values = parse_ratio_range(ratio_range) if ratio_range else (parse_float_list("ratios", ratios) or [100.0])
+    if ratio_range is not None:
+        ratio_values = parse_ratio_range(ratio_range)
+    else:
+        ratio_values = [100.0] if ratios is None else _floats("ratios", ratios)
     dims = _ints("d", d)
     return Grid(
         ratio=ratio_values, K=_ints("K", K), majority=_ints("majority", majority) or [None],
         profile=_words("profile", profile, PROFILES), classifier=_words("classifier", classifier, CLASSIFIERS),
         loss=_words("loss", loss, LOSS_NAMES), budget=_words("budget", budget, BUDGETS) or [None],
-        ewh=parse_float_list("ewh", ewh), E_W=parse_float_list("EW", E_W), E_H=parse_float_list("EH", E_H),
+        ewh=_floats("ewh", ewh), E_W=_floats("EW", E_W), E_H=_floats("EH", E_H),
         d=dims or [None], solver=_words("solver", solver, SOLVER_CHOICES), seed=_ints("seeds", seeds),
         solver_settings=_settings(settings), name="cli")
 
@@ -91,7 +102,13 @@ def sweep_command(
     seeds: str = typer.Option("0", "--seeds", help="Seeds (fixed-classifier draw and gradient init), e.g. '0,1,2'."),
     setting: List[str] = typer.Option(
         [], "--setting", help="Solver setting SOLVER.KEY=VALUE (repeatable), e.g. gradient.steps=2000."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Local worker processes (default: one per usable core; small, light grids run in this process)."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster",
+        help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
+             "(needs: pip install 'lpm[distributed]'). Workers send results back; no shared disk needed."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun cells that failed before."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ):
@@ -106,18 +123,23 @@ def sweep_command(
 
     Example: lpm sweep --ratio-range 1:1e4:41 --solver nuclear,gradient --seeds 0,1 --jobs 2 -o results/sweep
     """
-    from ..sweep import run_sweep
+    from ..sweep import SweepInterrupted, make_executor, run_cells
 
     with user_errors():
         grid = build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d,
                           solver, seeds, setting)
-        table = run_sweep(grid, out, jobs=jobs, progress=progress, retry_failed=retry_failed,
-                          config={"command": "lpm sweep"})
-    failed = int((table["outcome"] == "error").sum()) if len(table) else 0
-    typer.echo(f"{len(table)} cells in {out / 'results.csv'} ({failed} failed)")
-    if failed:
-        first = table.loc[table["outcome"] == "error", "error"].iloc[0]
-        typer.echo(f"first failure: {first}", err=True)
+        try:
+            report = run_cells(grid, out, executor=make_executor(jobs, cluster), progress=progress,
+                               retry_failed=retry_failed, config={"command": "lpm sweep"})
+        except SweepInterrupted as stop:
+            typer.echo(f"Interrupted: {stop.done} of {stop.cells} cells done in {out}; run the same command again "
+                       "to resume.", err=True)
+            raise typer.Exit(130) from None
+    typer.echo(f"{report.done} cells in {out / 'results.csv'} ({report.failed} failed)")
+    if report.failed:
+        typer.echo(f"Error: {report.failed} of {report.cells} cells failed; the first: {report.first_error} "
+                   f"(every error is in the 'error' column; --retry-failed reruns them).", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

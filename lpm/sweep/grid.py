@@ -20,12 +20,13 @@ as separate axes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -83,6 +84,17 @@ class Cell:
         return {"task": self.task, "spec": dict(self.spec), "grid": self.grid}
 
 
+@contextlib.contextmanager
+def located(where: str) -> Iterator[None]:
+    """Lead the message of an :class:`LPMInputError` raised in the block with
+    where the bad value was found (e.g. "simulation file x.toml, grid 'a'")."""
+    try:
+        yield
+    except LPMInputError as exc:
+        exc.args = (f"{where}: {exc}",)
+        raise
+
+
 def as_tuple(name: str, value) -> tuple:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         value = (value,)
@@ -128,6 +140,12 @@ class Grid:
         object.__setattr__(self, "ratio", tuple(canonical_float(check_number("ratio", r, low=1)) for r in self.ratio))
         if not isinstance(self.solver_settings, Mapping):
             raise LPMInputError("solver_settings", self.solver_settings, "a mapping from solver name to settings")
+        for name, settings in self.solver_settings.items():  # settings nobody would use are a mistake
+            if name not in self.solver:
+                raise LPMInputError("setting", name, "a solver of this grid: one of "
+                                    + ", ".join(repr(s) for s in self.solver))
+            if not isinstance(settings, Mapping):
+                raise LPMInputError("setting", settings, f"a table of settings for the solver '{name}'")
 
     def _budgets(self) -> list[tuple[float, float]]:
         if self.ewh is not None:
