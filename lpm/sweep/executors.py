@@ -247,8 +247,10 @@ class DaskExecutor(Executor):
         self._announce()
 
     def _announce(self) -> None:
-        link = getattr(self.client, "dashboard_link", None)
-        self._echo(f"Dask dashboard: {link}" if link else "Dask dashboard: not available")
+        """Print the dashboard address (once per executor: it connects once)."""
+        served = "dashboard" in self.client.scheduler_info().get("services", {})
+        self._echo(f"Dask dashboard: {self.client.dashboard_link}" if served
+                   else "Dask dashboard: not served by this scheduler (it needs bokeh)")
 
     def run(self, units):
         self.start()
@@ -256,7 +258,7 @@ class DaskExecutor(Executor):
         futures = {self.client.submit(run_unit_in_worker, unit, pure=False): unit for unit in units}
         self._futures = list(futures)
         try:
-            for fut in distributed.as_completed(futures):
+            for fut in distributed.as_completed(futures, loop=self.client.loop):
                 unit = futures[fut]
                 try:
                     outcome = fut.result()
