@@ -206,6 +206,17 @@ def checked_grids(sim: Simulation, smoke: bool = False) -> list:
     return grids
 
 
+def check_simulation(sim: Simulation, smoke: bool = False) -> None:
+    """Everything that can be checked before ``sim`` runs: its runner, its plot and,
+    for the ``sweep`` runner, every cell of its grids."""
+    from .figures import get_plot
+
+    runner = resolve(sim.runner, _RUNNERS, "runner")
+    get_plot(sim.plot)
+    if runner is _RUNNERS["sweep"]:
+        checked_grids(sim, smoke)
+
+
 @register_runner("sweep")
 def run_sweep_runner(sim: Simulation, out_dir: Path, *, smoke: bool = False, progress: bool = True,
                      executor: Executor | None = None, runs_dir: Path | None = None) -> dict[str, pd.DataFrame]:

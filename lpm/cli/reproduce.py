@@ -36,7 +36,7 @@ def reproduce_command(
 
     Example: lpm reproduce minority-collapse --jobs 2
     """
-    from ..reproduce import get_simulation, list_simulations, reproduce
+    from ..reproduce import check_simulation, get_simulation, list_simulations, reproduce
     from ..sweep import SweepFailed, SweepInterrupted, make_executor
 
     with user_errors():
@@ -49,7 +49,10 @@ def reproduce_command(
         if name is None:
             raise LPMInputError("name", None, "a simulation name or 'all' (see lpm reproduce --list)",
                                 owner="lpm reproduce")
-        names = [s.name for s in sims] if name == "all" else [get_simulation(name, sims_dir).name]
+        chosen = sims if name == "all" else [get_simulation(name, sims_dir)]
+        for sim in chosen:  # every file is checked before the first one runs
+            check_simulation(sim, smoke)
+        names = [s.name for s in chosen]
         failures = []
         with make_executor(jobs, cluster) as executor:  # one executor (and one cluster) for every name
             for n in names:

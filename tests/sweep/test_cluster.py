@@ -42,7 +42,7 @@ def test_local_cluster_equals_jobs_1_and_records_cell_errors(tmp_path, monkeypat
     shown = []
     with DaskExecutor(workers=2, echo=shown.append) as cluster:
         table = run_sweep(grid, tmp_path / "cluster", executor=cluster, progress=False)
-        cells = [Cell("cluster_tasks:square_or_fail", {"x": x}) for x in (3, -2)]
+        cells = [Cell("sweep_plugins:square_or_fail", {"x": x}) for x in (3, -2)]
         report = run_cells(cells, tmp_path / "errors", executor=cluster, progress=False)
     pd.testing.assert_frame_equal(comparable(table), comparable(serial), check_exact=True)
     assert len(table) == 8 and set(table["outcome"]) == {"ok"}
