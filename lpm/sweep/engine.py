@@ -160,10 +160,7 @@ def _run_locked(grids, cells, plans, out_dir, executor, runs_dir, declared, prog
     if heavy and chosen is executor and hasattr(executor, "start"):
         executor.start()  # before the progress bar: a cluster prints its dashboard address
     started, ran = now(), []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"sweep {out_dir.name}", unit="cell",
-               disable=not progress, leave=False)
+    bar = _progress_bar(len(cells), len(cells) - len(todo), out_dir.name, progress and bool(heavy))
     interrupted = False
     try:
         for runner, batch in ((InProcess(), light), (chosen, heavy)):
@@ -186,6 +183,23 @@ def _run_locked(grids, cells, plans, out_dir, executor, runs_dir, declared, prog
         if interrupted:
             raise SweepInterrupted(out_dir, report.done, report.cells)
     return report
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, done: int, name: str, show: bool):
+    """A tqdm bar over the cells; none when only light units (milliseconds) run."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm  # a tenth of a second to import: only when there is a bar to show
+
+    return tqdm(total=total, initial=done, desc=f"sweep {name}", unit="cell", leave=False)
 
 
 def _report(out_dir: Path, cells: list[Cell], rows: list[dict], ran: list[str], executor: Executor) -> SweepReport:

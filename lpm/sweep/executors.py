@@ -23,14 +23,11 @@ strings, or a ready ``distributed.Client``.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import socket
 import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
@@ -108,6 +105,8 @@ def _context():
     """A fork server with lpm preloaded where the OS has one (workers then start
     in well under a second); plain spawn elsewhere. Never a bare fork of this
     process, whose torch/BLAS threads a child must not inherit."""
+    import multiprocessing  # only a local pool needs it (keeps `lpm sweep` quick to start)
+
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(_PRELOAD)
@@ -120,19 +119,24 @@ class LocalPool(Executor):
 
     def __init__(self, workers: int):
         self.workers = check_number("jobs", workers, low=1, integer=True)
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool = None
 
     @property
     def started(self) -> bool:
         return self._pool is not None
 
-    def _get_pool(self) -> ProcessPoolExecutor:
+    def _get_pool(self):
+        from concurrent.futures import ProcessPoolExecutor  # only a local pool needs it
+
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context(),
                                              initializer=_init_worker)
         return self._pool
 
     def run(self, units):
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
         attempts: Counter[int] = Counter()
         pending = list(units)
         while pending:

@@ -102,11 +102,15 @@ def remove_stale_temporaries(*folders: Path) -> int:
 
 def write_record(out_dir: Path, record: dict, runs_dir: Path | None = None) -> None:
     """Write a record sent back by a worker: first the run files it carries
-    (under ``runs_dir``), then the record itself, the cell's commit mark."""
+    (under ``runs_dir``), then the record itself, the cell's commit mark.
+
+    The record is renamed into place but not fsynced: a crash of this process
+    leaves it whole or absent, and a record emptied by a power cut reads as
+    absent (:func:`load_record`), so its cell is simply run again."""
     files = record.pop("files", None) or {}
     for rel, data in files.items():
         path = PurePosixPath(rel)
         if runs_dir is None or path.is_absolute() or ".." in path.parts:
             raise ValueError(f"a worker sent back a file outside the runs folder: {rel!r}")
         write_bytes_atomic(runs_dir / path, data)
-    write_json_atomic(cell_path(out_dir, record["cell_id"]), record)
+    write_json_atomic(cell_path(out_dir, record["cell_id"]), record, durable=False)
