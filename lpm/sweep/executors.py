@@ -244,9 +244,14 @@ class DaskExecutor(Executor):
             return
         import logging
 
+        import dask
+
         distributed = _distributed(f"local:{self.workers}")
-        self._cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+        # no statistical profiler in the workers: sampling every cell's stack 100 times a second
+        # costs CPU time next to GIL-bound cells (the dashboard's task stream still works)
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            self._cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                                     dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         self.client = distributed.Client(self._cluster, set_as_default=False)
         self._announce()
 

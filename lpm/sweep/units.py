@@ -101,11 +101,17 @@ def _limit_loaded(threads: int):
     return threadpool_limits(threads)
 
 
+_LIMITED: list[bool] = []
+
+
 def limit_threads() -> None:
     """One thread from now on in this (worker) process: the environment for
-    libraries loaded later, the pools loaded already, torch if loaded."""
-    os.environ.update({name: "1" for name in THREAD_VARIABLES})
-    _limit_loaded(1)
+    libraries loaded later, the pools loaded already, torch if loaded. The
+    pools are limited once per process (the environment covers later loads)."""
+    if not _LIMITED:
+        os.environ.update({name: "1" for name in THREAD_VARIABLES})
+        _limit_loaded(1)
+        _LIMITED.append(True)
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)

@@ -19,3 +19,17 @@ def objective_plot(table, ax=None):
     ax.set_xlabel("R")
     ax.set_ylabel("objective")
     return fig
+
+
+def die_once(spec: dict) -> dict:
+    """A task whose first run kills its own worker process (as the kernel's OOM killer
+    would); every later run succeeds."""
+    import os
+    import signal
+    from pathlib import Path
+
+    marker = Path(spec["marker"])
+    if not marker.exists():
+        marker.write_text("died once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"row": {"value": spec["i"]}}

@@ -171,6 +171,15 @@ def test_parallel_workers_give_the_serial_table(tmp_path):
     assert json.loads((tmp_path / "parallel" / "sweep.json").read_text())["ran_on"] == "local pool of 2 processes"
 
 
+def test_a_local_worker_that_dies_takes_its_cells_to_a_fresh_pool(tmp_path):
+    # sweep_plugins sits beside this file, on the path the fork server hands its workers
+    cells = [Cell("sweep_plugins:die_once", {"marker": str(tmp_path / "marker"), "i": i}) for i in range(3)]
+    report = run_cells(cells, tmp_path / "out", jobs=2, progress=False)
+    assert (tmp_path / "marker").exists()  # a worker was killed
+    assert (report.ok, report.failed, report.executor) == (3, 0, "local pool of 2 processes")
+    assert sorted(read_table(tmp_path / "out")["value"]) == [0, 1, 2]
+
+
 def test_a_light_grid_runs_in_process_whatever_jobs(tmp_path):
     grid = Grid(ratio=[1.0, 10.0, 100.0], solver=["nuclear"], name="light")
     report = run_cells(grid, tmp_path, jobs=2, progress=False)
