@@ -172,6 +172,8 @@ def test_cluster_sweep_gives_the_jobs_1_table(cluster, reference, tmp_path):
     pd.testing.assert_frame_equal(comparable(pd.read_csv(out / "results.csv")), reference, check_exact=True)
     pids = {int(w.rsplit(":", 1)[1]) for w in workers_of(out).values()}
     assert pids <= set(cluster.workers)  # every cell ran on a dask worker process
+    for record in (out / "cells").glob("*.json"):  # workers started without any *_NUM_THREADS
+        assert json.loads(record.read_text())["threads"] == {"blas": 1, "torch": 1}
     assert err.count("Dask dashboard: http://127.0.0.1:") == 1
     assert re.search(rf"sweep cluster: +[1-9]\d?%\|.*\| [1-9]/{CELLS} \[", err)  # the bar counts the cells
 
