@@ -21,7 +21,7 @@ def reproduce_command(
     cluster: Optional[str] = typer.Option(
         None, "--cluster",
         help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
-             "(needs: pip install 'lpm[distributed]')."),
+             "(needs lpm's 'distributed' extra)."),
     runs_dir: Optional[Path] = typer.Option(
         None, "--runs-dir",
         help="Folder for deep-run folders (default OUT/runs). Give one on a file system that every worker "

@@ -108,7 +108,7 @@ def sweep_command(
     cluster: Optional[str] = typer.Option(
         None, "--cluster",
         help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
-             "(needs: pip install 'lpm[distributed]'). Workers send results back; no shared disk needed."),
+             "(needs lpm's 'distributed' extra). Workers send results back; no shared disk needed."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun cells that failed before."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ):
@@ -118,8 +118,10 @@ def sweep_command(
     OUT holds results.csv (every Problem field, metric, objective, gap,
     solver, status, time; 'error' for failed cells), trajectory.csv and
     per_class.csv (long tables), sweep.json (grid, versions, git commit,
-    hardware) and cells/ (one JSON per finished cell). A failed cell is
-    recorded and the others go on; rerunning resumes without recomputing.
+    hardware) and cells/ (one JSON per finished cell). Every cell is checked
+    before any runs (a bad value exits 2). A failed cell is recorded and the
+    others go on, and the command then exits 1. Rerunning resumes without
+    recomputing; a folder holding another grid's cells is refused.
 
     Example: lpm sweep --ratio-range 1:1e4:41 --solver nuclear,gradient --seeds 0,1 --jobs 2 -o results/sweep
     """
