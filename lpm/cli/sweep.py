@@ -131,8 +131,9 @@ def sweep_command(
         grid = build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d,
                           solver, seeds, setting)
         try:
-            report = run_cells(grid, out, executor=make_executor(jobs, cluster), progress=progress,
-                               retry_failed=retry_failed, config={"command": "lpm sweep"})
+            with make_executor(jobs, cluster) as executor:  # closed (workers stopped) however the sweep ends
+                report = run_cells(grid, out, executor=executor, progress=progress, retry_failed=retry_failed,
+                                   config={"command": "lpm sweep"})
         except SweepInterrupted as stop:
             typer.echo(f"Interrupted: {stop.done} of {stop.cells} cells done in {out}; run the same command again "
                        "to resume.", err=True)

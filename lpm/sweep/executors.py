@@ -23,10 +23,12 @@ strings, or a ready ``distributed.Client``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
+import threading
 from collections import Counter
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -249,7 +251,7 @@ class DaskExecutor(Executor):
         distributed = _distributed(f"local:{self.workers}")
         # no statistical profiler in the workers: sampling every cell's stack 100 times a second
         # costs CPU time next to GIL-bound cells (the dashboard's task stream still works)
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        with dask.config.set({"distributed.worker.profile.enabled": False}), _sigint_ignored():
             self._cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         self.client = distributed.Client(self._cluster, set_as_default=False)
@@ -292,6 +294,20 @@ class DaskExecutor(Executor):
         if self.local:
             return f"Dask LocalCluster of {self.workers} workers"
         return f"Dask scheduler {self.address}" if self.address else "Dask client"
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore Ctrl-C while worker processes are started, so that they inherit
+    ignoring it: Ctrl-C is the client's to handle (it stops them itself)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _unreachable(address: str, why: str) -> LPMInputError:
