@@ -157,8 +157,8 @@ def _run_locked(grids, cells, plans, out_dir, executor, runs_dir, declared, prog
     chosen = _choose(executor, heavy)
     for unit in units:
         _attach_run_files(unit, runs_dir, shared=declared or chosen.shares_files)
-    if heavy and chosen is executor and hasattr(executor, "start"):
-        executor.start()  # before the progress bar: a cluster prints its dashboard address
+    if heavy:
+        chosen.start()  # before the progress bar: a cluster prints its dashboard address
     started, ran = now(), []
     bar = _progress_bar(len(cells), len(cells) - len(todo), out_dir.name, progress and bool(heavy))
     interrupted = False
@@ -181,7 +181,7 @@ def _run_locked(grids, cells, plans, out_dir, executor, runs_dir, declared, prog
         report = _report(out_dir, cells, rows, ran, chosen)
         _write_provenance(out_dir, grids, cells, report, started, config, executor)
         if interrupted:
-            raise SweepInterrupted(out_dir, report.done, report.cells)
+            raise SweepInterrupted(out_dir, report.done, report.cells) from None
     return report
 
 

@@ -65,6 +65,9 @@ class Executor:
         """Check the executor can be used (connect to a scheduler); writes nothing."""
         return self
 
+    def start(self) -> None:
+        """Start the workers now if they start lazily (before a progress bar is drawn)."""
+
     def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Any]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -126,6 +129,9 @@ class LocalPool(Executor):
     @property
     def started(self) -> bool:
         return self._pool is not None
+
+    def start(self) -> None:
+        self._get_pool()
 
     def _get_pool(self):
         from concurrent.futures import ProcessPoolExecutor  # only a local pool needs it
