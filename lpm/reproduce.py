@@ -19,26 +19,34 @@ A simulation file is declarative TOML::
     name = "certified"                   # the grid of that name, key by key
     ratio = [1, 100, 1e4]
 
-A runner is ``fn(sim, out_dir, *, smoke, jobs, progress) -> dict[str,
-DataFrame]`` (tables by name). The default ``sweep`` runner runs every grid
-through :func:`lpm.sweep.run_sweep` (resumable) in ``out_dir``. Other files
-(e.g. a later ``theory-vs-practice.toml``) plug in with
+A runner is ``fn(sim, out_dir, *, smoke, progress, executor, runs_dir) ->
+dict[str, DataFrame]`` (tables by name; ``executor`` is an open
+:class:`lpm.sweep.Executor`, ``runs_dir`` the declared shared folder for deep
+runs or ``None``). The default ``sweep`` runner runs every grid through
+:func:`lpm.sweep.run_cells` (checked up front, resumable) in ``out_dir``.
+Other files (e.g. ``theory-vs-practice.toml``) plug in with
 :func:`register_runner` or a ``"module:function"`` path. The figure is
 written as ``out_dir/NAME.png`` and ``.pdf`` beside the tables.
+
+A simulation file is checked before anything runs: its keys and their types
+here, and every cell of its grids by :func:`lpm.sweep.run_cells` (errors
+name the file and the grid).
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 
 from .core.errors import LPMInputError
 from .core.io import write_json_atomic
 from .figures import load_ref
+from .sweep import Executor, SweepFailed, as_executor, check_cells, expand, located
 
 try:
     import tomllib
@@ -47,7 +55,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 RunnerFn = Callable[..., dict[str, pd.DataFrame]]
 _RUNNERS: dict[str, RunnerFn] = {}
-_TOP_KEYS = {"name", "title", "description", "runner", "plot", "table", "plot_options", "grids", "smoke", "options"}
+#: the keys of a simulation file and the TOML type each must have
+_TOP_KEYS = {"name": str, "title": str, "description": str, "runner": str, "plot": str, "table": str,
+             "plot_options": dict, "grids": list, "smoke": dict, "options": dict}
+_TYPE_NAMES = {str: "a string", dict: "a table", list: "an array of tables"}
 
 
 def register_runner(name: str) -> Callable[[RunnerFn], RunnerFn]:
@@ -106,16 +117,36 @@ def default_sims_dir() -> Path:
     return Path(env) if env else sims_dir()
 
 
+def _check_types(data: dict, path: Path) -> None:
+    owner = f"simulation file {path.name}"
+    unknown = set(data) - set(_TOP_KEYS)
+    if unknown:
+        raise LPMInputError("key", sorted(unknown)[0], "one of " + ", ".join(sorted(_TOP_KEYS)), owner=owner)
+    for key, kind in _TOP_KEYS.items():
+        if key in data and not isinstance(data[key], kind):
+            raise LPMInputError(key, data[key], _TYPE_NAMES[kind], owner=owner)
+    tables = [("grids", g) for g in data.get("grids", [])]
+    smoke = data.get("smoke", {})
+    if set(smoke) - {"grids"}:
+        raise LPMInputError("smoke", sorted(smoke), "a table holding only [[smoke.grids]]", owner=owner)
+    if not isinstance(smoke.get("grids", []), list):
+        raise LPMInputError("smoke.grids", smoke["grids"], "an array of tables", owner=owner)
+    tables += [("smoke.grids", g) for g in smoke.get("grids", [])]
+    for key, table in tables:
+        if not isinstance(table, dict):
+            raise LPMInputError(key, table, "an array of tables ([[{}]])".format(key), owner=owner)
+        if "name" in table and not isinstance(table["name"], str):
+            raise LPMInputError("name", table["name"], "a string", owner=f"a grid of {path.name}")
+
+
 def load_simulation(path: Path | str) -> Simulation:
+    """Read and type-check a simulation file (its grids' cells are checked when it runs)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise LPMInputError("simulation file", str(path), f"a readable TOML file ({exc})") from None
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise LPMInputError("key", sorted(unknown)[0], "one of " + ", ".join(sorted(_TOP_KEYS)),
-                            owner=f"simulation file {path.name}")
+    _check_types(data, path)
     return Simulation(name=data.get("name", path.stem), title=data.get("title", path.stem),
                       description=data.get("description", ""), path=path, runner=data.get("runner", "sweep"),
                       plot=data.get("plot", ""), table=data.get("table", "results"),
@@ -124,8 +155,14 @@ def load_simulation(path: Path | str) -> Simulation:
 
 
 def list_simulations(sims_dir: Path | str | None = None) -> list[Simulation]:
+    """Every ``*.toml`` simulation file of ``sims_dir`` (refused: not a folder, or none in it)."""
     folder = Path(sims_dir) if sims_dir else default_sims_dir()
-    return [load_simulation(p) for p in sorted(folder.glob("*.toml"))]
+    if not folder.is_dir():
+        raise LPMInputError("sims-dir", str(folder), "a folder of simulation files (*.toml)")
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        raise LPMInputError("sims-dir", str(folder), "a folder holding simulation files (*.toml); it has none")
+    return [load_simulation(p) for p in paths]
 
 
 def get_simulation(name: str, sims_dir: Path | str | None = None) -> Simulation:
@@ -147,22 +184,49 @@ def build_grid(spec: dict):
     if task not in types:
         raise LPMInputError("task", task, "one of " + ", ".join(repr(t) for t in types), owner="grid")
     if "ratio_range" in spec:
-        spec["ratio"] = log_range(*spec.pop("ratio_range"))
+        span = spec.pop("ratio_range")
+        if not isinstance(span, list) or len(span) != 3:
+            raise LPMInputError("ratio_range", span, "[START, STOP, NUM], e.g. [1, 1e4, 41]")
+        spec["ratio"] = log_range(*span)
     try:
         return types[task](**spec)
     except TypeError as exc:  # unknown key
         raise LPMInputError("grid", sorted(spec), f"keys of a '{task}' grid ({exc})") from None
 
 
-@register_runner("sweep")
-def run_sweep_runner(sim: Simulation, out_dir: Path, *, smoke: bool = False, jobs: int = 1,
-                     progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Run (or resume) every grid of ``sim`` as one sweep in ``out_dir``."""
-    from .sweep import read_table, run_sweep
+def checked_grids(sim: Simulation, smoke: bool = False) -> list:
+    """The grids of ``sim``, every cell checked; an error names the file and the grid."""
+    grids = []
+    for spec in sim.grid_specs(smoke):
+        with located(f"simulation file {sim.path.name}, grid '{spec.get('name', '?')}'"):
+            grid = build_grid(spec)
+            check_cells(expand(grid))
+        grids.append(grid)
+    return grids
 
-    grids = [build_grid(g) for g in sim.grid_specs(smoke)]
-    run_sweep(grids, out_dir, jobs=jobs, progress=progress,
-              config={"simulation": sim.name, "file": str(sim.path), "smoke": smoke})
+
+def check_simulation(sim: Simulation, smoke: bool = False) -> None:
+    """Everything that can be checked before ``sim`` runs: its runner, its plot and,
+    for the ``sweep`` runner, every cell of its grids."""
+    from .figures import get_plot
+
+    runner = resolve(sim.runner, _RUNNERS, "runner")
+    get_plot(sim.plot)
+    if runner is _RUNNERS["sweep"]:
+        checked_grids(sim, smoke)
+
+
+@register_runner("sweep")
+def run_sweep_runner(sim: Simulation, out_dir: Path, *, smoke: bool = False, progress: bool = True,
+                     executor: Executor | None = None, runs_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Run (or resume) every grid of ``sim`` as one sweep in ``out_dir``."""
+    from .sweep import read_table, run_cells
+
+    report = run_cells(checked_grids(sim, smoke), out_dir, executor=executor, progress=progress,
+                       config={"simulation": sim.name, "file": str(sim.path), "smoke": smoke})
+    if report.done and report.failed == report.done:
+        raise SweepFailed(f"simulation '{sim.name}': all {report.failed} cells failed; the first: "
+                          f"{report.first_error} (records in {Path(out_dir) / 'cells'})")
     return {name: read_table(out_dir, name) for name in ("results", "trajectory", "per_class")}
 
 
@@ -174,15 +238,22 @@ class Reproduction:
     figures: list[Path]
     tables: dict[str, pd.DataFrame]
     seconds: float
+    #: cells of the sweep that failed (their records hold the errors), and the first error
+    failed: int = 0
+    first_error: str | None = None
 
 
-def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, jobs: int = 1,
-              progress: bool = True, sims_dir: Path | str | None = None) -> Reproduction:
+def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, jobs: int | None = None,
+              executor: Any = None, runs_dir: Path | str | None = None, progress: bool = True,
+              sims_dir: Path | str | None = None) -> Reproduction:
     """Run the sweep behind ``sims/NAME.toml`` (resuming) and draw its figure.
 
     Output folder: ``out`` or ``results/NAME`` (``results/NAME-smoke`` for the
     reduced grid). Writes the tables, ``NAME.png``, ``NAME.pdf`` and
-    ``figure.json`` (what drew it and how long it took).
+    ``figure.json`` (what drew it and how long it took). Cells run on
+    ``executor`` (see :func:`lpm.sweep.run_cells`), else on ``jobs`` local
+    processes (default: one per usable core); ``runs_dir`` is a folder for
+    deep runs that every worker reaches.
     """
     import matplotlib.pyplot as plt
 
@@ -193,15 +264,32 @@ def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, 
     out_dir = Path(out) if out is not None else Path("results") / (sim.name + ("-smoke" if smoke else ""))
     runner = resolve(sim.runner, _RUNNERS, "runner")
     plot = get_plot(sim.plot)
+    engine, owned = as_executor(executor, jobs)
     start = time.perf_counter()
-    tables = runner(sim, out_dir, smoke=smoke, jobs=jobs, progress=progress)
+    try:
+        tables = runner(sim, out_dir, smoke=smoke, progress=progress, executor=engine.open(),
+                        runs_dir=None if runs_dir is None else Path(runs_dir))
+    finally:
+        if owned:
+            engine.close()
+    failed, first_error = _failures(out_dir)
     if sim.table not in tables or tables[sim.table].empty:
-        raise RuntimeError(f"simulation '{sim.name}' produced no '{sim.table}' table in {out_dir}")
+        detail = f"; the first cell error: {first_error}" if first_error else ""
+        raise SweepFailed(f"simulation '{sim.name}' produced no '{sim.table}' table in {out_dir}{detail}")
     fig = plot(tables[sim.table], **sim.plot_options)
     figures = save_figure(fig, out_dir / sim.name)
     plt.close(fig)
     seconds = time.perf_counter() - start
     write_json_atomic(out_dir / "figure.json", {"simulation": sim.name, "title": sim.title, "plot": sim.plot,
                                                 "table": sim.table, "smoke": smoke, "seconds": seconds,
-                                                "figures": [p.name for p in figures]})
-    return Reproduction(sim.name, out_dir, figures, tables, seconds)
+                                                "figures": [p.name for p in figures], "failed_cells": failed})
+    return Reproduction(sim.name, out_dir, figures, tables, seconds, failed, first_error)
+
+
+def _failures(out_dir: Path) -> tuple[int, str | None]:
+    """Failed cells and the first error, from the sweep's ``sweep.json`` (none if it wrote none)."""
+    try:
+        info = json.loads((Path(out_dir) / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return 0, None
+    return int(info.get("outcomes", {}).get("error", 0)), info.get("first_error")

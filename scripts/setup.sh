@@ -28,5 +28,5 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 echo "[setup] installing lpm and its dependencies into .venv" >&2
-"$VPY" -m pip install -q -e ".[dev]"
+"$VPY" -m pip install -q -e ".[dev,distributed]"  # the cluster tests need the distributed extra
 touch "$stamp"

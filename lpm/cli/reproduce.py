@@ -19,7 +19,18 @@ def reproduce_command(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", metavar="<folder>",
         help="Output folder, created (default results/NAME; with 'all', one subfolder per name)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Local worker processes (default: one per usable core; small, light grids run in this process)."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", metavar="<local:N|address>",
+        help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
+             "(needs lpm's 'distributed' extra)."),
+    runs_dir: Optional[Path] = typer.Option(
+        None, "--runs-dir", metavar="<folder>",
+        help="Folder for deep-run folders (default OUT/runs). Give one on a file system that every worker "
+             "reaches and workers write their runs there; otherwise each remote worker sends its finished run "
+             "folder back, and this machine writes it under OUT/runs."),
     smoke: bool = typer.Option(False, "--smoke", help="Use the reduced grids (what the test suite runs)."),
     sims_dir: Optional[Path] = typer.Option(None, "--sims-dir", metavar="<folder>",
                                             help="Folder of simulation files (default: the ones shipped with lpm)."),
@@ -33,15 +44,11 @@ def reproduce_command(
       lpm reproduce --list
       lpm reproduce minority-collapse -o results/minority-collapse
     """
-    from ..reproduce import get_simulation, list_simulations, reproduce
+    from ..reproduce import check_simulation, get_simulation, list_simulations, reproduce
+    from ..sweep import SweepFailed, SweepInterrupted, make_executor
 
     with user_errors():
-        if sims_dir is not None and not sims_dir.is_dir():
-            raise LPMInputError("sims-dir", str(sims_dir), "a folder of simulation files (*.toml)")
         sims = list_simulations(sims_dir)
-        if not sims:
-            where = str(sims_dir) if sims_dir is not None else "the shipped simulation folder"
-            raise LPMInputError("sims-dir", where, "a folder holding at least one simulation file (*.toml)")
         if list_:
             width = max(len(s.name) for s in sims) + 2
             columns = max(shutil.get_terminal_size().columns, width + 30)
@@ -52,13 +59,33 @@ def reproduce_command(
         if name is None:
             raise LPMInputError("name", None, "a simulation name or 'all' (see lpm reproduce --list)",
                                 owner="lpm reproduce")
-        names = [s.name for s in sims] if name == "all" else [get_simulation(name, sims_dir).name]
+        chosen = sims if name == "all" else [get_simulation(name, sims_dir)]
+        for sim in chosen:  # every file is checked before the first one runs
+            check_simulation(sim, smoke)
+        names = [s.name for s in chosen]
         check_output_path("out", out if out is not None else Path("results"), "folder")
-        for n in names:
-            target = None if out is None else (out / n if name == "all" else out)
-            result = reproduce(n, target, smoke=smoke, jobs=jobs, progress=progress, sims_dir=sims_dir)
-            figures = ", ".join(str(p) for p in result.figures)
-            typer.echo(f"{n}: {figures} ({result.seconds:.1f} s)")
+        failures = []
+        with make_executor(jobs, cluster) as executor:  # one executor (and one cluster) for every name
+            for n in names:
+                target = None if out is None else (out / n if name == "all" else out)
+                try:
+                    result = reproduce(n, target, smoke=smoke, executor=executor, runs_dir=runs_dir,
+                                       progress=progress, sims_dir=sims_dir)
+                except SweepFailed as exc:
+                    typer.echo(f"Error: {exc}", err=True)
+                    raise typer.Exit(1) from None
+                except SweepInterrupted as stop:
+                    typer.echo(f"Interrupted: {stop.done} of {stop.cells} cells of '{n}' done in {stop.out_dir}; "
+                               "run the same command again to resume.", err=True)
+                    raise typer.Exit(130) from None
+                figures = ", ".join(str(p) for p in result.figures)
+                typer.echo(f"{n}: {figures} ({result.seconds:.1f} s)")
+                if result.failed:
+                    failures.append(f"{result.failed} cells of '{n}' failed (the first: {result.first_error})")
+    if failures:
+        typer.echo("Error: " + "; ".join(failures) + " (each failed cell's record is in its cells/ folder).",
+                   err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

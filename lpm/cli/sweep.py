@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import fields
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,8 +12,8 @@ from ..core.errors import LPMInputError, check_choice
 from ..core.losses import LOSS_NAMES
 from ..core.problem import BUDGETS, CLASSIFIERS
 from ..core.profiles import PROFILES
-from ..core.solvers import SOLVER_CHOICES
 from ..core.io import check_output_path
+from ..core.solvers import SOLVER_CHOICES
 from ._common import parse_counts, parse_float_list, user_errors
 
 
@@ -78,9 +77,6 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
         for name, value in (("ratios", ratios), ("ratio-range", ratio_range), ("K", K), ("profile", profile)):
             if value is not None:
                 raise LPMInputError(name, value, "left out with --counts (the counts fix K and the class sizes)")
-        if "counts" not in {f.name for f in fields(Grid)}:
-            raise LPMInputError("counts", counts, "given to a version of lpm.sweep whose Grid has a counts axis "
-                                                  "(this one has none)")
         sizes = {"counts": count_lists}
     else:
         sizes = {"ratio": parse_ratio_range(ratio_range) if ratio_range else (_floats("ratios", ratios) or [100.0]),
@@ -136,7 +132,13 @@ def sweep_command(
     setting: List[str] = typer.Option(
         [], "--setting", metavar="<solver.key=value>",
         help="Solver setting (repeatable), e.g. gradient.steps=2000."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Local worker processes (default: one per usable core; small, light grids run in this process)."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", metavar="<local:N|address>",
+        help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
+             "(needs lpm's 'distributed' extra). Workers send results back; no shared disk needed."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun cells that failed before."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ):
@@ -146,29 +148,34 @@ def sweep_command(
     OUT holds results.csv (every Problem field, metric, objective, gap,
     solver, status, time; 'error' for failed cells), trajectory.csv and
     per_class.csv (long tables), sweep.json (grid, versions, git commit,
-    hardware) and cells/ (one JSON per finished cell). A failed cell is
-    recorded and the others go on (the exit code is then 1); rerunning
-    resumes without recomputing.
+    hardware) and cells/ (one JSON per finished cell). Every cell is checked
+    before any runs (a bad value exits 2). A failed cell is recorded and the
+    others go on, and the command then exits 1. Rerunning resumes without
+    recomputing; a folder holding another grid's cells is refused.
 
     \b
     Examples:
       lpm sweep --ratio-range 1:1e4:41 --solver nuclear -o results/sweep
       lpm sweep --counts 500,500,5,5 --counts 5000,50,5 --loss ce,dr -o out
     """
-    from ..sweep import run_sweep
+    from ..sweep import SweepInterrupted, make_executor, run_cells
 
     with user_errors():
         check_output_path("out", out, "folder")
         grid = build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d,
                           solver, seeds, setting, counts=counts)
-        table = run_sweep(grid, out, jobs=jobs, progress=progress, retry_failed=retry_failed,
-                          config={"command": "lpm sweep"})
-    failed = int((table["outcome"] == "error").sum()) if len(table) else 0
-    typer.echo(f"{len(table)} cells in {out / 'results.csv'} ({failed} failed)")
-    if failed:
-        first = table.loc[table["outcome"] == "error", "error"].iloc[0]
-        typer.echo(f"Error: {failed} of {len(table)} cells failed; the first: {first} "
-                   "(rerun with --retry-failed once fixed)", err=True)
+        try:
+            with make_executor(jobs, cluster) as executor:  # closed (workers stopped) however the sweep ends
+                report = run_cells(grid, out, executor=executor, progress=progress, retry_failed=retry_failed,
+                                   config={"command": "lpm sweep"})
+        except SweepInterrupted as stop:
+            typer.echo(f"Interrupted: {stop.done} of {stop.cells} cells done in {out}; run the same command again "
+                       "to resume.", err=True)
+            raise typer.Exit(130) from None
+    typer.echo(f"{report.done} cells in {out / 'results.csv'} ({report.failed} failed)")
+    if report.failed:
+        typer.echo(f"Error: {report.failed} of {report.cells} cells failed; the first: {report.first_error} "
+                   f"(every error is in the 'error' column; --retry-failed reruns them).", err=True)
         raise typer.Exit(1)
 
 

@@ -18,27 +18,33 @@ Every grid key other than ``name``, ``ratio`` and ``seed`` is a
 :class:`full_model.config.TrainConfig` setting and wins over ``[options.train]``;
 ``[[smoke.grids]]`` entries override a grid of the same name for ``--smoke``.
 
-Runs live in ``OUT/runs/NAME_R<ratio>_seed<seed>``. A finished run (its
-``summary.json`` records the requested epochs) is reused as it is; a run with a
-checkpoint is resumed (so more epochs extend it); anything else is trained.
-Settings that differ from a saved run are refused by
-:func:`full_model.train.resume_config`. The comparison is written to
+Each run is a ``train`` cell of the sweep engine (:mod:`lpm.sweep.train`), so
+the runs go through the same executors (``--jobs``, ``--cluster``) and resume
+rules as every other grid: a run with a record in ``OUT/cells`` is done; a
+finished run folder (its ``summary.json`` records the requested epochs) is
+reused as it is; a run with a checkpoint is resumed (so more epochs extend
+it); anything else is trained. Settings that differ from a saved run are
+refused by :func:`full_model.train.resume_config`.
+
+Runs live in ``RUNS/NAME_R<ratio>_seed<seed>``, ``RUNS`` = ``OUT/runs`` or
+the declared shared ``runs_dir``. The comparison is written to
 ``OUT/compare`` (:func:`lpm.compare.write_report`; the smoke run skips the
-per-run figures) and ``OUT/practice.json`` records the wall time of each run.
+per-run figures) and ``OUT/practice.json`` records what was done with each
+run and how long it took.
 """
 from __future__ import annotations
 
-import json
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..core.errors import LPMInputError
+from ..core.errors import LPMInputError, check_number
 from ..core.io import write_json_atomic
+from ..sweep import SweepFailed, check_cells, ensure_run, load_record, located, run_cells, train_cells
+
+__all__ = ["run_settings", "ensure_run", "run_theory_vs_practice"]
 
 _GRID_ONLY = ("name", "ratio", "seed")
 
@@ -47,9 +53,11 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def run_settings(sim, out_dir: Path, smoke: bool = False) -> list[dict[str, Any]]:
-    """One TrainConfig dict per run declared by ``sim`` (``out`` set to its folder)."""
+def run_settings(sim, out_dir: Path, smoke: bool = False, runs_dir: Path | None = None) -> list[dict[str, Any]]:
+    """One TrainConfig dict per run declared by ``sim`` (``out`` set to its folder
+    under ``runs_dir``, default ``out_dir/runs``)."""
     shared = dict(sim.options.get("train", {}))
+    root = Path(runs_dir) if runs_dir is not None else Path(out_dir) / "runs"
     runs = []
     for spec in sim.grid_specs(smoke):
         if "name" not in spec or "ratio" not in spec:
@@ -58,59 +66,48 @@ def run_settings(sim, out_dir: Path, smoke: bool = False) -> list[dict[str, Any]
         settings = {**shared, **{k: v for k, v in spec.items() if k not in _GRID_ONLY}}
         for ratio in _as_list(spec["ratio"]):
             for seed in _as_list(spec.get("seed", settings.get("seed", 0))):
-                folder = Path(out_dir) / "runs" / f"{spec['name']}_R{float(ratio):g}_seed{int(seed)}"
-                runs.append({**settings, "ratio": float(ratio), "seed": int(seed), "out": str(folder)})
+                with located(f"simulation file {sim.path.name}, grid '{spec['name']}'"):
+                    ratio, seed = check_number("ratio", ratio, low=1), check_number("seed", seed, low=0, integer=True)
+                folder = root / f"{spec['name']}_R{ratio:g}_seed{seed}"
+                runs.append({**settings, "ratio": ratio, "seed": seed, "out": str(folder)})
     return runs
 
 
-def ensure_run(settings: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
-    """Train, resume or reuse the run in ``settings['out']``; return what was done and how long it took."""
-    import torch
-
-    from full_model.config import build_config
-    from full_model.train import resume_config, train
-
-    if threads:
-        torch.set_num_threads(threads)
-    folder, began = Path(settings["out"]), time.perf_counter()
-    if (folder / "checkpoint.pt").is_file():
-        config = resume_config(folder, settings)
-        summary = folder / "summary.json"
-        if summary.is_file() and json.loads(summary.read_text()).get("epochs") == config.epochs:
-            return {"run": folder.name, "action": "reused", "seconds": 0.0}
-        train(config, resume=True)
-        action = "resumed"
-    else:
-        train(build_config(settings))
-        action = "trained"
-    return {"run": folder.name, "action": action, "seconds": time.perf_counter() - began}
-
-
-def train_all(runs: list[dict[str, Any]], jobs: int = 1) -> list[dict[str, Any]]:
-    """:func:`ensure_run` for every run; ``jobs`` > 1 trains in spawned processes, one thread each."""
-    if jobs <= 1 or len(runs) <= 1:
-        return [ensure_run(r) for r in runs]
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(ensure_run, runs, [1] * len(runs)))
-
-
-def run_theory_vs_practice(sim, out_dir: Path, *, smoke: bool = False, jobs: int = 1,
-                           progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Train (or reuse) the runs of ``sim``, compare them with the LPM, and return the tables
-    ``collapse`` (runs and LPM curves against R), ``distances`` and ``history``."""
+def run_theory_vs_practice(sim, out_dir: Path, *, smoke: bool = False, progress: bool = True, executor=None,
+                           runs_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Train (or reuse) the runs of ``sim`` on ``executor``, compare them with the LPM,
+    and return the tables ``collapse`` (runs and LPM curves against R), ``distances``
+    and ``history``."""
     from .report import compare_runs, summary_lines, write_report
 
     out_dir = Path(out_dir)
     began = time.perf_counter()
-    runs = [{**r, "progress": bool(progress) and jobs <= 1} for r in run_settings(sim, out_dir, smoke)]
-    done = train_all(runs, jobs)
+    runs = run_settings(sim, out_dir, smoke, runs_dir)
+    cells = train_cells(runs, grid=sim.name)
+    with located(f"simulation file {sim.path.name}"):
+        check_cells(cells)
+    report = run_cells(cells, out_dir, executor=executor, runs_dir=runs_dir, progress=progress,
+                       config={"simulation": sim.name, "file": str(sim.path), "smoke": smoke})
+    if report.failed:
+        raise SweepFailed(f"simulation '{sim.name}': {report.failed} of {report.cells} deep runs failed; the "
+                          f"first: {report.first_error} (records in {out_dir / 'cells'})")
+    ran = set(report.ran)
+    done = [_action(load_record(out_dir, cell), cell.cell_id in ran) for cell in cells]
     trained = time.perf_counter() - began
-    report = compare_runs([r["out"] for r in runs], **sim.options.get("compare", {}))
-    files = write_report(report, out_dir / "compare", per_run_figures=not smoke)
-    record = {"simulation": sim.name, "smoke": smoke, "jobs": jobs, "runs": done,
+    compare = compare_runs([r["out"] for r in runs], **sim.options.get("compare", {}))
+    files = write_report(compare, out_dir / "compare", per_run_figures=not smoke)
+    record = {"simulation": sim.name, "smoke": smoke, "executor": report.executor, "runs": done,
               "training_seconds": trained, "total_seconds": time.perf_counter() - began,
-              "summary": summary_lines(report), "files": [str(p.relative_to(out_dir)) for p in files]}
+              "summary": summary_lines(compare), "files": [str(p.relative_to(out_dir)) for p in files]}
     write_json_atomic(out_dir / "practice.json", record)
     if progress:
         print("\n".join(record["summary"]))
-    return {"collapse": report.collapse, "distances": report.distances, "history": report.history}
+    return {"collapse": compare.collapse, "distances": compare.distances, "history": compare.history}
+
+
+def _action(record: dict, ran_now: bool) -> dict[str, Any]:
+    """What was done with one run in this call (a run recorded earlier was reused)."""
+    row = record["row"]
+    if not ran_now:
+        return {"run": row["run"], "action": "reused", "seconds": 0.0}
+    return {"run": row["run"], "action": row["action"], "seconds": row["seconds"]}

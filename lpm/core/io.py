@@ -13,9 +13,12 @@ import numpy as np
 from .errors import LPMInputError
 
 
-def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any]) -> None:
+def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool = True) -> None:
     """Call ``write(fh)`` on a temporary file in the same folder, fsync, then
-    rename it onto ``path``: readers see the old file or the whole new one."""
+    rename it onto ``path``: readers see the old file or the whole new one.
+    ``durable=False`` skips the fsync, for files that are cheap to remake: a
+    crash of the process still leaves the old file or the new one, but after
+    a power cut the new one may be empty (its reader must treat that as absent)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -23,7 +26,8 @@ def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any]) -> None:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual mode
         os.replace(tmp, path)
     except BaseException:
@@ -38,16 +42,16 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
-    write_atomic(path, lambda fh: fh.write(data))
+def write_bytes_atomic(path: Path | str, data: bytes, durable: bool = True) -> None:
+    write_atomic(path, lambda fh: fh.write(data), durable)
 
 
-def write_text_atomic(path: Path | str, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: Path | str, text: str, durable: bool = True) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
-def write_json_atomic(path: Path | str, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=json_default) + "\n")
+def write_json_atomic(path: Path | str, obj: Any, durable: bool = True) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, default=json_default) + "\n", durable)
 
 
 def json_default(x):

@@ -1,220 +1,216 @@
-"""Run a sweep: parallel, resumable, crash-safe.
+"""Run a sweep: checked up front, parallel or distributed, resumable, crash-safe.
 
-Layout of ``out_dir`` (all tables are CSV: they open directly in pandas,
-polars or a spreadsheet and need no extra dependency)::
+Layout of ``out_dir`` (tables in :mod:`lpm.sweep.tables`, records and lock in
+:mod:`lpm.sweep.folder`)::
 
-    cells/<cell_id>.json   one record per finished cell, written atomically
-                           the moment the cell ends (ok or error)
-    results.csv            one row per cell: the cell's spec columns, every
-                           resolved Problem field, objective, certificate gap,
-                           solver, status, times, every geometry metric, and
-                           ``error`` (text) for failed cells
-    trajectory.csv         long table, one row per recorded solver iteration
-    per_class.csv          long table, one row per class of each cell
-    sweep.json             provenance: resolved grids, seeds, lpm version,
-                           git commit, software and hardware, counts
+    cells/<cell_id>.json   one record per finished cell (ok or error), written
+                           atomically by this process the moment it comes back
+    results.csv            one row per cell; trajectory.csv, per_class.csv
+    sweep.json             provenance: grids, seeds, executor, lpm version,
+                           git commit, software and hardware, outcome counts
+    runs/                  run folders of deep-run (``train``) cells
 
-Resume. A cell's identity is the hash of its resolved spec
-(:attr:`lpm.sweep.grid.Cell.cell_id`). Rerunning a sweep skips every cell
-whose record exists (failed cells too, unless ``retry_failed``), so an
-interrupted sweep loses at most the cells in flight, and the tables are
-rebuilt from the records on every run (also after Ctrl-C).
+Order of work. Every cell is checked without solving (a bad grid value is
+refused before anything is written), the folder is checked (a grid that
+would drop recorded rows is refused), a remote scheduler is reached (one
+that does not answer is refused), and only then is the folder locked and
+written. Resume: a cell's identity is the hash of its spec
+(:attr:`lpm.sweep.grid.Cell.cell_id`); a rerun skips every cell that has a
+record (failed cells too, unless ``retry_failed``), so an interrupted sweep
+loses at most the cells in flight, and the tables are rebuilt from the
+records on every run (also after Ctrl-C).
 
-Parallelism uses :class:`concurrent.futures.ProcessPoolExecutor` (workers
-from a fork server with lpm preloaded, or spawned; one BLAS/torch thread
-each); ``jobs=1`` runs in this process.
+Execution. Cells that one batched call can solve are grouped into one unit
+(:mod:`lpm.sweep.units`). Light units (milliseconds of work) run in this
+process; the rest go to the executor (:mod:`lpm.sweep.executors`), unless
+only one heavy unit is left and the executor's workers would first have to
+start. Every mode runs cells with one BLAS/torch thread, so the records are
+the same to the last digit whichever executor ran them.
 """
 from __future__ import annotations
 
-import json
-import multiprocessing
-import os
-import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from ..core.errors import check_number
-from ..core.io import jsonable, write_json_atomic, write_text_atomic
+from ..core.errors import LPMInputError
+from ..core.io import jsonable, write_json_atomic
 from ..core.provenance import now, provenance
+from .executors import Executor, InProcess, as_executor
+from .folder import check_folder, load_record, locked, remove_stale_temporaries, write_record
 from .grid import Cell, expand
-from .tasks import flatten_spec, get_task
-
-TABLE_FORMAT = "CSV (comma-separated, header row, one row per cell; long tables one row per iteration/class)"
-#: columns copied from a cell's results row onto its long-table rows
-_LONG_TABLES = ("trajectory", "per_class")
-_KEY_COLUMNS = ("solver", "budget", "majority", "d", "ewh", "E_W", "E_H", "ratio", "K")
+from .tables import TABLE_FORMAT, consolidate, read_table
+from .tasks import RUN_FOLDER_TASKS
+from .units import Unit, check_cells, make_units
 
 
-def cell_path(out_dir: Path | str, cell: Cell) -> Path:
-    return Path(out_dir) / "cells" / f"{cell.cell_id}.json"
+@dataclass
+class SweepReport:
+    """What a sweep did: counts over all its cells, and the cells run now."""
+
+    out_dir: Path
+    cells: int
+    done: int
+    ok: int
+    failed: int
+    first_error: str | None
+    ran: list[str] = field(default_factory=list)
+    executor: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.cells
 
 
-def run_cell(cell: Cell) -> dict[str, Any]:
-    """Run one cell; an exception becomes an ``error`` record, never a crash."""
-    start = time.perf_counter()
-    record: dict[str, Any] = {"cell_id": cell.cell_id, **cell.to_dict()}
-    try:
-        out = get_task(cell.task)(dict(cell.spec))
-        record.update(outcome="ok", row=out.get("row", {}), tables=out.get("tables", {}), error=None)
-    except Exception as exc:  # recorded, and the sweep goes on
-        record.update(outcome="error", row={}, tables={}, error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=8))
-    record["cell_time_s"] = time.perf_counter() - start
-    record["finished_at"] = now()
-    return record
+class SweepFailed(RuntimeError):
+    """The cells a result needs failed (their records hold the errors)."""
 
 
-def _execute(cell_dict: dict, out_dir: str) -> tuple[str, str]:
-    """Worker entry: run a cell and write its record atomically."""
-    cell = Cell(**cell_dict)
-    record = run_cell(cell)
-    write_json_atomic(cell_path(out_dir, cell), record)
-    return cell.cell_id, record["outcome"]
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; the finished cells are recorded and the tables rebuilt."""
+
+    def __init__(self, out_dir: Path, done: int, cells: int):
+        super().__init__(f"interrupted with {done} of {cells} cells done in {out_dir}")
+        self.out_dir, self.done, self.cells = out_dir, done, cells
 
 
-def _init_worker() -> None:
-    """One thread per worker: the workers already fill the cores."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)  # BLAS pools loaded before this worker was forked
-    except ImportError:  # pragma: no cover - ships with scikit-learn
-        pass
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+def _error_records(unit: Unit, exc: BaseException) -> list[dict]:
+    """Error records for the cells of a unit that its executor lost (e.g. it killed every worker it ran on)."""
+    return [{"cell_id": Cell(**c).cell_id, **c, "outcome": "error", "row": {}, "tables": {},
+             "error": f"{type(exc).__name__}: {exc}", "cell_time_s": None, "finished_at": now()}
+            for c in unit.cells]
 
 
-def load_record(out_dir: Path | str, cell: Cell) -> dict | None:
-    """The stored record of ``cell``, or ``None`` if absent or unreadable."""
-    path = cell_path(out_dir, cell)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if record.get("task") != cell.task or record.get("spec") != json.loads(json.dumps(cell.spec)):
-        return None
-    return record
-
-
-def _pending(out_dir: Path, cells: list[Cell], retry_failed: bool) -> list[Cell]:
+def _pending(out_dir: Path, cells: list[Cell], retry_failed: bool) -> list[int]:
     todo = []
-    for cell in cells:
+    for i, cell in enumerate(cells):
         rec = load_record(out_dir, cell)
         if rec is None or (retry_failed and rec["outcome"] == "error"):
-            todo.append(cell)
+            todo.append(i)
     return todo
 
 
-def run_sweep(grids, out_dir: Path | str, jobs: int = 1, progress: bool = True,
-              retry_failed: bool = False, config: dict | None = None) -> pd.DataFrame:
-    """Run every unfinished cell of ``grids`` and return the results table.
+def _attach_run_files(unit: Unit, runs_dir: Path, shared: bool) -> None:
+    """Run-folder units write in place where the workers share the files; else
+    they take the run's existing files along (to resume from its checkpoint)."""
+    if unit.task not in RUN_FOLDER_TASKS:
+        return
+    if shared:
+        unit.runs_dir = str(runs_dir)
+        return
+    for cell in unit.cells:
+        folder = runs_dir / cell["spec"]["run"]
+        if folder.is_dir():
+            unit.files.update({p.relative_to(runs_dir).as_posix(): p.read_bytes()
+                               for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".tmp")})
 
-    grids: a :class:`lpm.sweep.Grid` (or any object with ``.cells()``), a
-    list of them, or a list of cells. ``config`` (JSON-safe) is stored in
-    ``sweep.json`` beside the resolved grids. With ``jobs > 1`` a script must
-    call this under ``if __name__ == "__main__":`` (workers are not forks).
+
+def _choose(executor: Executor, heavy: list[Unit]) -> Executor:
+    """The executor, unless its workers would first have to start for less than two units."""
+    if isinstance(executor, InProcess) or not heavy or (len(heavy) < 2 and not executor.started):
+        return InProcess()
+    return executor
+
+
+def run_cells(grids, out_dir: Path | str, *, executor: Any = None, jobs: int | None = None,
+              runs_dir: Path | str | None = None, progress: bool = True, retry_failed: bool = False,
+              config: dict | None = None) -> SweepReport:
+    """Run every unfinished cell of ``grids`` into ``out_dir`` and rebuild its tables.
+
+    grids: a :class:`lpm.sweep.Grid` (or any object with ``.cells()``), a list
+    of them, or a list of cells. ``executor``: an :class:`lpm.sweep.Executor`,
+    ``'local:N'``, a Dask scheduler address, or a ``distributed.Client``;
+    without one, ``jobs`` local processes (default one per usable core; small
+    and light grids run in this process anyway). ``runs_dir``: where deep-run
+    cells keep their run folders (default ``out_dir/runs``); give it when it
+    is on a file system that every worker reaches, so that they write there
+    directly (otherwise remote workers send each run folder back). ``config``
+    (JSON-safe) is stored in ``sweep.json``. Scripts that use process
+    workers must call this under ``if __name__ == "__main__":``.
     """
-    jobs = check_number("jobs", jobs, low=1, integer=True)
     out_dir = Path(out_dir)
-    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
     cells = expand(grids)
-    todo = _pending(out_dir, cells, retry_failed)
-    started = now()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"sweep {out_dir.name}",
-               unit="cell", disable=not progress, leave=False)
+    plans = check_cells(cells)
+    check_folder(out_dir, cells)
+    declared = runs_dir is not None
+    runs_dir = Path(runs_dir).resolve() if declared else (out_dir / "runs").resolve()
+    if declared and runs_dir.exists() and not runs_dir.is_dir():
+        raise LPMInputError("runs-dir", str(runs_dir), "a folder (this is a file)")
+    executor, owned = as_executor(executor, jobs)
     try:
-        if jobs == 1 or len(todo) <= 1:
-            for cell in todo:
-                _execute(cell.to_dict(), str(out_dir))
-                bar.update()
-        else:
-            _run_pool(todo, out_dir, jobs, bar)
+        executor.open()
+        with locked(out_dir):
+            return _run_locked(grids, cells, plans, out_dir, executor, runs_dir, declared, progress, retry_failed,
+                               config)
+    finally:
+        if owned:
+            executor.close()
+
+
+def _run_locked(grids, cells, plans, out_dir, executor, runs_dir, declared, progress, retry_failed, config):
+    (out_dir / "cells").mkdir(exist_ok=True)
+    todo = _pending(out_dir, cells, retry_failed)
+    folders = [runs_dir / cells[i].spec["run"] for i in todo if cells[i].task in RUN_FOLDER_TASKS]
+    remove_stale_temporaries(out_dir, out_dir / "cells", *folders)
+    units = make_units([cells[i] for i in todo], [plans[i] for i in todo])
+    light, heavy = [u for u in units if u.light], [u for u in units if not u.light]
+    chosen = _choose(executor, heavy)
+    for unit in units:
+        _attach_run_files(unit, runs_dir, shared=declared or chosen.shares_files)
+    if heavy:
+        chosen.start()  # before the progress bar: a cluster prints its dashboard address
+    started, ran = now(), []
+    bar = _progress_bar(len(cells), len(cells) - len(todo), out_dir.name, progress and bool(heavy))
+    interrupted = False
+    try:
+        for runner, batch in ((InProcess(), light), (chosen, heavy)):
+            if not batch:
+                continue
+            for unit, outcome in runner.run(batch):
+                records = outcome if isinstance(outcome, list) else _error_records(unit, outcome)
+                for record in records:
+                    write_record(out_dir, record, runs_dir)
+                    ran.append(record["cell_id"])
+                bar.update(len(records))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         bar.close()
-        table = consolidate(out_dir, cells)
-        _write_provenance(out_dir, grids, cells, table, jobs, started, config, len(todo))
-    return table
+        rows = consolidate(out_dir, cells)
+        report = _report(out_dir, cells, rows, ran, chosen)
+        _write_provenance(out_dir, grids, cells, report, started, config, executor)
+        if interrupted:
+            raise SweepInterrupted(out_dir, report.done, report.cells) from None
+    return report
 
 
-#: imported once by the fork server, so that workers start without re-importing them
-_PRELOAD = ["lpm.sweep.engine"]
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
-def _context():
-    """A fork server with lpm preloaded where the OS has one (workers then start
-    in well under a second); plain spawn elsewhere. Never a bare fork of this
-    process, whose torch/BLAS threads a child must not inherit."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
+def _progress_bar(total: int, done: int, name: str, show: bool):
+    """A tqdm bar over the cells; none when only light units (milliseconds) run."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm  # a tenth of a second to import: only when there is a bar to show
+
+    return tqdm(total=total, initial=done, desc=f"sweep {name}", unit="cell", leave=False)
 
 
-def _run_pool(todo: list[Cell], out_dir: Path, jobs: int, bar) -> None:
-    ctx = _context()
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker)
-    try:
-        futures = {pool.submit(_execute, c.to_dict(), str(out_dir)): c for c in todo}
-        for fut in as_completed(futures):
-            try:
-                fut.result()
-            except BrokenProcessPool:
-                raise
-            except Exception as exc:  # e.g. a record that cannot be pickled: record it here
-                cell = futures[fut]
-                write_json_atomic(cell_path(out_dir, cell), {
-                    "cell_id": cell.cell_id, **cell.to_dict(), "outcome": "error", "row": {}, "tables": {},
-                    "error": f"{type(exc).__name__}: {exc}", "cell_time_s": None, "finished_at": now()})
-            bar.update()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+def _report(out_dir: Path, cells: list[Cell], rows: list[dict], ran: list[str], executor: Executor) -> SweepReport:
+    failed = [r for r in rows if r["outcome"] == "error"]
+    return SweepReport(out_dir=out_dir, cells=len(cells), done=len(rows), ok=len(rows) - len(failed),
+                       failed=len(failed), first_error=failed[0]["error"] if failed else None, ran=ran,
+                       executor=executor.describe())
 
 
-def consolidate(out_dir: Path | str, cells: list[Cell]) -> pd.DataFrame:
-    """Rebuild ``results.csv`` and the long tables from the cell records."""
-    out_dir = Path(out_dir)
-    rows, long_tables = [], {}
-    for cell in cells:
-        rec = load_record(out_dir, cell)
-        if rec is None:
-            continue
-        spec_cols = flatten_spec(rec["spec"])
-        row = {"cell_id": cell.cell_id, "task": cell.task, "grid": cell.grid, **spec_cols, **rec["row"],
-               "outcome": rec["outcome"], "error": rec["error"], "cell_time_s": rec["cell_time_s"]}
-        if rec["outcome"] == "error":
-            row["status"] = "error"
-        rows.append(row)
-        keys = {"cell_id": cell.cell_id, "grid": cell.grid, **spec_cols,
-                **{k: rec["row"][k] for k in _KEY_COLUMNS if k in rec["row"]}}
-        for name, long_rows in rec.get("tables", {}).items():
-            long_tables.setdefault(name, []).extend({**keys, **r} for r in long_rows)
-    table = pd.DataFrame(rows)
-    write_text_atomic(out_dir / "results.csv", table.to_csv(index=False))
-    for name in set(long_tables) | set(_LONG_TABLES):
-        path = out_dir / f"{name}.csv"
-        if long_tables.get(name):
-            write_text_atomic(path, pd.DataFrame(long_tables[name]).to_csv(index=False))
-        elif path.exists():  # left from an earlier grid: would be stale
-            path.unlink()
-    return table
-
-
-def _write_provenance(out_dir: Path, grids, cells, table, jobs, started, config, ran) -> None:
+def _write_provenance(out_dir: Path, grids, cells, report: SweepReport, started, config, executor) -> None:
     grid_list = [grids] if hasattr(grids, "cells") else list(grids)
-    outcomes = table["outcome"].value_counts().to_dict() if len(table) else {}
     seeds = sorted({c.spec.get("problem", c.spec).get("seed") for c in cells} - {None}, key=str)
     info = {
         **provenance(),
@@ -222,20 +218,19 @@ def _write_provenance(out_dir: Path, grids, cells, table, jobs, started, config,
         "grids": [g.to_dict() for g in grid_list if hasattr(g, "to_dict")],
         "config": config,
         "seeds": [jsonable(s) for s in seeds],
-        "cells": len(cells), "cells_run_now": ran,
-        "cells_done": int(len(table)), "outcomes": {k: int(v) for k, v in outcomes.items()},
-        "jobs": jobs, "started_at": started, "finished_at": now(),
+        "cells": report.cells, "cells_run_now": len(report.ran), "cells_done": report.done,
+        "outcomes": {k: v for k, v in (("ok", report.ok), ("error", report.failed)) if v},
+        "first_error": report.first_error,
+        "executor": executor.describe(), "ran_on": report.executor,
+        "started_at": started, "finished_at": now(),
     }
     write_json_atomic(out_dir / "sweep.json", info)
 
 
-def read_table(out_dir: Path | str, name: str = "results") -> pd.DataFrame:
-    """Read a consolidated table (``results``, ``trajectory`` or ``per_class``);
-    an empty frame if the sweep wrote none of that kind."""
-    path = Path(out_dir) / f"{name}.csv"
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+def run_sweep(grids, out_dir: Path | str, jobs: int | None = None, progress: bool = True,
+              retry_failed: bool = False, config: dict | None = None, *, executor: Any = None,
+              runs_dir: Path | str | None = None):
+    """:func:`run_cells`, then the results table as a pandas DataFrame (see :func:`run_cells`)."""
+    run_cells(grids, out_dir, executor=executor, jobs=jobs, runs_dir=runs_dir, progress=progress,
+              retry_failed=retry_failed, config=config)
+    return read_table(out_dir)

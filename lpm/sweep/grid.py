@@ -20,17 +20,18 @@ as separate axes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..core.errors import LPMInputError, check_number
-from ..core.profiles import check_ratio
+from ..core.profiles import check_counts, check_ratio
 from ..core.thresholds import DEFAULT_INDEX_THRESHOLD
 
 #: bump when the meaning of a cell spec changes, so old result files are not reused
@@ -84,6 +85,17 @@ class Cell:
         return {"task": self.task, "spec": dict(self.spec), "grid": self.grid}
 
 
+@contextlib.contextmanager
+def located(where: str) -> Iterator[None]:
+    """Lead the message of an :class:`LPMInputError` raised in the block with
+    where the bad value was found (e.g. "simulation file x.toml, grid 'a'")."""
+    try:
+        yield
+    except LPMInputError as exc:
+        exc.args = (f"{where}: {exc}",)
+        raise
+
+
 def as_tuple(name: str, value) -> tuple:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         value = (value,)
@@ -98,6 +110,8 @@ class Grid:
     """Cartesian grid of the ``solve`` task (one row per cell and seed).
 
     Every axis is a sequence; a scalar is taken as a one-element list.
+    ``counts`` (a list of count lists, e.g. a real data set's) replaces the
+    ``ratio``, ``K`` and ``profile`` axes: each list is one class-size setting.
     ``solver_settings`` maps a solver name to the settings it gets (e.g.
     ``{"gradient": {"steps": 2000}}``); a seed goes to the problem (fixed
     classifier draw) and, when the solver has a ``seed`` setting, to it too.
@@ -116,6 +130,7 @@ class Grid:
     d: Sequence[int | None] = (None,)
     solver: Sequence[str] = ("auto",)
     seed: Sequence[int] = (0,)
+    counts: Sequence[Sequence[float]] | None = None
     solver_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     name: str = "grid"
 
@@ -123,26 +138,43 @@ class Grid:
 
     def __post_init__(self):
         for f in fields(self):
-            if f.name in ("solver_settings", "name") or (f.name == "ewh" and self.ewh is None):
+            if f.name in ("solver_settings", "name", "counts") or (f.name == "ewh" and self.ewh is None):
                 continue
             object.__setattr__(self, f.name, as_tuple(f.name, getattr(self, f.name)))
+        if self.counts is not None:
+            lists = as_tuple("counts", self.counts)
+            object.__setattr__(self, "counts", tuple(tuple(canonical_float(c) for c in check_counts(one))
+                                                     for one in lists))
         object.__setattr__(self, "ratio", tuple(canonical_float(check_ratio(r)) for r in self.ratio))
         if not isinstance(self.solver_settings, Mapping):
             raise LPMInputError("solver_settings", self.solver_settings, "a mapping from solver name to settings")
+        for name, settings in self.solver_settings.items():  # settings nobody would use are a mistake
+            if name not in self.solver:
+                raise LPMInputError("setting", name, "a solver of this grid: one of "
+                                    + ", ".join(repr(s) for s in self.solver))
+            if not isinstance(settings, Mapping):
+                raise LPMInputError("setting", settings, f"a table of settings for the solver '{name}'")
 
     def _budgets(self) -> list[tuple[float, float]]:
         if self.ewh is not None:
             return [(1.0, canonical_float(check_number("ewh", p, low=0, low_open=True))) for p in self.ewh]
         return [(canonical_float(w), canonical_float(h)) for w in self.E_W for h in self.E_H]
 
+    def _sizes(self) -> list[dict[str, Any]]:
+        """The class-size settings: explicit count lists, or K × profile × ratio."""
+        if self.counts is not None:
+            return [{"counts": list(c)} for c in self.counts]
+        return [{"K": K, "profile": prof, "ratio": ratio}
+                for K, prof, ratio in itertools.product(self.K, self.profile, self.ratio)]
+
     def cells(self) -> list[Cell]:
         """Expand the grid in a fixed order (seed varies fastest)."""
         out = []
-        axes = itertools.product(self.K, self.majority, self.profile, self.classifier, self.loss, self.budget,
-                                 self._budgets(), self.d, self.solver, self.ratio, self.seed)
-        for K, KA, prof, clf, loss, budget, (ew, eh), d, solver, ratio, seed in axes:
-            problem = {"K": K, "majority": KA, "profile": prof, "classifier": clf, "loss": loss, "budget": budget,
-                       "E_W": ew, "E_H": eh, "d": d, "ratio": ratio, "seed": seed}
+        axes = itertools.product(self.majority, self.classifier, self.loss, self.budget, self._budgets(), self.d,
+                                 self.solver, self._sizes(), self.seed)
+        for KA, clf, loss, budget, (ew, eh), d, solver, sizes, seed in axes:
+            problem = {**sizes, "majority": KA, "classifier": clf, "loss": loss, "budget": budget,
+                       "E_W": ew, "E_H": eh, "d": d, "seed": seed}
             spec = {"problem": problem, "solver": solver, "settings": dict(self.solver_settings.get(solver, {}))}
             out.append(Cell("solve", spec, self.name))
         return out

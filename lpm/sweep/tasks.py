@@ -7,14 +7,28 @@ recorded iteration; ``per_class``: one row per class). Each task registers
 itself with :func:`register_task` when this module is imported (the engine
 imports it, in every worker too).
 
-Tasks: ``solve`` (one Problem, one back end, its geometry), ``threshold``
-(R* of the learnable LPM, theory.md §4.3) and ``regularised`` (the
-weight-decay model against its threshold formula, theory.md §9).
+A task may also register
+
+* ``check(spec) -> Plan``: validates the spec *without solving* (the engine
+  checks every cell of a grid before any cell runs, so a bad grid value is
+  refused up front) and says how the cell may be scheduled: its ``batch``
+  key (cells with equal keys can be solved by one batched call) and whether
+  it is ``light`` (so cheap that starting worker processes would cost more);
+* ``batch(specs) -> [result or exception]``: solves several cells at once.
+
+Tasks: ``solve`` (one Problem, one back end, its geometry; nuclear cells
+batch through :meth:`lpm.core.solvers.nuclear.NuclearSolver.solve_path`),
+``threshold`` (R* of the learnable LPM, theory.md §4.3), ``regularised``
+(the weight-decay model against its threshold formula, theory.md §9) and,
+in :mod:`lpm.sweep.train`, ``train`` (one deep run).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
@@ -27,20 +41,68 @@ from ..core.solvers import REGISTRY, get_solver, resolve
 from ..core.thresholds import collapse_threshold, regularised_threshold
 
 TaskFn = Callable[[dict], dict]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a checked cell may be scheduled: cells with the same non-``None``
+    ``batch`` key go to one batched call; ``light`` cells cost well under the
+    start-up of a worker process."""
+
+    batch: Hashable | None = None
+    light: bool = False
+
+
 _TASKS: dict[str, TaskFn] = {}
+_CHECKS: dict[str, Callable[[dict], Plan]] = {}
+_BATCHES: dict[str, Callable[[list[dict]], list]] = {}
+#: tasks that write a run folder ``runs_dir/spec["run"]`` (called as ``fn(spec, runs_dir)``)
+RUN_FOLDER_TASKS: set[str] = set()
 
 
-def register_task(name: str) -> Callable[[TaskFn], TaskFn]:
+def register_task(name: str, check: Callable[[dict], Plan] | None = None,
+                  batch: Callable[[list[dict]], list] | None = None,
+                  run_folders: bool = False) -> Callable[[TaskFn], TaskFn]:
+    """Register ``fn(spec) -> {"row", "tables"}`` as task ``name``, with its
+    optional up-front ``check`` and ``batch`` functions (see the module text).
+    A task with ``run_folders`` is called as ``fn(spec, runs_dir)`` and writes
+    the folder ``runs_dir/spec["run"]`` (see :mod:`lpm.sweep.train`)."""
     def deco(fn: TaskFn) -> TaskFn:
         _TASKS[name] = fn
+        for registry, extra in ((_CHECKS, check), (_BATCHES, batch)):
+            if extra is None:
+                registry.pop(name, None)
+            else:
+                registry[name] = extra
+        (RUN_FOLDER_TASKS.add if run_folders else RUN_FOLDER_TASKS.discard)(name)
         return fn
     return deco
 
 
 def get_task(name: str) -> TaskFn:
+    """A registered task, or ``"package.module:function"`` (imported here, so that
+    a task of your own also runs in worker processes and on a Dask cluster)."""
+    if name not in _TASKS and ":" in name:
+        module, _, attr = name.partition(":")
+        with contextlib.suppress(ImportError):
+            fn = getattr(importlib.import_module(module), attr, None)
+            if callable(fn):
+                _TASKS.setdefault(name, fn)
     if name not in _TASKS:
-        raise LPMInputError("task", name, "one of " + ", ".join(repr(t) for t in sorted(_TASKS)))
+        raise LPMInputError("task", name, "one of " + ", ".join(repr(t) for t in sorted(_TASKS))
+                            + ", or 'package.module:function'")
     return _TASKS[name]
+
+
+def check_cell(task: str, spec: dict) -> Plan:
+    """Validate one cell without solving it (tasks without a check: accepted, heavy)."""
+    get_task(task)
+    check = _CHECKS.get(task)
+    return check(spec) if check is not None else Plan()
+
+
+def get_batch(task: str) -> Callable[[list[dict]], list] | None:
+    return _BATCHES.get(task)
 
 
 def flatten_spec(spec: dict) -> dict[str, Any]:
@@ -64,6 +126,8 @@ def _cell_value(v):
 def build_problem(problem_spec: dict) -> Problem:
     """The :class:`lpm.Problem` of a ``solve`` cell (see :class:`lpm.sweep.Grid`)."""
     p = dict(problem_spec)
+    if "counts" in p:
+        return Problem.from_counts(p.pop("counts"), **p)
     K, ratio, profile, majority = p.pop("K"), p.pop("ratio"), p.pop("profile"), p.pop("majority")
     return Problem.from_profile(K=K, ratio=ratio, profile=profile, majority=majority, **p)
 
@@ -115,17 +179,40 @@ def reference_objective(problem, solution) -> float | None:
 
 
 _UNCENTRED = ("feature_minority_cos", "feature_majority_cos", "feature_cross_cos", "feature_collapse_index")
+#: a nuclear batch whose problems have at most this many equal-count groups (and
+#: an analytic cell up to this K) solves in milliseconds: run it in-process
+LIGHT_GROUPS = 32
+LIGHT_K = 200
 
 
-@register_task("solve")
-def solve_cell(spec: dict) -> dict:
-    """Solve one problem with one back end and measure its geometry."""
+def solve_setup(spec: dict):
+    """The problem of a ``solve`` cell, the back end that runs it and that
+    back end's settings (the problem's seed added where it has one)."""
     problem = build_problem(spec["problem"])
     name = resolve(problem, spec["solver"]).solver
     settings = dict(spec.get("settings", {}))
     if "seed" in REGISTRY[name].default_settings() and "seed" not in settings:
         settings["seed"] = problem.seed
-    solution = get_solver(name, **settings).run(problem)
+    return problem, name, settings
+
+
+def check_solve_cell(spec: dict) -> Plan:
+    """Build the problem, resolve the back end and build it with its settings:
+    every check short of solving. Nuclear cells batch by (settings, K)."""
+    problem, name, settings = solve_setup(spec)
+    get_solver(name, **settings)
+    if problem.d < problem.K - 1 and REGISTRY[name].certifies:
+        raise LPMInputError("d", problem.d, f"an int >= K-1 = {problem.K - 1} for the '{name}' solver (a certified "
+                            "optimum needs room for a simplex ETF; the 'gradient' solver explores smaller d)")
+    if name == "nuclear":
+        groups = len(set(problem.counts))
+        return Plan(batch=("nuclear", json.dumps(settings, sort_keys=True), problem.K),
+                    light=groups <= LIGHT_GROUPS and problem.K <= LIGHT_K)
+    return Plan(light=name == "analytic" and problem.K <= LIGHT_K)
+
+
+def describe_solution(problem, solution) -> dict:
+    """The results row and long tables of one solved ``solve`` cell."""
     row = {k: _cell_value(v) for k, v in problem.describe().items()}
     row["ewh"] = problem.E_W * problem.E_H
     row.update({k: jsonable(v) for k, v in solution.summary().items()})
@@ -142,13 +229,58 @@ def solve_cell(spec: dict) -> dict:
     return {"row": row, "tables": tables}
 
 
+def solve_cells(specs: list[dict]) -> list:
+    """Solve cells that share a batch key (one back end, one set of settings)
+    in one batched call; one result (or the exception it raised) per cell.
+    The batched solutions equal the cell-by-cell ones to the last bit (each
+    problem's iterates are independent); should the batched call itself
+    fail, every cell is solved on its own."""
+    setups = [solve_setup(spec) for spec in specs]
+    problems = [problem for problem, _, _ in setups]
+    try:
+        solutions = get_solver(setups[0][1], **setups[0][2]).solve_path(problems)
+    except Exception:  # noqa: BLE001 - the cells then run (and fail) one by one
+        return [_result_or_error(solve_cell, spec) for spec in specs]
+    return [_result_or_error(describe_solution, problem, solution) for problem, solution in zip(problems, solutions)]
+
+
+def _result_or_error(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - becomes that cell's error record
+        return exc
+
+
+@register_task("solve", check=check_solve_cell, batch=solve_cells)
+def solve_cell(spec: dict) -> dict:
+    """Solve one problem with one back end and measure its geometry."""
+    problem, name, settings = solve_setup(spec)
+    return describe_solution(problem, get_solver(name, **settings).run(problem))
+
+
 # --------------------------------------------------------------- threshold task
-@register_task("threshold")
-def threshold_cell(spec: dict) -> dict:
-    """R* of the learnable CE LPM for one (K, K_A, E_W·E_H) (:func:`lpm.core.thresholds.collapse_threshold`)."""
+def _threshold_values(spec: dict):
     K = check_number("K", spec["K"], low=3, integer=True)
     KA = check_number("majority", spec["majority"], low=1, high=K - 2, integer=True)
     ewh = check_number("ewh", spec["ewh"], low=0, low_open=True)
+    return K, KA, ewh
+
+
+def check_threshold_cell(spec: dict) -> Plan:
+    _threshold_values(spec)
+    get_solver(spec["solver"], **spec["settings"])
+    bracket = spec["bracket"]
+    if not isinstance(bracket, (list, tuple)) or len(bracket) != 2:
+        raise LPMInputError("bracket", bracket, "two ratios [low, high]")
+    low = check_number("bracket", bracket[0], low=1)
+    check_number("bracket", bracket[1], low=low, low_open=True)
+    return Plan()
+
+
+@register_task("threshold", check=check_threshold_cell)
+def threshold_cell(spec: dict) -> dict:
+    """R* of the learnable CE LPM for one (K, K_A, E_W·E_H) (:func:`lpm.core.thresholds.collapse_threshold`)."""
+    K, KA, ewh = _threshold_values(spec)
     found = collapse_threshold(K, KA, ewh, spec["solver"], spec["settings"], spec["bracket"],
                                spec["index_threshold"], spec["log10_tol"])
     row = {"K": K, "majority": KA, "majority_fraction": KA / K, "ewh": ewh,
@@ -165,15 +297,28 @@ def threshold_cell(spec: dict) -> dict:
 VANISHED = 1e-4
 
 
-@register_task("regularised")
+def regularised_problem(spec: dict) -> Problem:
+    """The weight-decay problem of a ``regularised`` cell (step counts n_A = R, n_B = 1)."""
+    K, KA, R = spec["K"], spec["majority"], spec["ratio"]
+    lam = check_number("lam", spec["lam"], low=0, low_open=True)
+    lam_W = float(np.sqrt(lam * check_number("lam_split", spec["lam_split"], low=0, low_open=True)))
+    return Problem.from_counts(step_counts(K, R, KA), classifier="learnable", loss=spec["loss"], majority=KA,
+                               budget="weight-decay", lambda_W=lam_W, lambda_H=lam / lam_W)
+
+
+def check_regularised_cell(spec: dict) -> Plan:
+    problem = regularised_problem(spec)
+    resolve(problem, spec.get("solver", "nuclear"))
+    return Plan()
+
+
+@register_task("regularised", check=check_regularised_cell)
 def regularised_cell(spec: dict) -> dict:
     """The weight-decay model (theory.md §9) at step counts n_A = R, n_B = 1, solved
     with a certificate, beside the threshold formula n_B ≤ N²λ_Wλ_H."""
     K, KA, lam, R = spec["K"], spec["majority"], spec["lam"], spec["ratio"]
-    lam_W = float(np.sqrt(lam * spec["lam_split"]))
-    lam_H = lam / lam_W
-    problem = Problem.from_counts(step_counts(K, R, KA), classifier="learnable", loss=spec["loss"], majority=KA,
-                                  budget="weight-decay", lambda_W=lam_W, lambda_H=lam_H)
+    problem = regularised_problem(spec)
+    lam_W, lam_H = problem.lambda_W, problem.lambda_H
     solution = get_solver(spec.get("solver", "nuclear")).run(problem)
     N = float(sum(problem.counts))
     w_norms = np.linalg.norm(solution.W, axis=1)

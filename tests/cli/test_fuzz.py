@@ -4,8 +4,6 @@ names the option or file, no traceback, and no new or changed file.
 
 Runs in-process (typer's CliRunner) from a fresh working folder, so that a
 default output folder (results/, runs/) would land where the test looks.
-Rows marked ``xfail`` are gaps that another part of the code base closes;
-their reason says which (strict: the mark must go when the gap is closed).
 """
 from __future__ import annotations
 
@@ -21,8 +19,6 @@ from lpm.cli import app
 
 runner = CliRunner()
 
-ENGINE_GRID = pytest.mark.xfail(strict=True, reason="engine: a grid whose every cell is invalid is refused "
-                                                    "before any cell runs")
 
 
 
@@ -95,10 +91,9 @@ CASES = [
     case("sweep-counts-and-ratios", lambda p: ["sweep", "-o", "s", "--counts", "5,1", "--ratios", "1,10"], 2,
      "'ratios'"),
     case("sweep-counts-and-K", lambda p: ["sweep", "-o", "s", "--counts", "5,1", "--K", "10"], 2, "'K'"),
-    case("sweep-K-1", lambda p: ["sweep", "-o", "s", "--K", "1"], 2, "'K'", marks=ENGINE_GRID),
-    case("sweep-EW-0", lambda p: ["sweep", "-o", "s", "--EW", "0"], 2, "'E_W'", marks=ENGINE_GRID),
-    case("sweep-seeds-negative", lambda p: ["sweep", "-o", "s", "--seeds", "-1"], 2, "'seed",
-                 marks=ENGINE_GRID),
+    case("sweep-K-1", lambda p: ["sweep", "-o", "s", "--K", "1"], 2, "'K'"),
+    case("sweep-EW-0", lambda p: ["sweep", "-o", "s", "--EW", "0"], 2, "'E_W'"),
+    case("sweep-seeds-negative", lambda p: ["sweep", "-o", "s", "--seeds", "-1"], 2, "'seed"),
     case("sweep-out-is-a-file", lambda p: ["sweep", "-o", str(p.file)], 2, "'out'"),
     case("sweep-out-under-a-file", lambda p: ["sweep", "-o", str(p.file / "s")], 2, "'out'"),
     case("sweep-out-read-only", lambda p: ["sweep", "-o", str(p.ro / "s")], 2, "'out'"),

@@ -8,6 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from lpm.cli import app
+from lpm.sweep import tasks as sweep_tasks
 
 runner = CliRunner()
 SIMS = ("minority-collapse", "fixed-etf", "convergence", "gradient-decomposition", "phase-diagram", "long-tailed")
@@ -58,14 +59,24 @@ def test_sweep_writes_the_table_and_resumes(tmp_path):
     assert info["grids"][0]["ewh"] == [5.0] and info["cells_run_now"] == 0
 
 
-def test_sweep_reports_failed_cells(tmp_path):
-    result = invoke("sweep", "-o", str(tmp_path), "--classifier", "fixed-etf", "--d", "3,10", "--solver",
-                    "analytic", "--no-progress")
-    assert result.exit_code == 1  # scripts notice a partly failed sweep
+def test_sweep_with_failed_cells_exits_1_and_says_so_last(tmp_path, monkeypatch):
+    original = sweep_tasks.get_task("solve")
+
+    def failing_at_100(spec):
+        if spec["problem"]["ratio"] == 100.0:
+            raise RuntimeError("no optimum at R = 100")
+        return original(spec)
+
+    monkeypatch.setitem(sweep_tasks._TASKS, "solve", failing_at_100)
+    result = invoke("sweep", "-o", str(tmp_path), "--classifier", "fixed-etf", "--ratios", "1,100", "--solver",
+                    "analytic", "--jobs", "1", "--no-progress")
+    assert result.exit_code == 1
     assert "2 cells" in result.stdout and "(1 failed)" in result.stdout
-    [line] = result.stderr.splitlines()
-    assert line.startswith("Error: 1 of 2 cells failed; the first: ")
-    assert "The 'd' parameter must be an int >= K-1 = 9" in line
+    assert result.stderr.strip().splitlines() == [
+        "Error: 1 of 2 cells failed; the first: RuntimeError: no optimum at R = 100 (every error is in the "
+        "'error' column; --retry-failed reruns them)."]
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert list(table["outcome"]) == ["ok", "error"]
 
 
 def test_sweep_bad_options_exit_2():

@@ -11,9 +11,10 @@ from lpm.reproduce import build_grid, get_simulation, load_simulation, reproduce
 CALLS: list[dict] = []
 
 
-def fake_runner(sim, out_dir, *, smoke=False, jobs=1, progress=True):
+def fake_runner(sim, out_dir, *, smoke=False, progress=True, executor=None, runs_dir=None):
     """A plug-in runner, as a later theory-vs-practice file would register."""
-    CALLS.append({"name": sim.name, "smoke": smoke, "jobs": jobs, "options": sim.options})
+    CALLS.append({"name": sim.name, "smoke": smoke, "executor": executor.describe(), "runs_dir": runs_dir,
+                  "options": sim.options})
     return {"points": pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [sim.options["slope"] * v for v in (1, 2, 3)]})}
 
 
@@ -44,7 +45,8 @@ options = { slope = 2.5 }
 ''')
     CALLS.clear()
     result = reproduce("plugin", tmp_path / "out", smoke=True, jobs=2, sims_dir=sims, progress=False)
-    assert CALLS == [{"name": "plugin", "smoke": True, "jobs": 2, "options": {"slope": 2.5}}]
+    assert CALLS == [{"name": "plugin", "smoke": True, "executor": "local pool of 2 processes", "runs_dir": None,
+                      "options": {"slope": 2.5}}]
     assert [p.name for p in result.figures] == ["plugin.png", "plugin.pdf"]
     assert result.tables["points"]["y"].tolist() == [2.5, 5.0, 7.5]
 

@@ -3,14 +3,17 @@ parallel workers and provenance."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from lpm.core.errors import LPMInputError
-from lpm.sweep import Grid, log_range, parse_ratio_range, read_table, run_sweep
+from lpm.sweep import Cell, Grid, log_range, parse_ratio_range, read_table, run_cells, run_sweep
 from lpm.sweep import tasks as sweep_tasks
+from lpm.sweep.grid import RegularisedGrid
 
 TIME_COLUMNS = ["cell_time_s", "time_s"]
 
@@ -91,43 +94,96 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     assert calls == []  # a finished sweep recomputes nothing
 
 
-def test_invalid_cells_are_recorded_and_the_rest_complete(tmp_path):
-    grids = [small_grid(d=[10, 5], loss=["ce"], seed=[0]),                    # d=5 < K-1: invalid ETF
-             small_grid(classifier=["fixed-etf"], solver=["nuclear"], loss=["ce"], seed=[0], ratio=[10.0])]
-    table = run_sweep(grids, tmp_path, progress=False)
-    assert len(table) == 3 + 3 + 1
-    bad_d = table[table["d"] == 5]
-    assert set(bad_d["status"]) == {"error"} and set(bad_d["outcome"]) == {"error"}
-    assert set(bad_d["error"]) == {"LPMInputError: The 'd' parameter must be an int >= K-1 = 9 for a fixed "
-                                   "simplex ETF with K=10. Got 5 instead."}
-    refused = table[table["solver"] == "nuclear"]
-    assert refused["error"].iloc[0] == ("SolverRefused: The 'nuclear' solver cannot solve this problem: the "
-                                        "nuclear-norm form needs a learnable classifier, not 'fixed-etf'.")
-    good = table[table["outcome"] == "ok"]
-    assert len(good) == 3 and good["error"].isna().all()
-    np.testing.assert_allclose(good["classifier_minority_cos"], -1 / 9, atol=1e-12)
+def test_invalid_grids_are_refused_before_any_cell_runs(tmp_path):
+    cases = [
+        (small_grid(d=[10, 5]), "The 'd' parameter must be an int >= K-1 = 9 for a fixed simplex ETF with K=10. "
+                                "Got 5 instead."),
+        (small_grid(solver=["nuclear"]), "The 'nuclear' solver cannot solve this problem: the nuclear-norm form "
+                                         "needs a learnable classifier, not 'fixed-etf'."),
+        (small_grid(classifier=["learnable"], solver=["auto"], d=[3]),
+         "The 'd' parameter must be an int >= K-1 = 9 for the 'convex' solver"),
+        (small_grid(majority=[20]), "The 'majority' parameter must be an int >= 1 and <= 9. Got 20 instead."),
+        (small_grid(K=[1]), "The 'K' parameter must be an int >= 2. Got 1 instead."),
+        (small_grid(seed=[-1]), "The 'seed' parameter must be an int >= 0. Got -1 instead."),
+    ]
+    for grid, message in cases:
+        with pytest.raises(LPMInputError) as info:
+            run_sweep(grid, tmp_path / "out", progress=False)
+        assert message in str(info.value), str(info.value)
+        assert not (tmp_path / "out").exists()  # nothing was written
+    with pytest.raises(LPMInputError, match=r"The 'setting' parameter must be a solver of this grid: one of "
+                                            r"'analytic'. Got 'gradient' instead."):
+        small_grid(solver_settings={"gradient": {"steps": 3}})
 
 
-def test_failed_cells_rerun_only_when_asked(tmp_path, monkeypatch):
-    grid = small_grid(d=[5], loss=["ce"], seed=[0])
-    run_sweep(grid, tmp_path, progress=False)
+def failing_task(spec):
+    """A task that raises for odd ``x`` (as a solver that fails at run time would)."""
+    if spec["x"] % 2:
+        raise RuntimeError(f"odd x = {spec['x']}")
+    return {"row": {"x2": 2 * spec["x"]}}
+
+
+@pytest.fixture
+def flaky_task(monkeypatch):
     calls = []
-    original = sweep_tasks.get_task("solve")
-    monkeypatch.setitem(sweep_tasks._TASKS, "solve", lambda spec: calls.append(1) or original(spec))
-    run_sweep(grid, tmp_path, progress=False)
-    assert calls == []
-    run_sweep(grid, tmp_path, progress=False, retry_failed=True)
-    assert len(calls) == 3
+
+    def counted(spec):
+        calls.append(spec["x"])
+        return failing_task(spec)
+
+    monkeypatch.setitem(sweep_tasks._TASKS, "flaky", counted)
+    return calls
+
+
+def test_a_cell_that_raises_becomes_an_error_record(tmp_path, flaky_task):
+    cells = [Cell("flaky", {"x": x}) for x in range(4)]
+    report = run_cells(cells, tmp_path, jobs=1, progress=False)
+    assert (report.cells, report.ok, report.failed) == (4, 2, 2)
+    assert report.first_error == "RuntimeError: odd x = 1"
+    table = read_table(tmp_path)
+    assert list(table["outcome"]) == ["ok", "error", "ok", "error"]
+    assert list(table["x2"].fillna(-1)) == [0, -1, 4, -1]
+    record = json.loads((tmp_path / "cells" / f"{cells[1].cell_id}.json").read_text())
+    assert "RuntimeError: odd x = 1" in record["traceback"]
+    info = json.loads((tmp_path / "sweep.json").read_text())
+    assert info["outcomes"] == {"ok": 2, "error": 2} and info["first_error"] == "RuntimeError: odd x = 1"
+
+
+def test_failed_cells_rerun_only_when_asked(tmp_path, flaky_task):
+    cells = [Cell("flaky", {"x": x}) for x in range(4)]
+    run_cells(cells, tmp_path, jobs=1, progress=False)
+    flaky_task.clear()
+    run_cells(cells, tmp_path, jobs=1, progress=False)
+    assert flaky_task == []
+    run_cells(cells, tmp_path, jobs=1, progress=False, retry_failed=True)
+    assert flaky_task == [1, 3]
 
 
 def test_parallel_workers_give_the_serial_table(tmp_path):
-    grid = small_grid(classifier=["learnable"], solver=["nuclear"], loss=["ce"], budget=["class-average"],
-                      ratio=[1.0, 3.0, 30.0], seed=[0])
-    serial = run_sweep(grid, tmp_path / "serial", progress=False)
+    grid = RegularisedGrid(loss=["ce"], K=[10], majority=[5], lam=[1e-4, 1e-3], ratio=[10.0, 100.0])
+    serial = run_sweep(grid, tmp_path / "serial", jobs=1, progress=False)
     parallel = run_sweep(grid, tmp_path / "parallel", jobs=2, progress=False)
-    pd.testing.assert_frame_equal(comparable(parallel), comparable(serial), check_exact=False, rtol=1e-9)
-    # [F21]: the minority classifiers have merged by R = 30 at E_W·E_H = 5, K_A = 5
-    assert serial["collapse_index"].iloc[-1] < 1e-6 < serial["collapse_index"].iloc[1]
+    pd.testing.assert_frame_equal(comparable(parallel), comparable(serial), check_exact=True)
+    workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "parallel" / "cells").glob("*.json")}
+    assert f"{socket.gethostname()}:{os.getpid()}" not in workers  # the cells ran in worker processes
+    serial_workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "serial" / "cells").glob("*.json")}
+    assert serial_workers == {f"{socket.gethostname()}:{os.getpid()}"}
+    assert json.loads((tmp_path / "parallel" / "sweep.json").read_text())["ran_on"] == "local pool of 2 processes"
+
+
+def test_a_local_worker_that_dies_takes_its_cells_to_a_fresh_pool(tmp_path):
+    # sweep_plugins sits beside this file, on the path the fork server hands its workers
+    cells = [Cell("sweep_plugins:die_once", {"marker": str(tmp_path / "marker"), "i": i}) for i in range(3)]
+    report = run_cells(cells, tmp_path / "out", jobs=2, progress=False)
+    assert (tmp_path / "marker").exists()  # a worker was killed
+    assert (report.ok, report.failed, report.executor) == (3, 0, "local pool of 2 processes")
+    assert sorted(read_table(tmp_path / "out")["value"]) == [0, 1, 2]
+
+
+def test_a_light_grid_runs_in_process_whatever_jobs(tmp_path):
+    grid = Grid(ratio=[1.0, 10.0, 100.0], solver=["nuclear"], name="light")
+    report = run_cells(grid, tmp_path, jobs=2, progress=False)
+    assert report.executor == "in-process" and report.ok == 3
 
 
 def test_jobs_must_be_positive(tmp_path):
