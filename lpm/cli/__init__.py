@@ -151,9 +151,15 @@ def run_one_line(main, **kwargs) -> int:
         typer.echo("Error: aborted.", err=True)
         return 1
     code = rv if isinstance(rv, int) else 0
-    if code == 130:  # typer turns Ctrl-C into exit code 130
+    if code == 130 and not _interrupt_reported():  # typer turns Ctrl-C into exit code 130
         typer.echo("Interrupted.", err=True)
     return code
+
+
+def _interrupt_reported() -> bool:
+    """Whether the command that ran has said how it was interrupted (only loaded commands can have)."""
+    common = sys.modules.get(f"{__name__}._common")
+    return bool(common and common.INTERRUPT_REPORTED)
 
 
 def load_command(name: str):

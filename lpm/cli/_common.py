@@ -40,6 +40,19 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+#: set when a command has already said how it was interrupted (see :func:`interrupted`)
+INTERRUPT_REPORTED = False
+
+
+def interrupted(message: str) -> typer.Exit:
+    """Print ``message`` (how much is done, how to resume) and return the exit to raise (code 130);
+    the entry point then adds no generic "Interrupted." line."""
+    global INTERRUPT_REPORTED
+    INTERRUPT_REPORTED = True
+    typer.echo(message, err=True)
+    return typer.Exit(130)
+
+
 def parse_float_list(name: str, text: str | None) -> list[float] | None:
     """Parse '1,10,100' into floats, naming the option on failure."""
     if text is None:

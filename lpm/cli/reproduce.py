@@ -10,7 +10,7 @@ import typer
 
 from ..core.errors import LPMInputError
 from ..core.io import check_output_path
-from ._common import user_errors
+from ._common import interrupted, user_errors
 
 
 def reproduce_command(
@@ -75,9 +75,8 @@ def reproduce_command(
                     typer.echo(f"Error: {exc}", err=True)
                     raise typer.Exit(1) from None
                 except SweepInterrupted as stop:
-                    typer.echo(f"Interrupted: {stop.done} of {stop.cells} cells of '{n}' done in {stop.out_dir}; "
-                               "run the same command again to resume.", err=True)
-                    raise typer.Exit(130) from None
+                    raise interrupted(f"Interrupted: {stop.done} of {stop.cells} cells of '{n}' done in "
+                                      f"{stop.out_dir}; run the same command again to resume.") from None
                 figures = ", ".join(str(p) for p in result.figures)
                 typer.echo(f"{n}: {figures} ({result.seconds:.1f} s)")
                 if result.failed:

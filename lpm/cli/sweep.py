@@ -14,7 +14,7 @@ from ..core.problem import BUDGETS, CLASSIFIERS
 from ..core.profiles import PROFILES
 from ..core.io import check_output_path
 from ..core.solvers import SOLVER_CHOICES
-from ._common import parse_counts, parse_float_list, user_errors
+from ._common import interrupted, parse_counts, parse_float_list, user_errors
 
 
 def _words(name: str, text: str | None, choices=None) -> list | None:
@@ -169,9 +169,8 @@ def sweep_command(
                 report = run_cells(grid, out, executor=executor, progress=progress, retry_failed=retry_failed,
                                    config={"command": "lpm sweep"})
         except SweepInterrupted as stop:
-            typer.echo(f"Interrupted: {stop.done} of {stop.cells} cells done in {out}; run the same command again "
-                       "to resume.", err=True)
-            raise typer.Exit(130) from None
+            raise interrupted(f"Interrupted: {stop.done} of {stop.cells} cells done in {out}; run the same "
+                              "command again to resume.") from None
     typer.echo(f"{report.done} cells in {out / 'results.csv'} ({report.failed} failed)")
     if report.failed:
         typer.echo(f"Error: {report.failed} of {report.cells} cells failed; the first: {report.first_error} "

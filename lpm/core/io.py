@@ -97,9 +97,11 @@ def check_output_path(name: str, path: Path | str, kind: str) -> Path:
     if not existing.is_dir():
         raise LPMInputError(name, str(path), f"a path whose parents are folders ('{existing}' is not a folder)")
     try:
+        times = os.stat(existing)
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".lpm-write-check-")
         os.close(fd)
         os.unlink(probe)
+        os.utime(existing, ns=(times.st_atime_ns, times.st_mtime_ns))  # the probe leaves no trace
     except OSError as exc:
         raise LPMInputError(name, str(path), f"a path in a folder you can write to ('{existing}': "
                                              f"{exc.strerror or exc})") from None
