@@ -18,6 +18,7 @@ FIGURES = {
     "gradient_decomposition": "lpm.figures.dynamics:plot_gradient_decomposition",
     "phase_diagram": "lpm.figures.phase:plot_phase_diagram",
     "long_tailed": "lpm.figures.longtail:plot_long_tailed",
+    "convergence_map": "lpm.figures.convergence_map:plot_convergence_map",
 }
 
 

@@ -245,6 +245,52 @@ class RegularisedGrid:
         return {"task": self.task, **asdict(self)}
 
 
+@dataclass(frozen=True)
+class ConvergenceGrid:
+    """Grid of the ``convergence`` task (theory.md §10.8, §12): for each form (``ce``, ``dr``,
+    ``dr-released``) × E_W·E_H (``ewh``, E_W = 1) × budget form × R × step multiplier ``lr`` × seed,
+    the iterations the gradient solver needs to bring the mean angle of the class means to the
+    fixed-ETF optimum below each of ``thresholds`` (at most ``steps``). ``ewh_for`` gives a
+    form its own list of budgets (DR's counts do not depend on E_W·E_H, theory.md §12)."""
+
+    form: Sequence[str] = ("ce", "dr", "dr-released")
+    ewh: Sequence[float] = (0.5, 5.0, 50.0)
+    ewh_for: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    budget: Sequence[str] = ("per-sample",)
+    ratio: Sequence[float] = (1.0,)
+    lr: Sequence[float] = (1.0,)
+    seed: Sequence[int] = (0,)
+    K: int = 10
+    majority: int = 5
+    thresholds: Sequence[float] = (1e-2, 1e-4)
+    steps: int = 20000
+    name: str = "convergence"
+
+    task = "convergence"
+
+    def __post_init__(self):
+        for name in ("form", "ewh", "budget", "ratio", "lr", "seed", "thresholds"):
+            object.__setattr__(self, name, as_tuple(name, getattr(self, name)))
+        if not isinstance(self.ewh_for, Mapping):
+            raise LPMInputError("ewh_for", self.ewh_for, "a table from form to a list of E_W*E_H products")
+
+    def cells(self) -> list[Cell]:
+        common = {"K": self.K, "majority": self.majority, "steps": self.steps,
+                  "thresholds": [float(t) for t in self.thresholds]}
+        out = []
+        for form in self.form:
+            budgets = as_tuple("ewh_for", self.ewh_for.get(form, self.ewh))
+            for budget, ratio, lr, ewh, seed in itertools.product(self.budget, self.ratio, self.lr, budgets,
+                                                                  self.seed):
+                spec = {"form": form, "ewh": canonical_float(ewh), "budget": budget,
+                        "ratio": canonical_float(ratio), "lr": canonical_float(lr), "seed": seed, **common}
+                out.append(Cell("convergence", spec, self.name))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, **asdict(self)}
+
+
 def expand(grids) -> list[Cell]:
     """Cells of one grid, a list of grids, or a list of cells; duplicates dropped."""
     if hasattr(grids, "cells"):

@@ -32,7 +32,7 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from ..core.errors import LPMInputError, check_number
+from ..core.errors import LPMInputError, check_choice, check_number
 from ..core.geometry import collapse_index, max_other_cosine, measure_solution, per_class_geometry
 from ..core.io import jsonable
 from ..core.problem import Problem
@@ -334,4 +334,48 @@ def regularised_cell(spec: dict) -> dict:
            "objective": solution.objective, "solver": solution.solver, "status": solution.status.value,
            "gap": jsonable(solution.certificate.gap), "relative_gap": jsonable(solution.certificate.relative_gap),
            "iterations": solution.iterations}
+    return {"row": row, "tables": {}}
+
+
+# --------------------------------------------------------------- convergence task
+#: the forms of the convergence map: (loss, how the gradient solver descends it)
+CONVERGENCE_FORMS = {"ce": ("ce", "paper"), "dr": ("dr", "paper"), "dr-released": ("dr", "released")}
+
+
+def convergence_problem(spec: dict) -> Problem:
+    """The fixed-ETF problem of a ``convergence`` cell (E_W = 1, E_H = the product)."""
+    loss, _ = CONVERGENCE_FORMS[check_choice("form", spec["form"], CONVERGENCE_FORMS)]
+    return Problem.from_profile(K=spec["K"], ratio=spec["ratio"], profile="step", majority=spec["majority"],
+                                classifier="fixed-etf", loss=loss, E_W=1.0, E_H=spec["ewh"], budget=spec["budget"],
+                                seed=spec["seed"])
+
+
+def convergence_settings(spec: dict) -> dict:
+    """Gradient-solver settings: the own 1/L step times ``lr``, every step recorded up to 200 and
+    then on a log scale, stopped once the mean angle is below the smallest threshold."""
+    thresholds = [check_number("thresholds", t, low=0, low_open=True) for t in spec["thresholds"]]
+    return {"steps": spec["steps"], "lr": spec["lr"], "record_every": "log", "tol": 0.0,
+            "stop_angle": min(thresholds), "dr_variant": CONVERGENCE_FORMS[spec["form"]][1], "seed": spec["seed"]}
+
+
+def check_convergence_cell(spec: dict) -> Plan:
+    convergence_problem(spec)
+    get_solver("gradient", **convergence_settings(spec))
+    return Plan()
+
+
+@register_task("convergence", check=check_convergence_cell)
+def convergence_cell(spec: dict) -> dict:
+    """Iterations to bring the mean angle to the optimum below each threshold (theory.md §10.8)."""
+    problem = convergence_problem(spec)
+    solution = get_solver("gradient", **convergence_settings(spec)).run(problem)
+    values = solution.trajectory.as_dict()
+    its, angles = np.asarray(values["iteration"]), np.asarray(values["angle_mean"])
+    row = {"form": spec["form"], "loss": problem.loss, "ewh": spec["ewh"], "budget": problem.budget,
+           "ratio": spec["ratio"], "lr": spec["lr"], "seed": spec["seed"], "K": problem.K, "steps": spec["steps"],
+           "initial_angle_mean": float(angles[0]), "final_angle_mean": float(angles[-1]),
+           "steps_run": int(solution.iterations), "status": solution.status.value}
+    for threshold in spec["thresholds"]:
+        reached = np.flatnonzero(angles <= threshold)
+        row[f"iterations_to_{threshold:g}"] = int(its[reached[0]]) if len(reached) else None
     return {"row": row, "tables": {}}

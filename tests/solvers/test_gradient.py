@@ -27,14 +27,14 @@ def test_unknown_setting_is_refused_with_exact_message():
     with pytest.raises(LPMInputError) as err:
         get_solver("gradient", momentum=0.9)
     assert str(err.value) == (
-        "The 'momentum' parameter of solver 'gradient' must be one of the settings certify, device, "
+        "The 'momentum' parameter of solver 'gradient' must be one of the settings batch_fraction, certify, device, "
         "dr_variant, dtype, gap_tol, init_scale, lr, method, optimizer, record_every, record_gradients, "
         "restarts, samples_per_class, seed, steps, stop_angle, tol. Got 0.9 instead.")
 
 
 @pytest.mark.parametrize("settings, message", [
     (dict(optimizer="rmsprop"),
-     "The 'optimizer' parameter of solver 'gradient' must be one of 'sgd', 'adam'. Got 'rmsprop' instead."),
+     "The 'optimizer' parameter of solver 'gradient' must be one of 'gd', 'adam'. Got 'rmsprop' instead."),
     (dict(steps=0), "The 'steps' parameter of solver 'gradient' must be an int >= 1. Got 0 instead."),
     (dict(lr=-1.0), "The 'lr' parameter of solver 'gradient' must be a number > 0. Got -1.0 instead."),
     (dict(record_gradients="yes"),
@@ -182,3 +182,14 @@ def test_angles_are_measured_as_the_run_goes_and_stop_angle_stops_it():
     assert full.extra["trajectory_reference"] == "analytic"
     with pytest.raises(LPMInputError, match="^The 'stop_angle' parameter of solver 'gradient' must be left unset"):
         get_solver("gradient", stop_angle=0.1).run(Problem.from_profile(K=4, ratio=3))
+
+
+def test_stochastic_minibatches_reach_the_same_optimum():
+    """batch_fraction = 0.25 (SGD): a quarter of the sample vectors moves per step; with the
+    fixed ETF every sample still reaches Theorem 1's optimum, more slowly than full-batch GD."""
+    p = Problem.from_profile(K=10, ratio=10, classifier="fixed-etf", loss="ce", E_W=1.0, E_H=5.0)
+    gd = get_solver("gradient", steps=400, record_every=1, tol=0.0).run(p)
+    sgd = get_solver("gradient", steps=400, record_every=1, tol=0.0, batch_fraction=0.25).run(p)
+    assert sgd.status is Status.OPTIMAL and sgd.certificate.gap <= 1e-10
+    first = lambda sol: int(np.argmax(np.array(sol.trajectory.values["angle_mean"]) <= 1e-3))  # noqa: E731
+    assert 2 * first(gd) < first(sgd) < 8 * first(gd)

@@ -29,11 +29,25 @@ relative change of the iterate (the projected-gradient mapping) is ≤ ``tol``.
 DR's minimiser has zero gradient on the budget sphere, where the loss grows
 like θ⁴ in the angle θ, so every first-order method approaches it at rate
 θ_t ~ t^{-1/2} there; CE converges linearly.
-Optimisers. ``sgd``: η = lr / L per block, with L = c‖W‖₂² for features and
-L = c·λ_max(Σ_r w_r h_r h_rᵀ) for the classifier, c the logit curvature bound
-of the loss (½ for CE, 1 for DR and MSE); lr is dimensionless, lr < 2 is
-stable for the smooth part. ``adam``: Adam moments of u; step lr × budget
-radius (sqrt(E_H) for features, sqrt(E_W) for W). Default lr: 1 (sgd), 0.01 (adam).
+Optimisers. ``gd`` (full-batch gradient descent): η = lr / L per block, with
+L = c‖W‖₂² for features and L = c·λ_max(Σ_r w_r h_r h_rᵀ) for the
+classifier, c the logit curvature bound of the loss
+(:meth:`lpm.core.losses.Loss.curvature`: ½ for CE, 1/sqrt(E_W E_H) for DR, 1
+for unscaled DR and MSE; 1/sqrt(E_H) for the released surrogate); lr is
+dimensionless, lr < 2 is stable for the smooth part; a Riemannian step also
+bounds the sphere's curvature |⟨u, x⟩|/‖x‖². ``adam``: Adam moments of u;
+step lr × budget radius (sqrt(E_H) for features, sqrt(E_W) for W). Default
+lr: 1 (gd), 0.01 (adam). ``batch_fraction`` < 1 makes either stochastic
+(SGD): each step moves a random minibatch of that fraction of the sample
+vectors (the classifier's gradient rescaled to stay unbiased).
+
+Recording. ``record_every`` steps (or ``"log"``: every step up to 200, then
+every t/200 steps) the loss is recorded and, for fixed classifiers, the
+largest and the mean angle of the class means to the optimum and the
+distance to it (measured as the run goes where the optimum has a closed
+form). ``stop_angle`` stops the run once the mean angle is below it (used to
+count iterations to a target angle, e.g. the convergence map of
+theory.md §10.8).
 
 ``dr_variant="released"`` optimises the surrogate of [Y22]'s code (theory.md
 §6.1), ½‖w_y‖²‖h‖(cos θ − 1)² with detached norms, whose gradient in h is
@@ -53,14 +67,14 @@ from .registry import REGISTRY, Solver, certified_optimum, register
 
 __all__ = ["GradientSolver"]
 
-_CHOICES = {"optimizer": ("sgd", "adam"), "method": ("projected", "riemannian"),
+_CHOICES = {"optimizer": ("gd", "adam"), "method": ("projected", "riemannian"),
             "dtype": ("float64", "float32"), "dr_variant": DR_VARIANTS}
-_INTS = {"steps": 1, "restarts": 1, "samples_per_class": 1, "record_every": 1, "seed": 0}
+_INTS = {"steps": 1, "restarts": 1, "samples_per_class": 1, "seed": 0}
 
 
 @register
 class GradientSolver(Solver):
-    """Projected or Riemannian gradient descent (SGD or Adam) with restarts.
+    """Projected or Riemannian gradient descent (GD, SGD or Adam) with restarts.
 
     Returns the best restart by objective. The certificate is a Frank–Wolfe
     lower bound for fixed classifiers and, for learnable ones, the lower bound
@@ -83,7 +97,7 @@ class GradientSolver(Solver):
 
     @classmethod
     def default_settings(cls) -> dict:
-        return dict(steps=3000, lr=None, optimizer="sgd", method="projected", restarts=1,
+        return dict(steps=3000, lr=None, optimizer="gd", method="projected", restarts=1, batch_fraction=1.0,
                     samples_per_class=4, init_scale=1.0, record_every=10, seed=0, device="cpu",
                     dtype="float64", dr_variant="paper", record_gradients=False, tol=1e-12,
                     certify=True, gap_tol=1e-6, stop_angle=None)
@@ -184,9 +198,17 @@ def _validate(cfg: dict, owner: str) -> dict:
         cfg[key] = check_number(key, cfg[key], low=low, integer=True, owner=owner)
     for key in ("init_scale", "gap_tol"):
         cfg[key] = check_number(key, cfg[key], low=0, low_open=True, owner=owner)
+    cfg["batch_fraction"] = check_number("batch_fraction", cfg["batch_fraction"], low=0, high=1, low_open=True,
+                                         owner=owner)
     cfg["tol"] = check_number("tol", cfg["tol"], low=0, owner=owner)
     if cfg["lr"] is not None:
         cfg["lr"] = check_number("lr", cfg["lr"], low=0, low_open=True, owner=owner)
+    if cfg["record_every"] != "log":
+        try:
+            cfg["record_every"] = check_number("record_every", cfg["record_every"], low=1, integer=True, owner=owner)
+        except LPMInputError:
+            raise LPMInputError("record_every", cfg["record_every"], "an int >= 1, or 'log' (every step up to 200, "
+                                "then every t/200 steps)", owner) from None
     if cfg["stop_angle"] is not None:
         cfg["stop_angle"] = check_number("stop_angle", cfg["stop_angle"], low=0, low_open=True, owner=owner)
     for key in ("record_gradients", "certify"):
