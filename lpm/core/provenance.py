@@ -15,22 +15,20 @@ _PACKAGES = ("numpy", "scipy", "torch", "cvxpy", "pandas", "matplotlib")
 
 
 def git_state(path: Path | str | None = None) -> dict[str, Any]:
-    """Commit hash and dirty flag of the checkout holding ``path`` (the lpm
-    package by default); ``None`` values outside a git checkout."""
+    """Commit hash and dirty flag (any change to a tracked file, or a new file that git does not
+    ignore) of the checkout holding ``path`` (the lpm package by default), from one ``git status``;
+    ``None`` values outside a git checkout."""
     where = Path(path) if path else Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            res = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return res.stdout.strip() if res.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    # dirty: any change to tracked files, or new files inside the package itself
-    dirty = None if commit is None else bool(git("status", "--porcelain", "--untracked-files=no")
-                                            or git("status", "--porcelain", "."))
-    return {"commit": commit, "dirty": dirty}
+    try:
+        res = subprocess.run(["git", "-C", str(where), "status", "--porcelain=v2", "--branch"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    lines = res.stdout.splitlines() if res.returncode == 0 else []
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    if commit is None or commit == "(initial)":
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": any(not line.startswith("#") for line in lines)}
 
 
 def _version(name: str) -> str | None:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Hashable
 import numpy as np
 
 from ..core.errors import LPMInputError, check_choice, check_number
-from ..core.geometry import collapse_index, max_other_cosine, measure_solution, per_class_geometry
+from ..core.geometry import collapse_index, max_other_cosine, measure_solution, minority_geometry, per_class_geometry
 from ..core.io import jsonable
 from ..core.problem import Problem
 from ..core.profiles import step_counts
@@ -178,7 +178,8 @@ def reference_objective(problem, solution) -> float | None:
     return solution.certificate.lower_bound
 
 
-_UNCENTRED = ("feature_minority_cos", "feature_majority_cos", "feature_cross_cos", "feature_collapse_index")
+_UNCENTRED = ("feature_minority_cos", "feature_majority_cos", "feature_cross_cos", "feature_collapse_index",
+              "feature_angle_collapse_index")
 #: a nuclear batch whose problems have at most this many equal-count groups (and
 #: an analytic cell up to this K) solves in milliseconds: run it in-process
 LIGHT_GROUPS = 32
@@ -220,7 +221,7 @@ def describe_solution(problem, solution) -> dict:
     row.update({f"extra_{k}": jsonable(v) for k, v in solution.extra.items()
                 if isinstance(v, (int, float, str, bool, np.generic)) or v is None})
     row.update({k: jsonable(v) for k, v in measure_solution(solution).items()})
-    raw = measure_solution(solution, center="none")  # directions of the means themselves
+    raw = minority_geometry(solution.H, solution.W, problem.minority, center="none")  # the means' own directions
     row.update({f"{k}_uncentred": jsonable(raw[k]) for k in _UNCENTRED})
     f_ref = reference_objective(problem, solution) if solution.trajectory is not None else None
     row["reference_objective"] = jsonable(f_ref)

@@ -28,7 +28,7 @@ def test_reproduce_list_names_all_six():
 def test_reproduce_unknown_name_exits_2_with_the_valid_names():
     result = invoke("reproduce", "no-such-figure")
     assert result.exit_code == 2
-    assert "The 'name' parameter of lpm reproduce must be one of 'convergence', 'fixed-etf'," in result.output
+    assert "The 'name' parameter of lpm reproduce must be one of 'convergence', 'convergence-map', 'fixed-etf'," in result.output
     assert "Got 'no-such-figure' instead." in result.output
 
 

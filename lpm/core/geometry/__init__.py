@@ -12,10 +12,12 @@ from .distances import (cosine_matrix, etf_reference, geometry_distances, gram_d
                         max_other_cosine, normalised_gram, unit_rows)
 from .groups import class_groups
 from .metrics import (CENTERS, NC1_RANK_RTOL, angle_collapse_index, between_class_basis, centre_means, collapse_index,
-                      mean_pairwise_distance, measure, measure_solution, nc1, per_class_geometry)
+                      mean_pairwise_distance, measure, measure_solution, minority_geometry, nc1,
+                      per_class_geometry)
 from .streaming import ClassificationStats, ClassStats, NearestMeanAgreement
 
-__all__ = ["CENTERS", "NC1_RANK_RTOL", "angle_collapse_index", "between_class_basis", "ClassStats", "ClassificationStats", "NearestMeanAgreement", "centre_means", "class_groups",
-           "collapse_index", "cosine_matrix", "etf_reference", "geometry_distances", "gram_distance",
-           "gram_distance_to_etf", "max_other_cosine", "mean_pairwise_distance", "measure", "measure_solution", "nc1",
-           "normalised_gram", "per_class_geometry", "unit_rows"]
+__all__ = ["CENTERS", "ClassStats", "ClassificationStats", "NC1_RANK_RTOL", "NearestMeanAgreement",
+           "angle_collapse_index", "between_class_basis", "centre_means", "class_groups", "collapse_index",
+           "cosine_matrix", "etf_reference", "geometry_distances", "gram_distance", "gram_distance_to_etf",
+           "max_other_cosine", "mean_pairwise_distance", "measure", "measure_solution", "minority_geometry",
+           "nc1", "normalised_gram", "per_class_geometry", "unit_rows"]

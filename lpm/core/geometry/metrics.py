@@ -204,19 +204,31 @@ def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None,
     if minority is None and majority is not None:
         minority = np.arange(majority, K)
     if minority is not None:
-        minority = np.asarray(minority, dtype=int)
-        rest = np.setdiff1d(np.arange(K), minority)
-        out.update(_group_metrics(M, C, W, {"majority": rest, "minority": minority}, norm_tol, sF, sW))
-        out["collapse_index"] = collapse_index(W, minority)
-        out["feature_collapse_index"] = collapse_index(C, minority)
-        out["angle_collapse_index"] = angle_collapse_index(W, minority, norm_tol)
-        out["feature_angle_collapse_index"] = angle_collapse_index(C, minority, norm_tol)
-        out["classifier_norm_ratio"] = _ratio(W, rest, minority)
-        out["feature_norm_ratio"] = _ratio(M, rest, minority)
+        out.update(minority_geometry(M, W, minority, counts=counts, center=center, norm_tol=norm_tol))
     if groups is not None:
         ids, names = groups
         out.update(_group_metrics(M, C, W, {n: np.flatnonzero(ids == g) for g, n in enumerate(names)},
                                   norm_tol, sF, sW, cross=False))
+    return out
+
+
+def minority_geometry(means, W, minority, *, counts=None, center: str = "class-means",
+                      norm_tol: float = 1e-4) -> dict[str, Any]:
+    """The majority/minority part of :func:`measure`: group cosines and norms, the cross cosine,
+    both collapse indices of the classifier and of the (centred) means, and the norm ratios."""
+    M, W = as_float_array(means), as_float_array(W)
+    K = M.shape[0]
+    C = centre_means(M, counts, center)
+    sF, sW = np.linalg.norm(C, axis=1).mean(), np.linalg.norm(W, axis=1).mean()
+    minority = np.asarray(minority, dtype=int)
+    rest = np.setdiff1d(np.arange(K), minority)
+    out = _group_metrics(M, C, W, {"majority": rest, "minority": minority}, norm_tol, sF, sW)
+    out["collapse_index"] = collapse_index(W, minority)
+    out["feature_collapse_index"] = collapse_index(C, minority)
+    out["angle_collapse_index"] = angle_collapse_index(W, minority, norm_tol)
+    out["feature_angle_collapse_index"] = angle_collapse_index(C, minority, norm_tol)
+    out["classifier_norm_ratio"] = _ratio(W, rest, minority)
+    out["feature_norm_ratio"] = _ratio(M, rest, minority)
     return out
 
 
