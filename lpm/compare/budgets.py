@@ -27,8 +27,16 @@ logits, such as the large global mean of ReLU features.
 
 ``loss`` (CE): the P at which the LPM optimum's loss equals the run's own
 class-mean loss f(Z_run), i.e. the LPM "trained as far as the run". The
-optimal value v(P) decreases in P and v(P_logits) ≤ f(Z_run), so P ≤ P_logits;
-it is found by bisection in log P to 1 % (each step a certified solve).
+optimal value v(P) decreases in P and v(P_logits) ≤ f(Z_run), so P ≤ P_logits.
+With the class-average budget v is convex in ρ = K·sqrt(P), and every
+certified solve at ρ_n (point Z_n, G_n = ∇f(Z_n), g_n = ‖G_n‖₂) brackets
+the root ρ* rigorously: the Frank–Wolfe bound v(ρ) ≥ f(Z_n) − ⟨G_n, Z_n⟩ −
+ρ g_n holds for every ρ, so ρ* ≥ (f(Z_n) − ⟨G_n, Z_n⟩ − f(Z_run)) / g_n;
+and s·Z_n is feasible at ρ = s‖Z_n‖_*, so ρ* ≤ s‖Z_n‖_* for any s with
+f(s·Z_n) ≤ f(Z_run). The next solve is at the lower end (a Newton step on v,
+quadratically convergent), and the search stops when the solved P is within
+1 % of both ends: about 3–5 solves. The per-sample budget (no nuclear form)
+bisects in log P to 1 % instead (each step a certified solve).
 Well-trained runs have large ``norms`` products where the LPM's loss is
 ~1e-9 and its geometry is pinned only loosely by any certificate; ``loss``
 keeps the LPM in the regime the run actually reached.
@@ -45,7 +53,7 @@ not decayed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,6 +76,8 @@ class Budgets:
     source: str  # one sentence: how they were chosen
     lambda_W: float | None = None  # the weight-decay model's coefficients (rule 'weight-decay')
     lambda_H: float | None = None
+    #: the certified LPM solution at these budgets when the rule already solved it
+    solution: Solution | None = field(default=None, compare=False, repr=False)
 
 
 def solve_certified(problem: Problem, method: str = "auto") -> Solution:
@@ -135,7 +145,8 @@ def budgets_for_run(run: RunGeometry, budget: str, E_W: float | None = None, E_H
     elif rule == "logits" and run.head == "learnable":
         E_H, h_text = _logits_budget(run, E_W)
     elif rule == "loss" and run.head == "learnable" and run.loss == "ce":
-        E_H, h_text = _loss_budget(run, budget, E_W, method)
+        E_H, h_text, solution = _loss_budget(run, budget, E_W, method)
+        return Budgets(E_W, E_H, f"{w_text}; {h_text}", solution=solution)
     else:
         E_H, h_text = _feature_budget(run, budget)
     if not E_H > 0:
@@ -163,13 +174,19 @@ def _logits_budget(run: RunGeometry, E_W: float) -> tuple[float, str]:
                      "the run's class-mean logits")
 
 
-def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str, rel_tol: float = 0.01) -> tuple[float, str]:
-    """Bisection in log P for v(P) = f(Z_run), started below P_logits (where v ≤ f(Z_run) holds)."""
+def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str,
+                 rel_tol: float = 0.01) -> tuple[float, str, Solution | None]:
+    """E_H at which the LPM optimum's loss equals the run's class-mean loss f(Z_run) (module docstring)."""
     base = _base_problem(run, form, E_W, 1.0)
     target = base.objective(run.W, run.means)
     if not target < np.log(run.K) - 1e-9:
         return _feature_budget(run, form)[0], (f"E_H from the norms rule, as the run's class-mean loss "
-                                                f"{target:.4g} is not below log K (no loss-matched budget)")
+                                                f"{target:.4g} is not below log K (no loss-matched budget)"), None
+    if form == "class-average" and resolve(base, method, require_certificate=True).solver == "nuclear":
+        solution = _loss_matched_solution(base, target, base.K * np.sqrt(logits_product(run)), method, rel_tol)
+        E_H = solution.problem.E_H
+        return E_H, (f"E_H = {E_H:.4g} so that the LPM optimum's loss equals the run's class-mean loss "
+                     f"{target:.4g} (E_W*E_H = {E_W * E_H:.4g}, within 1%)"), solution
 
     def value(P: float) -> float:
         return solve_certified(base.replace(E_H=P / E_W), method).objective
@@ -183,4 +200,46 @@ def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str, rel_tol: 
         lo, hi = (mid, hi) if value(mid) > target else (lo, mid)
     P = float(np.sqrt(lo * hi))
     return P / E_W, (f"E_H = {P / E_W:.4g} so that the LPM optimum's loss equals the run's class-mean loss "
-                     f"{target:.4g} (E_W*E_H = {P:.4g}, within 1%)")
+                     f"{target:.4g} (E_W*E_H = {P:.4g}, within 1%)"), None
+
+
+def _ray_upper_bound(problem: Problem, Z: np.ndarray, target: float) -> float:
+    """Smallest s·‖Z‖_* (to 1e-6 in s) with f(s·Z) ≤ target, or inf: an upper bound on the
+    radius at which the optimal value reaches ``target`` (s·Z is feasible there).
+    f(s·Z) is convex in s and f(0) = log K > target, so {s: f(s·Z) ≤ target} is an
+    interval and bisection finds its left end."""
+    def f(s: float) -> float:
+        return problem.logit_objective(s * Z)[0]
+
+    hi = 1.0
+    while f(hi) > target:
+        if hi > 1e6 or f(2 * hi) >= f(hi):  # past the ray's minimum, still above the target
+            return np.inf
+        hi *= 2
+    lo = 0.0
+    while hi - lo > 1e-6 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if f(mid) <= target else (mid, hi)
+    return hi * float(np.linalg.svd(Z, compute_uv=False).sum())
+
+
+def _loss_matched_solution(base: Problem, target: float, rho_hi: float, method: str, rel_tol: float,
+                           max_solves: int = 40) -> Solution:
+    """The certified solution at the radius ρ (E_H = (ρ/K)²/E_W) whose optimal value is ``target``,
+    ρ within ``rel_tol`` in P of the root (module docstring: Frank–Wolfe lower end, ray upper end)."""
+    K, E_W = base.K, base.E_W
+    lower, upper = 0.0, rho_hi  # v(rho_hi) <= target: the run's own logits are feasible there
+    rho = rho_hi / 2
+    for _ in range(max_solves):
+        solution = solve_certified(base.replace(E_H=(rho / K) ** 2 / E_W), method)
+        Z = solution.H @ solution.W.T
+        value, G = base.logit_objective(Z)
+        g = float(np.linalg.svd(G, compute_uv=False)[0])
+        if g > 0:
+            lower = max(lower, (value - float(np.sum(G * Z)) - target) / g)
+        upper = min(upper, _ray_upper_bound(base, Z, target))
+        if lower > 0 and (max(upper, rho) / min(lower, rho)) ** 2 <= 1 + rel_tol:
+            return solution
+        rho = lower if lower > upper / 4 else float(np.sqrt(max(lower, upper / 16) * upper))
+    raise RuntimeError(f"the loss-matched budget did not converge in {max_solves} solves "
+                       f"(bracket [{lower:.6g}, {upper:.6g}] for the nuclear radius)")

@@ -102,7 +102,8 @@ def compare_run(run: RunGeometry, *, E_W: float | None = None, E_H: float | None
     """Solve the run's LPM and measure both geometries with the same code, centre and
     minority: the classes that are minority by counts and fitted (:mod:`lpm.compare.classes`)."""
     problem, budgets = problem_for_run(run, E_W, E_H, budget, budget_rule, method, lambda_W, lambda_H)
-    solution = solve_certified(problem, method)
+    solved = budgets.solution  # the loss rule solves this very problem on its way
+    solution = solved if solved is not None and solved.problem == problem else solve_certified(problem, method)
     center = run.center if center is None else center
     roles = class_roles(run.counts, run.train_class_accuracy, run.profile, minority_below, fitted_above)
     common = dict(minority=roles.measured_minority, groups=run.groups, center=center)

@@ -144,6 +144,27 @@ def test_loss_budget_rule_recovers_the_budget_of_an_optimum(tmp_path, learnable_
     assert "so that the LPM optimum's loss equals the run's class-mean loss" in b.source
 
 
+def test_loss_budget_rule_brackets_the_root_in_few_solves(tmp_path, learnable_optimum, monkeypatch):
+    """A run that is not an optimum: the returned P = E_W·E_H is within 1 % of the root of
+    v(P) = f(Z_run), checked by independent certified solves on both sides; the bracket
+    search needs few solves, and compare_run reuses its last one."""
+    import lpm.compare.budgets as budgets_module
+    _, means, W = learnable_optimum
+    rng = np.random.default_rng(3)
+    run = load_run_geometry(write_run(tmp_path / "noisy", means + 0.3 * rng.standard_normal(means.shape), W, COUNTS))
+    solves = []
+    real = budgets_module.solve_certified
+    monkeypatch.setattr(budgets_module, "solve_certified", lambda p, m="auto": solves.append(p) or real(p, m))
+    p, b = problem_for_run(run, rule="loss")
+    assert 1 <= len(solves) <= 6
+    target = p.objective(run.W, run.means)
+    below, above = real(p.replace(E_H=p.E_H / 1.01)), real(p.replace(E_H=p.E_H * 1.01))
+    assert below.certificate.lower_bound >= target >= above.objective
+    assert b.solution is not None and b.solution.problem == p
+    c = compare_run(run, budget_rule="loss")
+    assert c.solution is c.budgets.solution
+
+
 def test_user_budgets_and_bad_values(tmp_path, learnable_optimum):
     _, means, W = learnable_optimum
     run = load_run_geometry(write_run(tmp_path / "r", means, W, COUNTS))
