@@ -159,7 +159,7 @@ def list_simulations(sims_dir: Path | str | None = None) -> list[Simulation]:
     folder = Path(sims_dir) if sims_dir else default_sims_dir()
     if not folder.is_dir():
         raise LPMInputError("sims-dir", str(folder), "a folder of simulation files (*.toml)")
-    paths = sorted(folder.glob("*.toml"))
+    paths = sorted(folder.glob("*.toml"), key=lambda p: p.stem)
     if not paths:
         raise LPMInputError("sims-dir", str(folder), "a folder holding simulation files (*.toml); it has none")
     return [load_simulation(p) for p in paths]
