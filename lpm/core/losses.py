@@ -7,6 +7,9 @@ registered :class:`Loss` gives, in one place,
   for logits that stand for several copies (``multiplicity``: the grouped
   nuclear solver sees each distinct logit of a class once);
 * ``hvp``         — NumPy Hessian-vector products in the logits, row by row;
+  ``hvp_operator`` gives the same products for many vectors at one point,
+  in place and optionally in float32 (the factored nuclear solver's
+  conjugate gradients);
 * ``curvature``   — a bound c on the largest eigenvalue of the logit Hessian,
   which sets every 1/L step size in the project;
 * ``torch_value`` / ``torch_grad`` — the same on torch tensors (deep
@@ -96,6 +99,19 @@ class Loss:
         """Row k: ∇²L(Z[k], y_k) @ V[k]; Z, V of shape (m, K)."""
         raise NotImplementedError
 
+    def hvp_operator(self, Z, y, target: float = 1.0, dtype=np.float64):
+        """V ↦ :meth:`hvp` (Z, y, V, target) for many V at one Z.
+
+        What the Hessian needs at Z (the softmax, for CE) is computed once.
+        V must have the shape of Z and the given ``dtype`` (float32 for cheap,
+        approximate products); it is overwritten with the product, which is
+        returned.
+        """
+        def apply(V: np.ndarray) -> np.ndarray:
+            V[...] = self.hvp(Z, y, V, target)
+            return V
+        return apply
+
     def torch_value(self, Z, y, target: float = 1.0):
         """Per-row losses (m,) of torch logits Z (m, K) and long labels y (m,)."""
         raise NotImplementedError
@@ -133,6 +149,16 @@ class CrossEntropy(Loss):
         S = softmax(np.asarray(Z, dtype=np.float64))
         return S * V - S * np.sum(S * V, axis=-1, keepdims=True)
 
+    def hvp_operator(self, Z, y, target: float = 1.0, dtype=np.float64):
+        S = softmax(np.asarray(Z, dtype=np.float64)).astype(dtype, copy=False)
+        scratch = np.empty_like(S)  # reused by every product: no fresh K×K temporaries
+
+        def apply(V: np.ndarray) -> np.ndarray:  # s ⊙ v − s (sᵀv), row by row
+            V *= S
+            V -= np.multiply(S, V.sum(axis=-1, keepdims=True), out=scratch)
+            return V
+        return apply
+
     def torch_value(self, Z, y, target: float = 1.0):
         import torch.nn.functional as F  # already loaded whenever tensors are passed in
 
@@ -169,6 +195,16 @@ class DotRegression(Loss):
         E = _onehot_like(np.asarray(Z, dtype=np.float64), y)
         return self._factor(target) * E * np.sum(E * V, axis=-1, keepdims=True)
 
+    def hvp_operator(self, Z, y, target: float = 1.0, dtype=np.float64):
+        index, factor = np.asarray(y)[..., None], self._factor(target)
+
+        def apply(V: np.ndarray) -> np.ndarray:  # only the own logit: c·v_y e_y
+            own = factor * np.take_along_axis(V, index, axis=-1)[..., 0]
+            V.fill(0.0)
+            np.put_along_axis(V, index, np.asarray(own, dtype=V.dtype)[..., None], axis=-1)
+            return V
+        return apply
+
     def torch_value(self, Z, y, target: float = 1.0):
         return 0.5 * self._factor(target) * (_torch_own(Z, y) - target) ** 2
 
@@ -194,6 +230,9 @@ class SquaredError(Loss):
 
     def hvp(self, Z, y, V, target: float = 1.0) -> np.ndarray:
         return np.array(V, dtype=np.float64)
+
+    def hvp_operator(self, Z, y, target: float = 1.0, dtype=np.float64):
+        return lambda V: V  # the Hessian is the identity
 
     def torch_value(self, Z, y, target: float = 1.0):
         return 0.5 * ((Z - _torch_onehot(Z, y)) ** 2).sum(-1)

@@ -112,3 +112,22 @@ def test_multiplicity_counts_copies_of_a_logit(name):
     v_e, g_e = loss.value_grad(expanded, np.array([5]), 1.4)
     np.testing.assert_allclose(v_c, v_e, rtol=1e-14)
     np.testing.assert_allclose(g_c[0], g_e[0, [0, 2, 5]], rtol=1e-14, atol=1e-16)  # per copy
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_hvp_operator_repeats_hvp_in_place_and_in_float32(name):
+    """The factored nuclear solver's products: equal to ``hvp`` (float64, to rounding; float32, to its
+    precision), written into the vector passed in, and reusable at one point."""
+    loss, t = LOSSES[name], 1.7
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((6, 6)) * 2
+    y = rng.permutation(6)                                 # labels off the diagonal too
+    apply = loss.hvp_operator(Z, y, t)
+    for _ in range(2):
+        V = rng.standard_normal(Z.shape)
+        out = apply(V.copy())
+        np.testing.assert_allclose(out, loss.hvp(Z, y, V, t), rtol=1e-13, atol=1e-15)
+        V32 = V.astype(np.float32)
+        out32 = loss.hvp_operator(Z, y, t, dtype=np.float32)(V32)
+        assert out32 is V32 and out32.dtype == np.float32
+        np.testing.assert_allclose(out32, loss.hvp(Z, y, V, t), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,656 @@
+"""The nuclear-norm programs with many distinct class counts: Burer–Monteiro
+factors and Riemannian trust-region Newton.
+
+The two convex programs of the learnable LPM over a K×K logit matrix (row k
+= logits of class mean k, labels y = 0…K−1, p_k the class proportions):
+
+* the nuclear BALL of the class-average budgets (theory.md §4.2)
+
+      min_Z  f(Z) = Σ_k p_k L(Z[k], k)     s.t.  ‖Z‖_* ≤ ρ = K·sqrt(E_W E_H);
+
+* the nuclear PENALTY of weight decay (theory.md §9.1; Y = D^{1/2} Z, D = diag n_k)
+
+      min_Y  F(Y) = Σ_k p_k L(c_k Y[k], k) + μ‖Y‖_*,   c_k = n_k^{-1/2},  μ = sqrt(λ_W λ_H).
+
+:mod:`lpm.core.solvers.grouped` solves both in the subspace that the symmetry
+between equal-count classes leaves invariant, at O(m³) per iteration for m
+distinct counts. With many distinct counts (an exponential profile has m =
+K) that is a K×K SVD per iteration and hundreds of thousands of
+iterations; this engine takes over there (the dispatch rule is
+:func:`grouped_is_cheaper`, used by :class:`lpm.core.solvers.nuclear.NuclearSolver`).
+
+Method: factors Z = H Wᵀ of rank r (:class:`_Factored`), Riemannian
+trust-region Newton with exact Hessian-vector products (:func:`_trust_region`,
+:func:`_steihaug`), warm-started from a bucketed grouped solve, the rank
+grown along Frank–Wolfe directions until the exact certificate of
+:mod:`lpm.core.certificates` holds (:func:`_polish`). The solver then
+recovers (W, H) from the returned matrix and certifies that point again, so
+nothing here has to be trusted.
+
+Why it looks the way it does (learnable CE, exp profile R = 100, E_W = 1,
+E_H = 5; Hessian products = HVPs; measured on the standalone prototype):
+
+* Plain projected gradient is ill-conditioned (step 1/max p_k while tail
+  classes have tiny p_k) and needs a K×K SVD per step. But the optimum is
+  low rank: classes with p_k below λ ≈ ‖G‖₂ die (minority collapse), rank
+  45 of K = 100, 115 of 300, 331 of 1000. Factors of rank r cost O(K²r) per
+  product and no SVD at all.
+* The certificate is first order: at a stationary point gap ≈
+  sqrt(2ρ)·‖∇ℓ‖, while f − f* ≈ ‖∇ℓ‖². A relative gap of 1e-9 therefore
+  needs ‖∇ℓ‖ ~ 1e-11, i.e. f to ~1e-22: far below what f itself can show.
+  First-order and quasi-Newton methods, which are steered by f, stall there
+  (L-BFGS-B at K = 100 stops with gap 6e-8); Newton converges in the
+  gradient, quadratically.
+* The Hessian is ill-conditioned (κ ≈ 150 at K = 60 even diagonally
+  scaled). HVPs at K = 1000: diagonal preconditioner with random padding
+  columns 1186; rank grown along Frank–Wolfe directions instead 552; plus
+  the 2×2 block preconditioner that pairs H_ki with W_ki 325; plus periodic
+  rank checks 289–318.
+* Products run in float32 (twice as fast; the direction needs few digits,
+  :meth:`lpm.core.losses.Loss.hvp_operator`); the gradient, the steps and
+  the certificate stay in float64.
+* Warm start: classes merged into ≤ 64 buckets of nearby log-count, solved
+  by the grouped engine (:func:`lpm.core.solvers.grouped.fista`, O(64³) per
+  iteration) and factored without a K×K SVD (:func:`_grouped_factors`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..certificates import nuclear_certificate, penalised_nuclear_certificate
+from ..losses import CrossEntropy, softmax
+from ..problem import Problem
+from .grouped import Reduction, fista
+
+_log = logging.getLogger(__name__)
+
+#: Dispatch. With m groups of equal-count classes the grouped engine costs
+#: O(m³) per iteration (≈ 500 iterations) and the factored one O(K²·r) per
+#: Hessian product (r ≈ K/3 for long tails, a few hundred products), so the
+#: crossover grows like K. Measured on the prototype (one thread, CPU s,
+#: grouped vs factored): K = 100: m = 20: 0.11 vs 0.10, m = 33: 0.20 vs 0.11,
+#: m = 100: 1.34 vs 0.16; K = 1000: m = 64: 0.7 vs 4.5, m = 192: 6.4 vs ≈ 20,
+#: m = 256: 22 vs ≈ 22. Rule: grouped iff m ≤ max(GROUPED_MAX_GROUPS, GROUPED_FRACTION·K).
+GROUPED_MAX_GROUPS = 16
+GROUPED_FRACTION = 0.2
+#: Newton steps between two rank checks in :func:`_polish`
+ROUND = 6
+#: warm start: relative gap and iteration limit of the bucketed grouped solve
+WARM_TOL, WARM_MAX_ITER = 1e-7, 3000
+
+
+def grouped_is_cheaper(groups: int, K: int) -> bool:
+    """The dispatch rule: the grouped engine iff m ≤ max(16, K/5) (see GROUPED_MAX_GROUPS)."""
+    return groups <= max(GROUPED_MAX_GROUPS, GROUPED_FRACTION * K)
+
+
+@dataclass
+class FactoredResult:
+    """What :func:`solve_factored` found.
+
+    ``matrix``: Z (ball) or Y = D^{1/2} Z (weight decay), K×K;
+    ``relative_gap``: the engine's own certificate there (the solver
+    certifies the recovered point again).
+    """
+
+    matrix: np.ndarray
+    relative_gap: float
+    steps: int
+    products: int
+    rank: int
+    grown: int
+    warm_iterations: int
+    buckets: int
+
+    @property
+    def summary(self) -> str:
+        return (f"rank {self.rank} (+{self.grown} grown), {self.steps} Newton steps, {self.products} Hessian "
+                f"products; warm start {self.warm_iterations} grouped iterations on {self.buckets} buckets")
+
+
+# ====================================================================== the factored program
+@dataclass
+class _Point:
+    """A factored iterate x = [H; W] (shape 2×K×r) and what the model needs."""
+
+    x: np.ndarray
+    X: np.ndarray  # scaled logits c ⊙ (H Wᵀ), the loss's argument
+    f: float  # φ(H Wᵀ) (without the penalty)
+    G: np.ndarray  # ∇φ at Z = H Wᵀ
+    shift: float  # λ: Lagrange multiplier of the sphere (ball) or μ (penalty)
+    grad: np.ndarray  # Riemannian gradient of the Lagrangian (2×K×r)
+    grad_norm: float
+    cache: dict = field(default_factory=dict)  # operands in the working precision
+
+    @property
+    def H(self):
+        return self.x[0]
+
+    @property
+    def W(self):
+        return self.x[1]
+
+
+class _Factored:
+    """Burer–Monteiro form of either program, Z = H Wᵀ with H, W ∈ R^{K×r}.
+
+    ‖Z‖_* = min over factorizations of ½(‖H‖² + ‖W‖²), so
+
+    * ball:    min φ(H Wᵀ) on the sphere ‖H‖² + ‖W‖² = 2ρ (every Z with
+               ‖Z‖_* ≤ ρ has factors on it; at a CE optimum ‖Z‖_* = ρ and the
+               factors are balanced);
+    * penalty: min φ(H Wᵀ) + (μ/2)(‖H‖² + ‖W‖²), unconstrained.
+
+    Both have the Lagrangian ℓ = φ(H Wᵀ) + (λ/2)(‖H‖² + ‖W‖²) with λ = μ
+    (penalty) or λ = −⟨x, ∇φ⟩/‖x‖² (ball, least-squares multiplier). Its
+    gradient is (G W + λH, Gᵀ H + λW) and its Hessian-vector product
+
+        ∇²ℓ[A, B] = (D W + G B + λA, Dᵀ H + Gᵀ A + λB),  D = ∇²φ[A Wᵀ + H Bᵀ],
+
+    projected on the sphere's tangent space {⟨H, A⟩ + ⟨W, B⟩ = 0} for the
+    ball (the Riemannian Hessian of a sphere-constrained function).
+    Points and directions are stacked arrays [H; W] of shape 2×K×r. Here H and
+    W are the factors of the program's matrix (Z, or Y under weight decay),
+    not yet the model's classifier and features.
+    """
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.K = problem.K
+        self.loss, self.target, self.labels = problem.loss_fn, problem.dr_target, np.arange(self.K)
+        self.weights = problem.weights
+        if problem.regularised:
+            self.scale = 1.0 / np.sqrt(np.asarray(problem.counts, dtype=np.float64))
+            self.rho, self.mu = None, float(np.sqrt(problem.lambda_W * problem.lambda_H))
+        else:
+            self.scale = np.ones(self.K)
+            self.rho, self.mu = float(problem.nuclear_radius), None
+        self.gweights = self.weights * self.scale  # gradient row weights  p_k c_k
+        self.hweights = self.weights * self.scale**2  # Hessian row weights p_k c_k²
+        self.curvature = self.loss.curvature(self.target)
+        self._work: dict = {}
+        self._scratch: dict = {}
+
+    # ---------------------------------------------------------------- helpers
+    def axpy(self, alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """y += alpha·x in place, through one reusable buffer per shape and dtype
+        (fresh multi-megabyte temporaries cost page faults on every CG iteration)."""
+        scratch = self._scratch.get((x.shape, x.dtype))
+        if scratch is None:
+            scratch = self._scratch[(x.shape, x.dtype)] = np.empty_like(x)
+        np.multiply(x, alpha, out=scratch)
+        y += scratch
+        return y
+
+    def _buffers(self, dtype):
+        key = np.dtype(dtype).name
+        if key not in self._work:
+            self._work[key] = (np.empty((self.K, self.K), dtype), np.empty((self.K, self.K), dtype))
+        return self._work[key]
+
+    def retract(self, x: np.ndarray) -> np.ndarray:
+        if self.rho is None:
+            return x
+        return x * np.sqrt(2.0 * self.rho / np.vdot(x, x))
+
+    # ---------------------------------------------------------------- values
+    def _loss(self, X: np.ndarray):
+        return self.loss.value_grad(X, self.labels, self.target)
+
+    def point(self, x: np.ndarray) -> _Point:
+        x = np.ascontiguousarray(x)
+        H, W = x[0], x[1]
+        X = self.scale[:, None] * (H @ W.T)
+        values, G = self._loss(X)
+        G *= self.gweights[:, None]
+        grad = np.stack([G @ W, G.T @ H])
+        shift = self.mu if self.rho is None else -np.vdot(x, grad) / (2.0 * self.rho)
+        self.axpy(shift, x, grad)
+        return _Point(x, X, float(self.weights @ values), G, float(shift), grad,
+                      float(np.sqrt(np.vdot(grad, grad))))
+
+    def value(self, x: np.ndarray) -> float:
+        """The objective of the program (φ, plus the penalty for the penalty form)."""
+        values, _ = self._loss(self.scale[:, None] * (x[0] @ x[1].T))
+        penalty = 0.0 if self.rho is not None else 0.5 * self.mu * np.vdot(x, x)
+        return float(self.weights @ values) + penalty
+
+    def program_value(self, pt: _Point) -> float:
+        return pt.f if self.rho is not None else pt.f + 0.5 * self.mu * np.vdot(pt.x, pt.x)
+
+    # ---------------------------------------------------------------- geometry
+    def tangent(self, pt: _Point, d: np.ndarray) -> np.ndarray:
+        """Project d (in place) on the tangent space of the sphere."""
+        if self.rho is not None:
+            x = self._operands(pt, d.dtype)[5]
+            self.axpy(-float(np.vdot(x, d)) / (2.0 * self.rho), x, d)
+        return d
+
+    def principal(self, pt: _Point) -> _Point:
+        """The same point in the gauge where HᵀH + WᵀW is diagonal.
+
+        (H Q, W Q) has the same Z and norms for orthogonal Q. In this gauge
+        (the singular basis of Z, when the factors are balanced) a column is
+        one singular direction, so the block-diagonal preconditioner sees the
+        curvature of each direction instead of averages over mixed ones.
+        """
+        Q = np.linalg.eigh(pt.H.T @ pt.H + pt.W.T @ pt.W)[1]
+        return _Point(pt.x @ Q, pt.X, pt.f, pt.G, pt.shift, pt.grad @ Q, pt.grad_norm)
+
+    def horizontal(self, pt: _Point, d: np.ndarray) -> np.ndarray:
+        """Remove from d its component along the rotations (HΩ, WΩ), Ω skew.
+
+        Those directions carry zero gradient and zero curvature, but a
+        *linear* step along them moves Z at second order (H ΩΩᵀ Wᵀ), which the
+        model does not see. The component is the least-squares Ω:
+        S Ω + Ω S = C − Cᵀ with S = HᵀH + WᵀW, C = HᵀA + WᵀB; in the principal
+        gauge (:meth:`principal`) S is diagonal, so Ω_ij = (C − Cᵀ)_ij / (S_ii + S_jj).
+        """
+        norms = np.einsum("tki,tki->i", pt.x, pt.x)  # diagonal of S
+        C = pt.H.T @ d[0] + pt.W.T @ d[1]
+        pair = norms[:, None] + norms[None, :]
+        usable = pair > 1e-8 * norms.max(initial=0.0)  # rotations between vanishing columns: leave alone
+        omega = np.where(usable, (C - C.T) / np.where(usable, pair, 1.0), 0.0)
+        return d - pt.x @ omega
+
+    # ---------------------------------------------------------------- second order
+    def _operands(self, pt: _Point, dtype):
+        """H, W, G, the loss's Hessian operator and the row weights in the working
+        precision, cached per point."""
+        key = np.dtype(dtype).name
+        if key not in pt.cache:
+            x = pt.x.astype(dtype)
+            product = self.loss.hvp_operator(pt.X, self.labels, self.target, dtype=dtype)
+            pt.cache[key] = (x[0], x[1], pt.G.astype(dtype), product, self.hweights.astype(dtype)[:, None], x)
+        return pt.cache[key]
+
+    def hessian(self, pt: _Point, d: np.ndarray) -> np.ndarray:
+        """Riemannian Hessian of the Lagrangian applied to the tangent direction d.
+
+        Six K×K×r products, in the precision of d (float32 for search
+        directions: the caller never uses it for the gradient).
+        """
+        dtype = d.dtype
+        H, W, G, product, hw, _ = self._operands(pt, dtype)
+        V, T = self._buffers(dtype)  # K×K work arrays, reused
+        A, B = d[0], d[1]
+        np.matmul(A, W.T, out=V)
+        V += np.matmul(H, B.T, out=T)  # dZ (scaled logits: c_k enters through hw)
+        V = product(V)
+        V *= hw
+        out = np.empty(d.shape, dtype)
+        np.matmul(V, W, out=out[0])
+        out[0] += G @ B
+        np.matmul(V.T, H, out=out[1])
+        out[1] += G.T @ A
+        return self.axpy(pt.shift, d, self.tangent(pt, out))
+
+    def preconditioner(self, pt: _Point):
+        """2×2 block-diagonal approximation of the Hessian of the Lagrangian.
+
+        Entry (k, i) of H is paired with entry (k, i) of W. For CE the
+        diagonal is exact, w_k c_k² Var_{s_k}(W[:, i]) + λ for H and
+        Σ_k' w_k' c_k'² s_k'k(1 − s_k'k) H_k'i² + λ for W, and the coupling is
+        ∂²ℓ/∂H_ki∂W_ki = G_kk + w_k c_k² s_kk H_ki (W_ki − (S W)_ki). The
+        coupling matters near the rank boundary: for a weak class G_kk ≈ −p_k
+        while the diagonal is ≈ λ ≈ p_k, so moving h_k and w_k together is
+        almost free; a diagonal preconditioner cannot see that. Other losses
+        use their curvature bound for the diagonal and G_kk for the coupling.
+        Returns the blocks (a, b, c) of the matrix and of its inverse.
+        """
+        H, W = pt.H, pt.W
+        d = np.arange(self.K)
+        if isinstance(self.loss, CrossEntropy):  # in float32: a preconditioner needs few digits
+            S = softmax(pt.X).astype(np.float32)
+            H32, W32 = H.astype(np.float32), W.astype(np.float32)
+            hw = self.hweights.astype(np.float32)[:, None]
+            SW = S @ W32
+            dH = (hw * (S @ (W32 * W32) - SW**2)).astype(np.float64)
+            dW = ((hw * (S - S * S)).T @ (H32 * H32)).astype(np.float64)
+            cross = pt.G[d, d][:, None] + ((hw[:, 0] * S[d, d])[:, None] * H32 * (W32 - SW)).astype(np.float64)
+        else:
+            c = self.curvature * self.hweights
+            dH = c[:, None] * np.sum(W * W, axis=0)[None, :]
+            dW = np.ones_like(W) * (c @ (H * H))[None, :]
+            cross = np.repeat(pt.G[d, d][:, None], H.shape[1], axis=1)
+        floor = max(pt.shift, 1e-12 * max(dH.max(initial=0.0), dW.max(initial=0.0), 1e-300))
+        dH, dW = dH + floor, dW + floor
+        cross = np.clip(cross, -0.9 * np.sqrt(dH * dW), 0.9 * np.sqrt(dH * dW))  # keep each block SPD
+        det = dH * dW - cross**2
+        return (dH, cross, dW), (dW / det, -cross / det, dH / det)
+
+    # ---------------------------------------------------------------- certificate
+    def certify(self, pt: _Point) -> tuple[np.ndarray, float]:
+        """(matrix, relative gap) of the exact certificate of :mod:`lpm.core.certificates` at pt.
+
+        Ball: the Frank–Wolfe bound at Z = H Wᵀ (scaled by 1 − 1e-14 so that
+        ‖Z‖_* ≤ ½(‖H‖² + ‖W‖²) = ρ survives rounding). Weight decay: the
+        penalised bound at the model's (W, H) built from these factors
+        without an SVD, W = (λ_H/λ_W)^{1/4} B, h_k = n_k^{-1/2} (λ_W/λ_H)^{1/4} A_k,
+        whose penalty is (μ/2)(‖A‖² + ‖B‖²).
+        """
+        H, W = pt.H, pt.W
+        problem = self.problem
+        if self.rho is not None:
+            Z = (H @ W.T) * (1.0 - 1e-14)
+            return Z, float(nuclear_certificate(problem, Z).relative_gap)
+        c = (problem.lambda_W / problem.lambda_H) ** 0.25
+        certificate = penalised_nuclear_certificate(problem, W / c, self.scale[:, None] * H * c)
+        return H @ W.T, float(certificate.relative_gap)
+
+
+# ====================================================================== trust-region Newton
+def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: float, max_cg: int, dtype):
+    """Preconditioned truncated CG (Steihaug–Toint) on the Newton system
+    ∇²ℓ s = −∇ℓ in the tangent space, inside ‖s‖_M ≤ radius (M: the block
+    preconditioner). Stops at relative residual ``forcing``, at negative
+    curvature or at the boundary. For the ball the preconditioned residual is
+    projected M-orthogonally on the tangent space, which keeps every
+    iterate tangent and the M-norm recurrences valid.
+
+    All vectors are kept in ``dtype`` (float32 halves the memory traffic).
+    Returns (step (float64), predicted decrease of the model, on_boundary, iterations).
+    """
+    a, b, c = (m.astype(dtype) for m in precond[1])
+    x = problem._operands(pt, dtype)[5]
+    axpy = problem.axpy
+
+    def apply(r):
+        return np.stack([a * r[0] + b * r[1], b * r[0] + c * r[1]])
+
+    Px = apply(x)
+    xPx = float(np.vdot(x, Px))
+
+    def precondition(r):
+        z = apply(r)
+        return z if problem.rho is None else axpy(-float(np.vdot(x, z)) / xPx, Px, z)
+
+    g = pt.grad.astype(dtype)
+    s, r = np.zeros_like(g), -g
+    z = precondition(r)
+    p, rz = z, float(np.vdot(r, z))
+    ss, sp, pp = 0.0, 0.0, rz  # M-inner products of s and p
+    target = forcing * np.sqrt(float(np.vdot(r, r)))
+    it = 0
+    for it in range(1, max_cg + 1):
+        q = problem.hessian(pt, p)
+        curv = float(np.vdot(p, q))
+        alpha = rz / curv if curv > 0 else np.inf
+        if curv <= 0 or ss + 2 * alpha * sp + alpha * alpha * pp >= radius * radius:
+            tau = (-sp + np.sqrt(sp * sp + pp * (radius * radius - ss))) / pp  # reach the boundary
+            Hs = axpy(tau, q, -g - r)  # ∇²ℓ s = −g − r, plus τ q
+            s = axpy(tau, p, s)
+            return s.astype(np.float64), -float(np.vdot(g, s) + 0.5 * np.vdot(s, Hs)), True, it
+        axpy(alpha, p, s)
+        axpy(-alpha, q, r)
+        ss, sp = ss + 2 * alpha * sp + alpha * alpha * pp, sp + alpha * pp
+        if np.sqrt(float(np.vdot(r, r))) <= target:
+            break
+        z = precondition(r)
+        rz_new = float(np.vdot(r, z))
+        beta, rz = rz_new / rz, rz_new
+        p = axpy(beta, p, z)  # z + β p (z is fresh, so updating it in place is safe)
+        sp, pp = beta * sp, rz + beta * beta * pp
+    return s.astype(np.float64), -0.5 * float(np.vdot(g, s)), False, it  # model decrease ½⟨−g, s⟩
+
+
+def _trust_region(problem: _Factored, x: np.ndarray, stop_grad: float, max_iter: int, radius: float | None = None,
+                  start: _Point | None = None, max_cg: int = 500, mixed: bool = True):
+    """Riemannian trust-region Newton (Absil–Baker–Gallivan) on the factors.
+
+    Inexact Newton steps by :func:`_steihaug` with forcing term
+    min(0.1, sqrt(‖∇ℓ‖/‖∇ℓ₀‖)) (superlinear convergence), never tighter than
+    reaching stop_grad needs; the region grows ×2 on good boundary steps and
+    shrinks ×¼ when the model ratio < ¼. Near the optimum the decrease of φ
+    falls below rounding, so a step is then accepted when it lowers the
+    gradient norm. Hessian products run in float32 (``mixed``): only the
+    search direction depends on them, never the gradient, so the limit of
+    the iteration is unchanged; a rejected step in the rounding regime
+    switches to float64 for good. Steps are made horizontal
+    (:meth:`_Factored.horizontal`).
+
+    Stops when ‖∇ℓ‖ ≤ stop_grad or after max_iter steps. ``start``: the
+    point x already evaluated (it saves one gradient).
+    Returns (point, Newton steps, Hessian products, final radius).
+    """
+    pt = problem.principal(start if start is not None else problem.point(problem.retract(x)))
+    precond = problem.preconditioner(pt)
+    if radius is None:  # initial region: a tenth of the point's own M-norm
+        (dH, cross, dW), _ = precond
+        radius = 0.1 * np.sqrt(np.vdot(dH, pt.H**2) + 2 * np.vdot(cross, pt.H * pt.W) + np.vdot(dW, pt.W**2))
+    first, products, taken = pt.grad_norm, 0, 0
+    for taken in range(max_iter):
+        if pt.grad_norm <= stop_grad:
+            break
+        forcing = max(min(0.1, np.sqrt(pt.grad_norm / first)), min(0.5, 0.5 * stop_grad / pt.grad_norm))
+        dtype = np.float32 if mixed else np.float64
+        step, predicted, boundary, used = _steihaug(problem, pt, precond, radius, forcing, max_cg, dtype)
+        products += used
+        new = problem.point(problem.retract(pt.x + problem.horizontal(pt, step)))
+        value_old, value_new = problem.program_value(pt), problem.program_value(new)
+        ratio = (value_old - value_new) / max(predicted, 1e-300)
+        if predicted <= 1e-13 * max(1.0, abs(value_old)):  # below rounding: judge by the gradient
+            accept = new.grad_norm < pt.grad_norm
+            ratio = 1.0 if accept else 0.0
+            mixed = mixed and accept  # float32 directions no longer good enough
+        else:
+            accept = ratio > 0.1
+        if ratio < 0.25:
+            radius *= 0.25
+        elif ratio > 0.75 and boundary:
+            radius *= 2.0
+        _log.debug("tr %d: f %.15f |grad| %.3e -> %.3e cg %d ratio %.3f radius %.3e %s %s", taken + 1, pt.f,
+                   pt.grad_norm, new.grad_norm, used, ratio, radius, "accept" if accept else "reject",
+                   np.dtype(dtype).name)
+        if accept:
+            pt = problem.principal(new)
+            precond = problem.preconditioner(pt)
+    else:
+        taken = max_iter
+    return pt, taken, products, radius
+
+
+# ====================================================================== rank growth
+def _complement_pairs(G, H, W, count: int, power: int = 6, seed: int = 1, exact: bool = False):
+    """Top singular pairs of (I − P_H) G (I − P_W), P = projector on the
+    column space: the directions a rank-deficient iterate misses. At a
+    stationary point G is block diagonal in (range, complement) and its
+    in-range singular values all equal λ, so ‖G‖₂ > λ iff this block's top
+    value is. Randomised subspace iteration, or a dense SVD when ``exact``
+    (for excesses too small for the estimate; used only to steer)."""
+    Qh, Qw = np.linalg.qr(H)[0], np.linalg.qr(W)[0]
+    if exact:
+        C = G - Qh @ (Qh.T @ G)
+        C -= (C @ Qw) @ Qw.T
+        U, s, Vt = np.linalg.svd(C)
+        return U[:, :count], s[:count], Vt[:count].T
+
+    def op(X):
+        return G @ (X - Qw @ (Qw.T @ X))
+
+    Y = op(np.random.default_rng(seed).standard_normal((G.shape[1], count + 8)))
+    Y -= Qh @ (Qh.T @ Y)
+    for _ in range(power):
+        Q = np.linalg.qr(Y)[0]
+        Z = G.T @ (Q - Qh @ (Qh.T @ Q))
+        Z -= Qw @ (Qw.T @ Z)
+        Y = op(np.linalg.qr(Z)[0])
+        Y -= Qh @ (Qh.T @ Y)
+    Q = np.linalg.qr(Y)[0]
+    B = (G.T @ (Q - Qh @ (Qh.T @ Q))).T
+    B -= (B @ Qw) @ Qw.T
+    u, s, vt = np.linalg.svd(B, full_matrices=False)
+    return (Q @ u)[:, :count], s[:count], vt[:count].T
+
+
+def _grow_rank(problem: _Factored, x: np.ndarray, count: int, exact: bool = False):
+    """Append the columns a rank-deficient x = [H; W] misses.
+
+    The top singular pairs (u_j, v_j, σ_j) of G off the current column spaces
+    with σ_j > λ are directions of descent for the Lagrangian
+    (Z ← Z − t u vᵀ lowers φ by ≈ tσ and costs λt of nuclear norm). They
+    enter as columns (−a u_j, a v_j); the common size a is the best of a few
+    trial values (a saddle escape from tiny columns would take many short
+    Newton steps instead). Returns (x, columns added, the evaluated point or None).
+    """
+    pt = problem.point(problem.retract(x))
+    u, sigma, v = _complement_pairs(pt.G, pt.H, pt.W, count, exact=exact)
+    new = sigma > pt.shift
+    if not new.any():
+        return pt.x, 0, pt
+    columns = np.stack([-u[:, new], v[:, new]])
+    lipschitz = problem.curvature * problem.hweights.max()
+    trials = [np.sqrt((sigma[0] - pt.shift) / lipschitz) * np.array([0.3, 1.0, 3.0])]
+    if pt.H.shape[1]:
+        typical = np.sqrt(np.vdot(pt.H, pt.H) / pt.H.shape[1])  # norm of an average column
+        trials.append(typical * np.array([0.03, 0.1, 0.3, 0.6, 1.0]))
+    best = (problem.program_value(pt), 0.0)
+    for a in np.concatenate(trials):
+        best = min(best, (problem.value(problem.retract(np.concatenate([pt.x, a * columns], axis=2))), a))
+    a = best[1] if best[1] > 0 else 0.03 * np.sqrt((sigma[0] - pt.shift) / lipschitz)
+    return np.concatenate([pt.x, a * columns], axis=2), int(new.sum()), None
+
+
+def _polish(problem: _Factored, x: np.ndarray, tol: float, stop: float, max_iter: int):
+    """Rank growth, trust-region Newton and the exact certificate, repeated.
+
+    At a stationary point of rank r the gap is ρ(‖G‖₂ − λ) (ball) or
+    B(‖G‖₂ − μ) (penalty) up to O(‖∇ℓ‖): if the certificate fails there, the
+    rank is too small (:func:`_grow_rank` finds the directions) or the
+    stopping threshold too loose (it is divided by 10). The rank is also
+    re-checked every ``ROUND`` Newton steps: with tied weights the optimum's
+    singular values come in clusters, and a rank that cuts a cluster makes
+    the factored problem degenerate (Newton then stalls instead of
+    converging), so missing directions are best added early.
+    Returns (matrix, relative gap, point, Newton steps, Hessian products, rank growths).
+    """
+    steps = products = grown = 0
+    radius = None
+    matrix, relative_gap = np.zeros((problem.K, problem.K)), np.inf
+    exact = False
+    pt = None
+    for _ in range(4 * max_iter):
+        x, added, start = _grow_rank(problem, x, max(8, x.shape[2] // 10), exact)
+        exact = False
+        grown += added
+        if x.shape[2] == 0:  # nothing to grow: Z = 0 is optimal (penalty form, large μ)
+            pt = problem.point(x)
+            matrix, relative_gap = problem.certify(pt)
+            break
+        pt, used_steps, used_products, radius = _trust_region(
+            problem, x, stop, max(min(ROUND, max_iter - steps), 1), radius if not added else None, start)
+        steps, products = steps + used_steps, products + used_products
+        x = pt.x
+        if pt.grad_norm > stop and steps < max_iter:
+            continue  # not converged yet: check the rank, then go on
+        matrix, relative_gap = problem.certify(pt)
+        _log.debug("round: rank %d (+%d) rel gap %.3e |grad| %.3e multiplier %.4e", pt.H.shape[1], added,
+                   relative_gap, pt.grad_norm, pt.shift)
+        if relative_gap <= tol or steps >= max_iter or pt.shift <= 0:
+            break
+        if pt.grad_norm <= stop:  # stationary yet not certified: look harder, and closer
+            stop *= 0.1
+            exact = True
+    return matrix, relative_gap, pt, steps, products, grown
+
+
+# ====================================================================== warm start
+def _helmert(s: int) -> np.ndarray:
+    """s×(s−1) orthonormal basis of the vectors of R^s that sum to zero."""
+    j = np.arange(1, s)
+    Q = (np.arange(s)[:, None] < j[None, :]).astype(np.float64)
+    Q[j, j - 1] = -j
+    return Q / np.sqrt(j * (j + 1.0))
+
+
+def _grouped_factors(red: Reduction, alpha: np.ndarray, R: np.ndarray, rank_tol: float = 1e-10) -> np.ndarray:
+    """Balanced factors [H; W] (2×K×r) of the invariant matrix (α, R) without a K×K SVD.
+
+    The pieces α_a P_a and U_g R U_gᵀ (U_g = [u_a]) are mutually orthogonal,
+    so an SVD of the matrix is the union of R = U_R S V_Rᵀ (mapped by U_g)
+    and of |α_a| times an orthonormal basis Q_a of P_a's range (sign on one
+    side). Singular values below rank_tol·max are dropped.
+    """
+    K, m = red.K, len(red.size)
+    onehot = np.eye(m)[red.group] / red.root[red.group][:, None]  # U_g (K×m)
+    U, s, Vt = np.linalg.svd(R)
+    top = max(s.max(initial=0.0), np.abs(alpha).max(initial=0.0))
+    keep = s > rank_tol * top
+    left, right, values = [onehot @ U[:, keep]], [onehot @ Vt[keep].T], [s[keep]]
+    for a in np.flatnonzero((np.abs(alpha) > rank_tol * top) & (red.mult > 0)):
+        members = np.flatnonzero(red.group == a)
+        Q = np.zeros((K, len(members) - 1))
+        Q[members] = _helmert(len(members))
+        left.append(Q)
+        right.append(np.sign(alpha[a]) * Q)
+        values.append(np.full(len(members) - 1, abs(alpha[a])))
+    root = np.sqrt(np.concatenate(values))
+    return np.stack([np.hstack(left) * root, np.hstack(right) * root])
+
+
+def _buckets(K: int) -> int:
+    """Groups of the warm start: enough to land near the optimum, few enough
+    that its grouped solve stays cheap next to the Newton phase (measured:
+    K = 100 → 16, K ≥ 384 → 64)."""
+    return int(min(64, max(8, K // 6)))
+
+
+def bucket_labels(counts, buckets: int) -> np.ndarray:
+    """Classes binned into ≤ ``buckets`` groups of nearby log-count."""
+    logn = np.log(np.asarray(counts, dtype=np.float64))
+    span = logn.max() - logn.min()
+    if not span > 0:
+        return np.zeros(len(logn), dtype=int)
+    edges = np.linspace(logn.min(), logn.max(), buckets + 1)[1:-1]
+    return np.unique(np.digitize(logn, edges), return_inverse=True)[1].ravel()
+
+
+def bucketed_problem(problem: Problem, buckets: int) -> Problem:
+    """The problem with each class's count replaced by its bucket's mean count
+    (:func:`bucket_labels`): the proportions of a bucket are averaged and their
+    total kept, and the bucket's classes become exchangeable."""
+    counts = np.asarray(problem.counts, dtype=np.float64)
+    label = bucket_labels(counts, buckets)
+    mean = np.bincount(label, weights=counts) / np.bincount(label)
+    return problem.replace(counts=tuple(float(c) for c in mean[label]))
+
+
+def warm_start(problem: Problem, buckets: int) -> tuple[np.ndarray, int]:
+    """Factors [H; W] of the bucketed problem's optimum (grouped FISTA, to
+    relative gap WARM_TOL), and the FISTA iterations used."""
+    red = Reduction([bucketed_problem(problem, buckets)])
+    (alpha, R), _, iterations = fista(red, red.start(), WARM_TOL, WARM_MAX_ITER, 5)
+    return _grouped_factors(red, alpha[0], R[0]), int(iterations[0])
+
+
+# ====================================================================== entry point
+def solve_factored(problem: Problem, tol: float, max_steps: int = 500, buckets: int | None = None) -> FactoredResult:
+    """The ball (class-average budgets) or the penalty (weight decay) of a learnable
+    problem by Burer–Monteiro trust-region Newton.
+
+    1. warm start: :func:`warm_start` on ``buckets`` buckets (default :func:`_buckets`);
+    2. :func:`_polish`: rank growth and Newton, ball: to
+       ‖∇ℓ‖ ≤ tol·max(1, |f|)/(2 sqrt(2ρ)) (at a stationary balanced point
+       gap ≈ sqrt(2ρ)·‖∇ℓ‖ + ρ(‖G‖₂ − λ)); penalty: to
+       ‖∇ℓ‖ ≤ tol·F/(4(‖x‖ + B/‖x‖)), B = F/μ, the factor the certificate's
+       B·(‖G‖₂ − μ) term can amplify; then the exact certificate.
+
+    ``max_steps`` bounds the Newton steps. The result may be uncertified
+    (e.g. a ball whose optimum lies strictly inside, where the sphere is the
+    wrong constraint): the caller checks ``relative_gap``.
+    """
+    buckets = buckets or _buckets(problem.K)
+    x, warm = warm_start(problem, buckets)
+    engine = _Factored(problem)
+    if engine.rho is not None:
+        stop = 0.5 * tol * max(1.0, abs(engine.value(engine.retract(x)))) / np.sqrt(2.0 * engine.rho)
+    else:
+        value = engine.value(x)
+        size = np.sqrt(max(np.vdot(x, x), 1e-300))
+        stop = 0.25 * tol * max(1.0, abs(value)) / (size + value / engine.mu / size)
+    matrix, relative_gap, pt, steps, products, grown = _polish(engine, x, tol, stop, max_steps)
+    return FactoredResult(matrix=matrix, relative_gap=relative_gap, steps=steps, products=products,
+                          rank=int(pt.H.shape[1]), grown=grown, warm_iterations=warm, buckets=buckets)
