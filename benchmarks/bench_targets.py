@@ -217,9 +217,9 @@ def main() -> None:
             row("lpm compare, K=1000 run, loss rule", [result], target="<= 60 s")
 
     if args.out:
-        from lpm.core.io import write_atomic
+        from lpm.core.io import write_text_atomic
         from lpm.core.provenance import provenance
-        write_atomic(args.out, json.dumps({"rows": rows, "provenance": provenance()}, indent=2, default=str))
+        write_text_atomic(args.out, json.dumps({"rows": rows, "provenance": provenance()}, indent=2, default=str))
         print(f"wrote {args.out}")
 
 

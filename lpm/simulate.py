@@ -65,16 +65,20 @@ def pairings(classifiers: Sequence[str] | None = None, loss: str | None = None) 
 def build_problems(K: int | None = None, ratio: float | None = None, loss: str | None = None,
                    classifiers: Sequence[str] | None = None, profile: str | None = None, majority: int | None = None,
                    counts: Sequence[float] | None = None, E_W: float = 1.0, E_H: float = 5.0, d: int | None = None,
-                   budget: str | None = None, seed: int = 0) -> list[Problem]:
+                   budget: str | None = None, seed: int = 0, lambda_W: float | None = None,
+                   lambda_H: float | None = None) -> list[Problem]:
     """One Problem per setting of :func:`pairings`, all from the same counts:
     ``counts`` if given, else the ``profile`` (default step) with ``K``
-    classes (default 10) at imbalance ``ratio`` (default 100)."""
+    classes (default 10) at imbalance ``ratio`` (default 100). ``lambda_W``
+    and ``lambda_H`` (budget ``weight-decay``) go to every problem, except
+    that fixed classifiers, whose W is not trained, take no ``lambda_W``."""
     settings = pairings(classifiers, loss)
     for c, _ in settings:
         check_choice("classifier", c, CLASSIFIERS)
     if budget is not None:
         check_choice("budget", budget, BUDGETS)
-    common = dict(E_W=E_W, E_H=E_H, d=d, budget=budget, seed=seed)
+    common = dict(E_W=E_W, E_H=E_H, d=d, budget=budget, seed=seed, lambda_H=lambda_H)
+    decay = lambda c: {"lambda_W": lambda_W if c == "learnable" else None}  # noqa: E731
     if counts is not None:
         counts = list(counts)
         if K is not None and K != len(counts):
@@ -82,9 +86,11 @@ def build_problems(K: int | None = None, ratio: float | None = None, loss: str |
         for name, value in (("ratio", ratio), ("profile", profile)):
             if value is not None:
                 raise LPMInputError(name, value, "left out with counts (the counts fix the class sizes)")
-        return [Problem.from_counts(counts, classifier=c, loss=l, majority=majority, **common) for c, l in settings]
+        return [Problem.from_counts(counts, classifier=c, loss=l, majority=majority, **common, **decay(c))
+                for c, l in settings]
     return [Problem.from_profile(K=10 if K is None else K, ratio=100.0 if ratio is None else ratio,
-                                 profile=profile or "step", majority=majority, classifier=c, loss=l, **common)
+                                 profile=profile or "step", majority=majority, classifier=c, loss=l, **common,
+                                 **decay(c))
             for c, l in settings]
 
 

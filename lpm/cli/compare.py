@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..compare.budgets import BUDGET_RULES
+from ..compare.classes import FITTED_ABOVE
 from ..compare.runs import GROUPINGS
 from ..core.geometry import CENTERS
 from ..core.solvers import CERTIFYING
@@ -38,7 +39,9 @@ def compare_command(
                                            help="How budgets not given are chosen: 'norms' = the run's own "
                                                 "energies; for learnable heads, 'logits' = E_W*E_H from the nuclear "
                                                 "norm of the run's class-mean logits, 'loss' = E_W*E_H at which the "
-                                                "LPM's optimal loss equals the run's class-mean loss (CE)."),
+                                                "LPM's optimal loss equals the run's class-mean loss (CE), "
+                                                "'weight-decay' = the regularised model with lambda_W = the run's "
+                                                "weight decay (fixed heads: 'norms')."),
     solver: CertifyingSolver = typer.Option(CertifyingSolver("auto"), "--solver",
                                             help="Certifying back end; auto = the fastest one."),
     center: Optional[Center] = typer.Option(None, "--center", help="Centre of the class means (default: the "
@@ -46,6 +49,18 @@ def compare_command(
     groups: Groups = typer.Option(Groups("auto"), "--groups", help="Groups over epochs: majority/minority (auto when "
                                                                 "the run has K_A) or the run's head/medium/tail."),
     curve_points: int = typer.Option(9, "--curve-points", min=2, help="Ratios on each LPM curve against R."),
+    lambda_W: Optional[float] = typer.Option(None, "--lambda-W", help="With --budget-rule weight-decay: lambda_W "
+                                                                     "(default: the run's weight decay)."),
+    lambda_H: Optional[float] = typer.Option(None, "--lambda-H", help="With --budget-rule weight-decay: lambda_H "
+                                                                     "(default: from the balance lambda_W*||W||^2 = "
+                                                                     "lambda_H*sum_k n_k*||mu_k||^2 at the run)."),
+    minority_below: Optional[float] = typer.Option(None, "--minority-below",
+                                                   help="Minority = classes with fewer training samples than "
+                                                        "this (default: 20; step profiles: every class below "
+                                                        "the top count)."),
+    fitted_above: float = typer.Option(FITTED_ABOVE, "--fitted-above",
+                                       help="Classes whose final training accuracy is below this are flagged "
+                                            "unfitted and left out of the minority metrics."),
 ):
     """Set deep runs beside the layer-peeled model's optimum for the same class counts.
 
@@ -65,7 +80,8 @@ def compare_command(
         report = compare_runs(run_dirs, E_W=E_W, E_H=E_H, budget=None if budget is None else budget.value,
                               budget_rule=budget_rule.value, method=solver.value,
                               center=None if center is None else center.value, grouping=groups.value,
-                              curve_points=curve_points)
+                              curve_points=curve_points, lambda_W=lambda_W, lambda_H=lambda_H,
+                              minority_below=minority_below, fitted_above=fitted_above)
         paths = write_report(report, folder)
     for line in summary_lines(report):
         typer.echo(line)

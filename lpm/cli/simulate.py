@@ -39,6 +39,10 @@ def simulate_command(
     budget: Optional[Budget] = typer.Option(
         None, "--budget", help="Feature budget form for every column (default: class-average for learnable, "
                                "per-sample for fixed classifiers)."),
+    lambda_W: Optional[float] = typer.Option(None, "--lambda-W", help="Classifier weight decay lambda_W, with "
+                                                                     "--budget weight-decay (learnable only)."),
+    lambda_H: Optional[float] = typer.Option(None, "--lambda-H", help="Feature weight decay lambda_H, with "
+                                                                     "--budget weight-decay."),
     solver: SolverName = typer.Option(SolverName("auto"), "--solver", help="Back end; auto = the fastest "
                                                                            "certifying one."),
     cvx_solver: Optional[str] = typer.Option(None, "--cvx-solver", metavar="<name>",
@@ -61,6 +65,8 @@ def simulate_command(
     Examples:
       lpm simulate --K 10 --ratio 100
       lpm simulate --counts 500,500,5,5 --loss ce -o result.json
+      lpm simulate --counts 500,500,5,5 --loss ce --budget weight-decay \\
+        --lambda-W 5e-4 --lambda-H 5e-4
     """
     from .. import simulate as sim
     from ..core.io import write_text_atomic
@@ -82,7 +88,7 @@ def simulate_command(
             solver=solver.value, solver_settings=settings, K=K, ratio=ratio, loss=loss.value if loss else None,
             classifiers=[classifier.value] if classifier else None, profile=profile.value if profile else None,
             majority=majority, counts=count_list, E_W=E_W, E_H=E_H, d=d, budget=budget.value if budget else None,
-            seed=seed)
+            seed=seed, lambda_W=lambda_W, lambda_H=lambda_H)
         text = sim.to_json(results)
         if out is not None:
             write_text_atomic(out, text + "\n")

@@ -62,7 +62,7 @@ def _settings(items: list[str]) -> dict[str, dict]:
 
 
 def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d, solver,
-               seeds, settings, counts=None):
+               seeds, settings, counts=None, lambda_W=None, lambda_H=None):
     """A :class:`lpm.sweep.Grid` from the command's comma-separated options.
 
     With ``counts`` (one or more explicit count lists) the class sizes come
@@ -87,6 +87,7 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
         loss=_words("loss", loss, LOSS_NAMES), budget=_words("budget", budget, BUDGETS) or [None],
         ewh=_floats("ewh", ewh), E_W=_floats("EW", E_W), E_H=_floats("EH", E_H),
         d=_ints("d", d) or [None], solver=_words("solver", solver, SOLVER_CHOICES), seed=_ints("seeds", seeds),
+        lambda_W=_floats("lambda-W", lambda_W) or [None], lambda_H=_floats("lambda-H", lambda_H) or [None],
         solver_settings=_settings(settings), name="cli")
 
 
@@ -126,6 +127,10 @@ def sweep_command(
     E_W: str = typer.Option("1", "--EW", metavar="<list>", help="Classifier budgets E_W."),
     E_H: str = typer.Option("5", "--EH", metavar="<list>", help="Feature budgets E_H."),
     d: Optional[str] = typer.Option(None, "--d", metavar="<list>", help="Feature dimensions (default K)."),
+    lambda_W: Optional[str] = typer.Option(None, "--lambda-W", metavar="<list>",
+                                           help="Classifier weight decays, for --budget weight-decay."),
+    lambda_H: Optional[str] = typer.Option(None, "--lambda-H", metavar="<list>",
+                                           help="Feature weight decays, for --budget weight-decay."),
     solver: str = typer.Option("auto", "--solver", metavar=_among(SOLVER_CHOICES), help="Back ends."),
     seeds: str = typer.Option("0", "--seeds", metavar="<list>",
                               help="Seeds (fixed-classifier draw and gradient init), e.g. 0,1,2."),
@@ -163,7 +168,7 @@ def sweep_command(
     with user_errors():
         check_output_path("out", out, "folder")
         grid = build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d,
-                          solver, seeds, setting, counts=counts)
+                          solver, seeds, setting, counts=counts, lambda_W=lambda_W, lambda_H=lambda_H)
         try:
             with make_executor(jobs, cluster) as executor:  # closed (workers stopped) however the sweep ends
                 report = run_cells(grid, out, executor=executor, progress=progress, retry_failed=retry_failed,

@@ -112,10 +112,13 @@ class Problem:
         if self.loss.startswith("dr"):
             raise LPMInputError("loss", self.loss, "'ce' or 'mse' with budget='weight-decay' (DR's target "
                                                    "sqrt(E_W E_H) is set by the norm budgets, theory.md §5)")
-        set_("lambda_H", check_number("lambda_H", self.lambda_H, low=MIN_BUDGET, high=MAX_BUDGET))
-        if self.classifier == "learnable":
-            set_("lambda_W", check_number("lambda_W", self.lambda_W, low=MIN_BUDGET, high=MAX_BUDGET))
-        elif self.lambda_W is not None:
+        needed = ("lambda_W", "lambda_H") if self.classifier == "learnable" else ("lambda_H",)
+        for name in needed:
+            if getattr(self, name) is None:
+                raise LPMInputError(name, None, f"a number >= {MIN_BUDGET:g} and <= {MAX_BUDGET:g}, given with "
+                                                f"budget='weight-decay' (the weight-decay coefficient)")
+            set_(name, check_number(name, getattr(self, name), low=MIN_BUDGET, high=MAX_BUDGET))
+        if self.classifier != "learnable" and self.lambda_W is not None:
             raise LPMInputError("lambda_W", self.lambda_W, f"left unset for the fixed classifier "
                                                           f"'{self.classifier}' (W is not trained)")
 

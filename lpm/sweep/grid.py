@@ -115,6 +115,9 @@ class Grid:
     ``solver_settings`` maps a solver name to the settings it gets (e.g.
     ``{"gradient": {"steps": 2000}}``); a seed goes to the problem (fixed
     classifier draw) and, when the solver has a ``seed`` setting, to it too.
+    ``lambda_W`` and ``lambda_H`` are the weight-decay coefficients of the
+    cells whose budget is ``weight-decay`` (theory.md §9; fixed classifiers
+    take no ``lambda_W``); other cells ignore them.
     """
 
     ratio: Sequence[float] = (100.0,)
@@ -131,6 +134,8 @@ class Grid:
     solver: Sequence[str] = ("auto",)
     seed: Sequence[int] = (0,)
     counts: Sequence[Sequence[float]] | None = None
+    lambda_W: Sequence[float | None] = (None,)
+    lambda_H: Sequence[float | None] = (None,)
     solver_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     name: str = "grid"
 
@@ -175,9 +180,23 @@ class Grid:
         for KA, clf, loss, budget, (ew, eh), d, solver, sizes, seed in axes:
             problem = {**sizes, "majority": KA, "classifier": clf, "loss": loss, "budget": budget,
                        "E_W": ew, "E_H": eh, "d": d, "seed": seed}
-            spec = {"problem": problem, "solver": solver, "settings": dict(self.solver_settings.get(solver, {}))}
-            out.append(Cell("solve", spec, self.name))
+            for decay in self._decays(budget, clf):
+                spec = {"problem": {**problem, **decay}, "solver": solver,
+                        "settings": dict(self.solver_settings.get(solver, {}))}
+                out.append(Cell("solve", spec, self.name))
         return out
+
+    def _decays(self, budget: str | None, classifier: str) -> list[dict[str, Any]]:
+        """The weight-decay coefficients of one cell: none unless its budget is
+        ``weight-decay`` (so other cells keep their identities), else λ_W × λ_H
+        (λ_H only for fixed classifiers)."""
+        if budget != "weight-decay":
+            return [{}]
+        def lam(v):  # numbers canonical; anything else goes on to the Problem's check
+            return canonical_float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        W = (None,) if classifier != "learnable" else tuple(dict.fromkeys(lam(w) for w in self.lambda_W))
+        return [{"lambda_W": w, "lambda_H": h} if w is not None else {"lambda_H": h}
+                for w in W for h in dict.fromkeys(lam(h) for h in self.lambda_H)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, **asdict(self)}

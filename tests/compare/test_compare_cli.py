@@ -84,6 +84,26 @@ def test_compare_cli_on_a_trained_run(smoke, tmp_path):
     assert problem.majority == config["data"]["majority"]
 
 
+
+def test_compare_cli_weight_decay_rule_and_class_options(smoke, tmp_path):
+    """The options of the library reach it from the command line: the weight-decay model with the
+    user's lambda_W, lambda_H, and the minority and fitted thresholds, each stated in the table."""
+    run_dir = smoke.out_dir / "runs" / "learnable-ce_R20_seed0"
+    out = tmp_path / "cmp"
+    res = runner.invoke(app, ["compare", str(run_dir), "-o", str(out), "--budget-rule", "weight-decay",
+                              "--lambda-W", "0.001", "--lambda-H", "0.002", "--minority-below", "7",
+                              "--fitted-above", "0.25"])
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(out / "distances.csv").iloc[0]
+    assert (row["budget"], row["lambda_W"], row["lambda_H"]) == ("weight-decay", 0.001, 0.002)
+    assert row["budget_source"] == "lambda_W = 0.001 set by the user; lambda_H = 0.002 set by the user"
+    assert row["minority_rule"].startswith("minority: classes with fewer than 7 training samples")
+    assert row["minority_rule"].endswith("unfitted: training accuracy below 0.25")
+    res = runner.invoke(app, ["compare", str(run_dir), "-o", str(out), "--fitted-above", "2"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == "Error: The 'fitted_above' parameter must be a number >= 0 and <= 1. Got 2.0 instead."
+
+
 def _broken_copy(smoke, tmp_path, name):
     folder = tmp_path / name
     shutil.copytree(smoke.out_dir / "runs" / "etf-dr_R20_seed0", folder)

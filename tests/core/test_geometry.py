@@ -165,3 +165,17 @@ def test_geometry_of_a_k1000_solution_fits_in_o_k2_memory():
         tracemalloc.stop()
     assert peak < 25 * K * K * 8, f"peak {peak / 2**20:.0f} MiB"
     assert m["feature_angle_collapse_index"] > 0 and np.isfinite(m["collapse_index"])
+
+
+def test_mean_pairwise_distance_counts_identical_rows_with_their_multiplicity():
+    """Merged rows (bitwise equal, as solvers return them) give exact zeros, and the mean over
+    all pairs equals the brute-force mean, for large offsets too (no cancellation)."""
+    from lpm.core.geometry.metrics import mean_pairwise_distance
+
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((4, 6))
+    V = np.vstack([base[[0, 0, 0, 1, 2, 2, 3]], base[1] + 1e-9]) + 1e6   # far from the origin
+    brute = np.mean([np.linalg.norm(V[a] - V[b]) for a in range(len(V)) for b in range(a + 1, len(V))])
+    assert mean_pairwise_distance(V) == pytest.approx(brute, rel=1e-9)
+    assert mean_pairwise_distance(np.repeat(base[:1], 5, axis=0)) == 0.0
+    assert mean_pairwise_distance(np.zeros((500, 1000))) == 0.0

@@ -76,7 +76,8 @@ def test_counts_must_match_and_be_positive():
     (lambda: Problem.from_profile(K=10, ratio=100, E_W=1e308),
      "The 'E_W' parameter must be a number >= 1e-08 and <= 1e+08. Got 1e+308 instead."),
     (lambda: Problem.from_counts([5.0, 5.0], budget="weight-decay", lambda_W=1.0),
-     "The 'lambda_H' parameter must be a number >= 1e-08 and <= 1e+08. Got None instead."),
+     "The 'lambda_H' parameter must be a number >= 1e-08 and <= 1e+08, given with budget='weight-decay' "
+     "(the weight-decay coefficient). Got None instead."),
     (lambda: Problem.from_counts([5.0, 5.0], loss="dr", budget="weight-decay", lambda_W=1.0, lambda_H=1.0),
      "The 'loss' parameter must be 'ce' or 'mse' with budget='weight-decay' (DR's target sqrt(E_W E_H) is set "
      "by the norm budgets, theory.md §5). Got 'dr' instead."),

@@ -112,22 +112,32 @@ _BLOCK_ENTRIES = 1 << 22
 def mean_pairwise_distance(V: np.ndarray) -> float:
     """Mean of ‖v_i − v_j‖ over the pairs i < j of the rows of V (m×d).
 
-    Distances come from the Gram matrix, ‖v_i − v_j‖² = ‖v_i‖² + ‖v_j‖² − 2 v_iᵀv_j
-    (O(m²) memory), except for pairs so close that this would cancel
-    (squared distance below 1e-6 of the squared norms): those are recomputed
-    from the exact differences, a block at a time, so merged rows give 0.
+    Identical rows (a merged group, as the solvers return it) are counted
+    once with their multiplicity: their pairs contribute exactly 0. Among the
+    distinct rows, distances come from the Gram matrix of the rows centred at
+    their mean (distances do not change), ‖v_i − v_j‖² = ‖v_i‖² + ‖v_j‖² −
+    2 v_iᵀv_j (O(m²) memory), except for pairs so close that this would
+    cancel (squared distance below 1e-6 of the squared centred norms): those
+    are recomputed from the exact differences, a block at a time.
     """
     m = len(V)
-    sq = np.einsum("ij,ij->i", V, V)
-    i, j = np.triu_indices(m, 1)
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * (V @ V.T))[i, j]
+    if m < 2:
+        return 0.0
+    U, multiplicity = np.unique(V, axis=0, return_counts=True)
+    if len(U) < 2:
+        return 0.0
+    U = U - U.mean(axis=0)
+    sq = np.einsum("ij,ij->i", U, U)
+    i, j = np.triu_indices(len(U), 1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * (U @ U.T))[i, j]
     dist = np.sqrt(np.maximum(d2, 0.0))
     close = np.flatnonzero(d2 <= 1e-6 * (sq[i] + sq[j]))
-    block = max(1, _BLOCK_ENTRIES // max(V.shape[1], 1))
+    block = max(1, _BLOCK_ENTRIES // max(U.shape[1], 1))
     for start in range(0, len(close), block):
         pairs = close[start:start + block]
-        dist[pairs] = np.linalg.norm(V[i[pairs]] - V[j[pairs]], axis=1)
-    return float(dist.mean())
+        dist[pairs] = np.linalg.norm(U[i[pairs]] - U[j[pairs]], axis=1)
+    weight = multiplicity[i] * multiplicity[j].astype(np.float64)
+    return float(np.dot(weight, dist) / (m * (m - 1) / 2))
 
 
 def collapse_index(V, group) -> float | None:
