@@ -22,11 +22,8 @@ of two checkpoints.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -34,7 +31,7 @@ import numpy as np
 import torch
 
 from lpm.core.errors import LPMInputError
-from lpm.core.io import write_atomic
+from lpm.core.io import copy_atomic, write_atomic
 
 from . import run_format as rf
 
@@ -48,25 +45,8 @@ def save_atomic(obj, path) -> None:
     :func:`lpm.core.io.write_atomic` (temporary file, fsync, rename)."""
     path = Path(path)
     if path.is_file():
-        _keep_previous(path, path.with_name(rf.PREVIOUS_CHECKPOINT_FILE))
+        copy_atomic(path, path.with_name(rf.PREVIOUS_CHECKPOINT_FILE))
     write_atomic(path, lambda fh: torch.save(obj, fh))
-
-
-def _keep_previous(path: Path, previous: Path) -> None:
-    """Make ``previous`` a complete copy of ``path``, atomically (link or copy to a temporary name, rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{previous.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.unlink(tmp)
-        try:
-            os.link(path, tmp)
-        except OSError:  # file systems without hard links
-            shutil.copyfile(path, tmp)
-        os.replace(tmp, previous)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def capture_rng(data_rng: np.random.Generator) -> dict:

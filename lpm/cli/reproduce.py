@@ -10,7 +10,7 @@ import typer
 
 from ..core.errors import LPMInputError
 from ..core.io import check_output_path
-from ._common import interrupted, user_errors
+from ._common import CLUSTER_HELP, JOBS_HELP, interrupted, user_errors
 
 
 def reproduce_command(
@@ -21,11 +21,10 @@ def reproduce_command(
         help="Output folder, created (default results/NAME; with 'all', one subfolder per name)."),
     jobs: Optional[int] = typer.Option(
         None, "--jobs", "-j", min=1,
-        help="Local worker processes (default: one per usable core; small, light grids run in this process)."),
+        help=JOBS_HELP),
     cluster: Optional[str] = typer.Option(
         None, "--cluster", metavar="<local:N|address>",
-        help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
-             "(needs lpm's 'distributed' extra)."),
+        help=CLUSTER_HELP),
     runs_dir: Optional[Path] = typer.Option(
         None, "--runs-dir", metavar="<folder>",
         help="Folder for deep-run folders (default OUT/runs). Give one on a file system that every worker "

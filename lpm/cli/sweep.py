@@ -14,7 +14,7 @@ from ..core.problem import BUDGETS, CLASSIFIERS
 from ..core.profiles import PROFILES
 from ..core.io import check_output_path
 from ..core.solvers import SOLVER_CHOICES
-from ._common import interrupted, parse_counts, parse_float_list, user_errors
+from ._common import CLUSTER_HELP, JOBS_HELP, interrupted, parse_counts, parse_float_list, user_errors
 
 
 def _words(name: str, text: str | None, choices=None) -> list | None:
@@ -139,11 +139,10 @@ def sweep_command(
         help="Solver setting (repeatable), e.g. gradient.steps=2000."),
     jobs: Optional[int] = typer.Option(
         None, "--jobs", "-j", min=1,
-        help="Local worker processes (default: one per usable core; small, light grids run in this process)."),
+        help=JOBS_HELP),
     cluster: Optional[str] = typer.Option(
         None, "--cluster", metavar="<local:N|address>",
-        help="Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
-             "(needs lpm's 'distributed' extra). Workers send results back; no shared disk needed."),
+        help=CLUSTER_HELP + " Workers send results back; no shared disk needed."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun cells that failed before."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ):

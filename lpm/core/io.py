@@ -4,13 +4,29 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
 from .errors import LPMInputError
+
+
+@contextmanager
+def _temporary_beside(path: Path):
+    """A fresh temporary name in ``path``'s folder (the file exists, empty), removed
+    again if the block fails; the block renames it into place when it succeeds."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool = True) -> None:
@@ -21,19 +37,27 @@ def write_atomic(path: Path | str, write: Callable[[BinaryIO], Any], durable: bo
     a power cut the new one may be empty (its reader must treat that as absent)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with _temporary_beside(path) as tmp:
+        with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual mode
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+
+def copy_atomic(source: Path | str, target: Path | str) -> None:
+    """Make ``target`` a complete copy of ``source``, atomically: a hard link (or,
+    on file systems without links, a copy) under a temporary name, then a rename."""
+    source, target = Path(source), Path(target)
+    with _temporary_beside(target) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:  # file systems without hard links
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
 
 
 def _umask() -> int:

@@ -89,10 +89,19 @@ def _pair_color(head: str, loss: str) -> str:
     return PAIR_COLORS.get((head, loss), "#444444")
 
 
+def _curve_parameters(curve: pd.DataFrame, regularised: bool) -> str:
+    """The curve's budgets, or its weight-decay coefficients for the regularised model."""
+    if regularised:
+        lw, lh = (float(pd.to_numeric(curve[c]).iloc[0]) for c in ("lambda_W", "lambda_H"))
+        return f"weight decay $\\lambda_W$={lw:.2g}, $\\lambda_H$={lh:.2g}"
+    return f"$E_W$={curve['E_W'].iloc[0]:.3g}, $E_H$={curve['E_H'].iloc[0]:.3g}"
+
+
 def plot_collapse_vs_ratio(table: pd.DataFrame, ax=None):
     """Collapse index and minority classifier cosine against R: LPM curves (lines, one per
-    head × loss family), the runs (filled markers) and the LPM at each run's own budgets
-    (open markers). Table from :func:`lpm.compare.collapse_table`."""
+    head × loss family), the runs (small filled squares, drawn on top) and the LPM at each run's
+    own budgets or weight-decay coefficients (large rings): a run on its LPM point sits inside its
+    ring. Table from :func:`lpm.compare.collapse_table`."""
     columns = (("collapse_index", "collapse index (1 = ETF, 0 = merged)", "(a) norm-aware collapse index"),
                ("classifier_minority_cos", "mean minority classifier cosine", "(b) minority classifier cosine"))
     t = table.copy()
@@ -103,13 +112,16 @@ def plot_collapse_vs_ratio(table: pd.DataFrame, ax=None):
             color, name = _pair_color(head, loss), f"{head} + {loss.upper()}"
             curve, deep, own = (fam[fam["source"] == s].sort_values("ratio") for s in ("lpm", "deep", "lpm-run"))
             for axis, (col, _, _) in zip(axes, columns):
+                regularised = "lambda_W" in fam and pd.to_numeric(fam["lambda_W"], errors="coerce").notna().any()
                 if len(curve):
-                    budgets = f"$E_W$={curve['E_W'].iloc[0]:.3g}, $E_H$={curve['E_H'].iloc[0]:.3g}"
-                    axis.plot(curve["ratio"], pd.to_numeric(curve[col]), color=color, label=f"LPM, {name} ({budgets})")
+                    axis.plot(curve["ratio"], pd.to_numeric(curve[col]), color=color,
+                              label=f"LPM, {name} ({_curve_parameters(curve, regularised)})")
                 axis.plot(own["ratio"], pd.to_numeric(own[col]), linestyle="none", marker="o", markerfacecolor="none",
-                          color=color, markersize=7, label=f"LPM at each run's budgets, {name}")
-                axis.plot(deep["ratio"], pd.to_numeric(deep[col]), linestyle="none", marker="s", color=color,
-                          label=f"deep runs, {name}")
+                          color=color, markersize=10, markeredgewidth=1.5,
+                          label=f"LPM at each run's {'coefficients' if regularised else 'budgets'}, {name}")
+                # small squares drawn above the rings, so a run that sits on its LPM point shows inside it
+                axis.plot(deep["ratio"], pd.to_numeric(deep[col]), linestyle="none", marker="s", markersize=4.5,
+                          color=color, zorder=4, label=f"deep runs, {name}")
         K = int(t["K"].iloc[0]) if len(t) else 2
         etf_line(axes[1], K)
         for axis, (_, ylabel, title) in zip(axes, columns):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..core.problem import CLASSIFIERS
 from .style import LOSS_COLORS, figure_legend, line_with_band, panels, style
 from .tables import aggregate
 
-CLASSIFIER_ORDER = ("learnable", "fixed-etf", "fixed-random")
 ROWS = (
     ("feature_norm", r"feature norm $\|h_k\|$"),
     ("classifier_norm", r"classifier norm $\|w_k\|$"),
@@ -34,7 +34,7 @@ def plot_long_tailed(table: pd.DataFrame, ax=None):
         t = t[t["outcome"] == "ok"]
     if t.empty:
         raise ValueError("figure 6 needs per-class rows")
-    modes = [c for c in CLASSIFIER_ORDER if c in set(t["classifier"])]
+    modes = [c for c in CLASSIFIERS if c in set(t["classifier"])]
     dashes = {"class-average": "-", "per-sample": "--"}
     K = int(t["K"].iloc[0])
     with style():

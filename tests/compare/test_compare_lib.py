@@ -265,3 +265,27 @@ def test_inconsistent_arrays_are_refused(tmp_path, learnable_optimum):
     folder = write_run(tmp_path / "bad", means[:5], W[:5], COUNTS)
     with pytest.raises(LPMInputError, match=r"^The 'class_means' parameter of run bad must be a K×d array"):
         load_run_geometry(folder)
+
+
+def test_collapse_figure_names_the_weight_decay_coefficients_of_a_regularised_curve():
+    """A weight-decay LPM curve is labelled with its λ_W, λ_H (its E_W, E_H are not used), a
+    constrained one with its budgets."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from lpm.figures.compare import plot_collapse_vs_ratio
+
+    def rows(head, loss, E, lam):
+        base = dict(dataset="d", head=head, loss=loss, K=4, E_W=E, E_H=E, lambda_W=lam, lambda_H=lam and 2e-7,
+                    collapse_index=0.5, classifier_minority_cos=0.0)
+        return [{**base, "source": s, "ratio": r} for s in ("lpm", "deep", "lpm-run") for r in (10.0, 100.0)]
+
+    table = pd.DataFrame(rows("learnable", "ce", 1.0, 5e-4) + rows("fixed-etf", "dr", 2.0, None))
+    fig = plot_collapse_vs_ratio(table)
+    labels = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
+    labels |= {label for axis in fig.axes for label in axis.get_legend_handles_labels()[1]}
+    plt.close(fig)
+    assert r"LPM, learnable + CE (weight decay $\lambda_W$=0.0005, $\lambda_H$=2e-07)" in labels
+    assert "LPM at each run's coefficients, learnable + CE" in labels
+    assert "LPM, fixed-etf + DR ($E_W$=2, $E_H$=2)" in labels
+    assert "LPM at each run's budgets, fixed-etf + DR" in labels

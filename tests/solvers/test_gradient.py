@@ -101,7 +101,7 @@ def test_trajectory_spacing_monotone_loss_and_angle_to_optimum():
     p = etf_problem(100)
     sol = get_solver("gradient", steps=200, record_every=7, tol=0.0).run(p)
     traj = sol.trajectory.as_dict()
-    assert traj["iteration"] == list(range(0, 200, 7))
+    assert traj["iteration"] == [*range(0, 200, 7), 200]                 # and the returned iterate
     loss = np.array(traj["loss"])
     assert loss[0] > loss[-1] and np.max(np.diff(loss)) <= 1e-14     # step 1/L: descent never goes up
     np.testing.assert_allclose(loss[-1], get_solver("analytic").run(p).objective, atol=1e-12)

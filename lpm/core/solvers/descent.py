@@ -90,6 +90,10 @@ class Descent:
                 iterations = t + 1
                 message = f"converged: relative step {change:.2e} <= tol={cfg['tol']:g} after {t + 1} steps"
                 break
+        if not record_iterations or record_iterations[-1] != iterations:
+            Z = self.F @ self.W.T                             # the returned iterate is always recorded
+            record_iterations.append(iterations)
+            self._record(Z, self._logit_grad(Z), records, snapshots)
         end_value = self._objective()
         if not message.startswith("diverged") and end_value > start_value * (1 + 1e-9) + 1e-12:
             message = (f"diverged: the objective rose from {start_value:.6g} to {end_value:.6g} (the step size, "

@@ -42,7 +42,7 @@ lr: 1 (gd), 0.01 (adam). ``batch_fraction`` < 1 makes either stochastic
 vectors (the classifier's gradient rescaled to stay unbiased).
 
 Recording. ``record_every`` steps (or ``"log"``: every step up to 200, then
-every t/200 steps) the loss is recorded and, for fixed classifiers, the
+every t/200 steps), and at the returned iterate, the loss is recorded and, for fixed classifiers, the
 largest and the mean angle of the class means to the optimum and the
 distance to it (measured as the run goes where the optimum has a closed
 form). ``stop_angle`` stops the run once the mean angle is below it (used to
