@@ -137,3 +137,39 @@ def _draw_crossovers(axis, found: dict) -> None:
     if found.get("predicted"):
         axis.axvline(found["predicted"], color="0.25", linewidth=1.0, linestyle=":",
                      label="crossover, predicted (theory.md §12)")
+
+
+def crossover_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Every crossover the map shows, one row per threshold, budget form, R, DR form and step
+    choice (``own``: lr = 1; ``best``: the best step of the grid): the E_W·E_H beyond which that
+    DR form needs fewer iterations than CE (``measured``; empty where the DR form never reaches the
+    threshold within the cap, or never overtakes CE), DR's iteration count there, and, for the
+    paper form with its own step, the crossover predicted by :func:`crossovers` (theory.md §12).
+    ``python -m lpm.figures.convergence_map results/convergence-map/results.csv`` prints it."""
+    t = ok_rows(table)
+    t = t[t["task"] == "convergence"] if "task" in t else t
+    K = int(t["K"].iloc[0])
+    rows = []
+    for threshold, column in _threshold_columns(t):
+        for (budget, ratio), panel in t.groupby(["budget", "ratio"]):
+            it = iteration_table(panel, column)
+            predicted = crossovers(it, threshold, K)["predicted"]
+            for step, chosen in (("own", it[it["lr"] == 1.0]), ("best", best_of_grid(it))):
+                ce = chosen[chosen["form"] == "ce"].set_index("ewh").sort_index()
+                for form in ("dr", "dr-released"):
+                    dr = chosen[(chosen["form"] == form) & ~chosen["censored"]]
+                    t_dr = float(dr["iterations"].median()) if len(dr) else None
+                    measured = (crossing(ce.index, np.full(len(ce), t_dr), ce["iterations"])
+                                if t_dr is not None and len(ce) else None)
+                    rows.append({"threshold": threshold, "budget": budget, "ratio": ratio, "dr_form": form,
+                                 "step": step, "dr_iterations": t_dr, "measured": measured,
+                                 "predicted": predicted if (form, step) == ("dr", "own") else None})
+    return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":  # print the crossovers of a finished convergence-map table
+    import sys
+
+    with pd.option_context("display.width", 160, "display.max_rows", 200):
+        found = crossover_table(pd.read_csv(sys.argv[1])).round({"dr_iterations": 0, "measured": 1, "predicted": 1})
+        print(found.to_string(index=False))

@@ -128,7 +128,7 @@ def test_convergence_map_claim(run):
     so CE reaches 1e-2 first at small budgets and DR at large ones; the crossover lies where the
     curvature argument puts it."""
     from lpm.core.rates import fitted_start, predicted_crossover
-    from lpm.figures.convergence_map import crossovers, iteration_table
+    from lpm.figures.convergence_map import crossover_table, crossovers, iteration_table
 
     result = run("convergence-map")
     _figures_written(result)
@@ -150,6 +150,12 @@ def test_convergence_map_claim(run):
     # the prediction uses one constant, fitted at E_W·E_H = 20, and DR's measured count
     start = fitted_start(20.0, K, 1e-2, at("ce", 20.0, coarse))
     assert predicted_crossover(K, 1e-2, start, at("dr", 0.5, coarse)) == pytest.approx(found["predicted"])
+    # the printed crossover table (python -m lpm.figures.convergence_map) gives the same numbers
+    listed = crossover_table(t).set_index(["threshold", "budget", "dr_form", "step"])
+    row = listed.loc[(0.01, "per-sample", "dr", "own")]
+    row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+    assert row["measured"] == pytest.approx(found["measured"]) and row["predicted"] == pytest.approx(found["predicted"])
+    assert pd.isna(np.atleast_1d(listed.loc[(1e-4, "per-sample", "dr", "own"), "measured"])).all()  # never 1e-4
 
 
 def test_gradient_decomposition_claim(run):
