@@ -183,3 +183,35 @@ def test_gradient_reaches_the_certified_optimum_within_its_gap(convex, ratio):
     a, b = measure_solution(found), measure_solution(reference)
     np.testing.assert_allclose(a["collapse_index"], b["collapse_index"], atol=1e-4)
     np.testing.assert_allclose(a["classifier_norm_ratio"], b["classifier_norm_ratio"], atol=1e-4)
+
+
+def test_a_loose_first_solve_is_retried_with_more_regularisation(monkeypatch):
+    """When the first cvxpy solve ends with a certified gap above gap_tol, the solver tries once more
+    with CLARABEL's static regularisation raised, keeps the better certificate and says so."""
+    from dataclasses import replace
+
+    from lpm.core.solvers.convex import RETRY_OPTIONS, ConvexSolver
+
+    options_seen, real_run, real_solve = [], ConvexSolver._run_learnable, ConvexSolver._solve
+
+    def recording_solve(self, program, defaults=None):
+        options_seen.append(dict(self._retry.get("CLARABEL", {})))
+        return real_solve(self, program, defaults)
+
+    def loose_first(self, problem):
+        result = real_run(self, problem)
+        if len(options_seen) == 1:  # the first try: pretend it stopped early
+            result = (*result[:5], replace(result[5], gap=1e-3))
+        return result
+
+    monkeypatch.setattr(ConvexSolver, "_solve", recording_solve)
+    monkeypatch.setattr(ConvexSolver, "_run_learnable", loose_first)
+    sol = get_solver("convex").run(fang(10.0))
+    assert options_seen == [{}, RETRY_OPTIONS["CLARABEL"]]
+    assert sol.status is Status.OPTIMAL and sol.certificate.relative_gap <= 1e-8
+    assert "second try with static_regularization_constant=1e-07" in sol.message
+    assert "the first stopped at a certified relative gap 1.00e-03" in sol.message
+    # with options of the user's own there is no second try
+    options_seen.clear()
+    get_solver("convex", solver_options={"max_iter": 200}).run(fang(10.0))
+    assert options_seen == [{}]
