@@ -40,12 +40,12 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-#: set when a command has already said how it was interrupted (see :func:`interrupted`)
 #: help of the executor options that ``lpm sweep`` and ``lpm reproduce`` share
 JOBS_HELP = "Local worker processes (default: one per usable core; small, light grids run in this process)."
 CLUSTER_HELP = ("Run the cells on Dask: 'local:N' (N workers here) or a scheduler address, e.g. tcp://10.0.0.5:8786 "
                 "(needs lpm's 'distributed' extra).")
 
+#: set when a command has already said how it was interrupted (see :func:`interrupted`)
 INTERRUPT_REPORTED = False
 
 

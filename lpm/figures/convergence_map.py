@@ -107,9 +107,8 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                      "So CE reaches a coarse angle first at small budgets and DR at large ones; the crossover is "
                      "marked where measured (solid) and where predicted from CE's curvature along the sphere "
                      "(dotted, theory.md §12), in panels where DR (paper) reaches the angle. Triangles: not reached "
-                     "within the cap. Under the per-sample budget "
-                     "with E_W = 1 the two DR forms need the same iterations (equal gradients on the sphere, "
-                     "theory.md §6.1).",
+                     "within the cap. Under the per-sample budget with E_W = 1 the two DR forms need the same "
+                     "iterations (equal gradients on the sphere, theory.md §6.1).",
                 width=130)
     return fig
 
