@@ -194,12 +194,12 @@ def test_a_loose_first_solve_is_retried_with_more_regularisation(monkeypatch):
 
     options_seen, real_run, real_solve = [], ConvexSolver._run_learnable, ConvexSolver._solve
 
-    def recording_solve(self, program, defaults=None):
-        options_seen.append(dict(self._retry.get("CLARABEL", {})))
-        return real_solve(self, program, defaults)
+    def recording_solve(self, program, defaults=None, retry=False):
+        options_seen.append(dict(RETRY_OPTIONS["CLARABEL"]) if retry else {})
+        return real_solve(self, program, defaults, retry)
 
-    def loose_first(self, problem):
-        result = real_run(self, problem)
+    def loose_first(self, problem, retry=False):
+        result = real_run(self, problem, retry)
         if len(options_seen) == 1:  # the first try: pretend it stopped early
             result = (*result[:5], replace(result[5], gap=1e-3))
         return result

@@ -168,12 +168,12 @@ class ConvexSolver(Solver):
                                 "a dict of keyword arguments for the cvxpy solver", owner)
         s["gap_tol"] = check_number("gap_tol", s["gap_tol"], low=0, low_open=True, owner=owner)
 
-    def _solve(self, program, defaults: dict | None = None) -> str:
+    def _solve(self, program, defaults: dict | None = None, retry: bool = False) -> str:
         """Run cvxpy and return a note on its status, or raise
         :class:`SolverFailed` when it returned no optimum."""
         cp = _cvxpy()
         backend = self.settings["cvx_solver"] or default_cvx_solver()
-        options = {**(defaults or {}).get(backend, {}), **self._retry.get(backend, {}),
+        options = {**(defaults or {}).get(backend, {}), **(RETRY_OPTIONS.get(backend, {}) if retry else {}),
                    **self.settings["solver_options"]}
         try:
             with warnings.catch_warnings():  # cvxpy's "may be inaccurate" goes into our message
@@ -189,21 +189,16 @@ class ConvexSolver(Solver):
         raise SolverFailed(self.name, str(program.status),
                            f"cvxpy back end {backend} returned no optimum, so no solution is reported")
 
-    _retry: dict = {}
-
     def _run(self, problem: Problem) -> Solution:
         run = self._run_fixed if problem.fixed else self._run_learnable
         program, message, W, H, note, certificate = first = run(problem)
         backend = self.settings["cvx_solver"] or default_cvx_solver()
         if (certificate.relative_gap > self.settings["gap_tol"] and backend in RETRY_OPTIONS
                 and not self.settings["solver_options"]):
-            self._retry = RETRY_OPTIONS
             try:
-                second = run(problem)
+                second = run(problem, retry=True)
             except SolverFailed:
                 second = None
-            finally:
-                self._retry = {}
             if second is not None and second[5].relative_gap < certificate.relative_gap:
                 program, message, W, H, note, certificate = second
                 options = ", ".join(f"{k}={v:g}" for k, v in RETRY_OPTIONS[backend].items())
@@ -224,22 +219,22 @@ class ConvexSolver(Solver):
                         message="; ".join(p for p in parts if p),
                         extra={"cvx_solver": self.settings["cvx_solver"] or default_cvx_solver()})
 
-    def _run_fixed(self, problem: Problem):
+    def _run_fixed(self, problem: Problem, retry: bool = False):
         program, H_var = _fixed_program(problem)
-        message = self._solve(program, FIXED_DEFAULTS)
+        message = self._solve(program, FIXED_DEFAULTS, retry)
         W = problem.fixed_classifier
         H = project_features(problem, _value(H_var, self.name))
         return program, message, W, H, "", fixed_classifier_certificate(problem, H, W)
 
-    def _run_learnable(self, problem: Problem):
+    def _run_learnable(self, problem: Problem, retry: bool = False):
         if problem.regularised:
             program, Y_var = _penalised_program(problem)
-            message = self._solve(program, GRAM_DEFAULTS)  # an SDP too (the nuclear norm's cone)
+            message = self._solve(program, GRAM_DEFAULTS, retry)  # an SDP too (the nuclear norm's cone)
             root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
             W, H, note = penalised_factors(problem, _value(Y_var, self.name) / root[:, None])
             return program, message, W, H, note, penalised_nuclear_certificate(problem, W, H)
         program, X_var, feature, classifier = _gram_program(problem)
-        message = self._solve(program, GRAM_DEFAULTS)
+        message = self._solve(program, GRAM_DEFAULTS, retry)
         X = _value(X_var, self.name)
         Z = X[: problem.K, problem.K:]
         if problem.budget == "class-average":
