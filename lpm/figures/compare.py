@@ -111,8 +111,8 @@ def plot_collapse_vs_ratio(table: pd.DataFrame, ax=None):
         for (head, loss), fam in t.groupby(["head", "loss"], sort=False):
             color, name = _pair_color(head, loss), f"{head} + {loss.upper()}"
             curve, deep, own = (fam[fam["source"] == s].sort_values("ratio") for s in ("lpm", "deep", "lpm-run"))
+            regularised = "lambda_W" in fam and pd.to_numeric(fam["lambda_W"], errors="coerce").notna().any()
             for axis, (col, _, _) in zip(axes, columns):
-                regularised = "lambda_W" in fam and pd.to_numeric(fam["lambda_W"], errors="coerce").notna().any()
                 if len(curve):
                     axis.plot(curve["ratio"], pd.to_numeric(curve[col]), color=color,
                               label=f"LPM, {name} ({_curve_parameters(curve, regularised)})")

@@ -51,16 +51,25 @@ def crossovers(panel: pd.DataFrame, threshold: float, K: int) -> dict:
     measured count, which does not depend on E_W·E_H."""
     own = panel[panel["lr"] == 1.0]
     ce = own[own["form"] == "ce"].set_index("ewh").sort_index()
-    dr = own[(own["form"] == "dr") & ~own["censored"]]
-    out = {"measured": None, "predicted": None}
-    if ce.empty or dr.empty:
+    t_dr, measured = _measured_crossover(own, "dr")
+    out = {"measured": measured, "predicted": None}
+    if t_dr is None or ce.empty:
         return out
-    t_dr = float(dr["iterations"].median())
-    out["measured"] = crossing(ce.index, np.full(len(ce), t_dr), ce["iterations"])
     if FIT_AT in ce.index and not ce.loc[FIT_AT, "censored"]:
         start = fitted_start(FIT_AT, K, threshold, ce.loc[FIT_AT, "iterations"])
         out["predicted"] = predicted_crossover(K, threshold, start, t_dr)
     return out
+
+
+def _measured_crossover(chosen: pd.DataFrame, form: str) -> tuple[float | None, float | None]:
+    """DR form ``form``'s median iterations (it does not depend on E_W·E_H; ``None`` if it never
+    reaches the threshold) and the E_W·E_H where CE's count overtakes it, among the rows ``chosen``."""
+    ce = chosen[chosen["form"] == "ce"].set_index("ewh").sort_index()
+    dr = chosen[(chosen["form"] == form) & ~chosen["censored"]]
+    if dr.empty:
+        return None, None
+    t_dr = float(dr["iterations"].median())
+    return t_dr, (crossing(ce.index, np.full(len(ce), t_dr), ce["iterations"]) if len(ce) else None)
 
 
 def _setting_label(budget: str, ratio: float) -> str:
@@ -154,21 +163,37 @@ def crossover_table(table: pd.DataFrame) -> pd.DataFrame:
             it = iteration_table(panel, column)
             predicted = crossovers(it, threshold, K)["predicted"]
             for step, chosen in (("own", it[it["lr"] == 1.0]), ("best", best_of_grid(it))):
-                ce = chosen[chosen["form"] == "ce"].set_index("ewh").sort_index()
                 for form in ("dr", "dr-released"):
-                    dr = chosen[(chosen["form"] == form) & ~chosen["censored"]]
-                    t_dr = float(dr["iterations"].median()) if len(dr) else None
-                    measured = (crossing(ce.index, np.full(len(ce), t_dr), ce["iterations"])
-                                if t_dr is not None and len(ce) else None)
+                    t_dr, measured = _measured_crossover(chosen, form)
                     rows.append({"threshold": threshold, "budget": budget, "ratio": ratio, "dr_form": form,
                                  "step": step, "dr_iterations": t_dr, "measured": measured,
                                  "predicted": predicted if (form, step) == ("dr", "own") else None})
     return pd.DataFrame(rows)
 
 
-if __name__ == "__main__":  # print the crossovers of a finished convergence-map table
+def _main(argv: list[str]) -> int:
+    """``python -m lpm.figures.convergence_map TABLE``: print the crossovers of a finished
+    convergence-map table (results.csv of ``lpm reproduce convergence-map``)."""
     import sys
 
+    if len(argv) != 1:
+        print("Usage: python -m lpm.figures.convergence_map results/convergence-map/results.csv", file=sys.stderr)
+        return 2
+    try:
+        table = pd.read_csv(argv[0])
+        needed = {"form", "ewh", "budget", "ratio", "lr", "K", "steps"}
+        if needed - set(table.columns) or not any(c.startswith("iterations_to_") for c in table.columns):
+            raise ValueError("it is not a convergence-map results table (lpm reproduce convergence-map)")
+    except (OSError, ValueError) as exc:
+        print(f"Error: cannot read '{argv[0]}': {exc}", file=sys.stderr)
+        return 2
+    found = crossover_table(table).round({"dr_iterations": 0, "measured": 1, "predicted": 1})
     with pd.option_context("display.width", 160, "display.max_rows", 200):
-        found = crossover_table(pd.read_csv(sys.argv[1])).round({"dr_iterations": 0, "measured": 1, "predicted": 1})
         print(found.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

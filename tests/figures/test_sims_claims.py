@@ -158,6 +158,30 @@ def test_convergence_map_claim(run):
     assert pd.isna(np.atleast_1d(listed.loc[(1e-4, "per-sample", "dr", "own"), "measured"])).all()  # never 1e-4
 
 
+def test_crossover_command_prints_the_table_and_refuses_other_files(run, tmp_path, capsys):
+    """python -m lpm.figures.convergence_map TABLE: the crossovers of a finished table, exit 0; a
+    missing argument, a missing file or another table: one line on stderr, exit 2."""
+    from lpm.figures.convergence_map import _main, crossover_table
+
+    table = run("convergence-map").tables["results"]
+    path = tmp_path / "map.csv"
+    table.to_csv(path, index=False)
+    assert _main([str(path)]) == 0
+    printed = capsys.readouterr().out
+    found = crossover_table(table)
+    measured = found[(found["threshold"] == 0.01) & (found["dr_form"] == "dr") & (found["step"] == "own")
+                     & (found["budget"] == "per-sample")]["measured"].iloc[0]
+    assert 50 < measured < 70 and f"{measured:.1f}" in printed and "threshold" in printed.splitlines()[0]
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    for argv, message in (([], "Usage: python -m lpm.figures.convergence_map"),
+                          ([str(tmp_path / "none.csv")], "Error: cannot read"),
+                          ([str(other)], "it is not a convergence-map results table")):
+        assert _main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_gradient_decomposition_claim(run):
     result = run("gradient-decomposition")
     _figures_written(result)
