@@ -7,4 +7,4 @@ bash scripts/setup.sh
 # worker oversubscribe the cores and run many times slower)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" \
        MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
-exec .venv/bin/python -m pytest -n 2 -q "$@"
+exec "${LPM_VENV:-.venv}/bin/python" -m pytest -n 2 -q "$@"
