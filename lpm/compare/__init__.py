@@ -17,7 +17,8 @@ For each run folder written by ``lpm train-deep``:
    (:mod:`.report`).
 
 :func:`lpm.compare.practice.run_theory_vs_practice` is the runner of
-``sims/theory-vs-practice.toml`` (it trains the runs, then compares).
+``sims/theory-vs-practice.toml`` (it trains the runs, then compares). :mod:`.statistics` gives intervals over
+seeds and paired, corrected comparisons between arms.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ _EXPORTS = {
     "ComparisonReport": ".report", "compare_runs": ".report", "default_out_dir": ".report", "summary_lines": ".report",
     "write_report": ".report",
     "GROUPINGS": ".runs", "RunGeometry": ".runs", "load_run_geometry": ".runs",
+    "adjust_p_values": ".statistics", "compare_arms": ".statistics", "mean_interval": ".statistics",
+    "paired_difference": ".statistics", "rank_correlation": ".statistics",
 }
 __all__ = list(_EXPORTS)
 
