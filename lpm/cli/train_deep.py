@@ -92,6 +92,10 @@ def train_deep_command(
     config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of settings (TrainConfig fields)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on)."),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
+                                               help="Also log every metric and figure to <out>/tensorboard "
+                                                    "(default: off; needs the tensorboard package: "
+                                                    "pip install 'lpm[tensorboard]')."),
 ):
     """Train a deep network on a long-tailed data set and record its collapse geometry per epoch.
 
@@ -111,7 +115,7 @@ def train_deep_command(
             "warmup_epochs": warmup_epochs, "schedule": value(schedule), "mixup_alpha": mixup_alpha,
             "augment": augment, "seed": seed, "device": value(device), "amp": amp, "compile": compile_model,
             "num_workers": num_workers, "track_every": track_every, "max_batches_per_epoch": max_batches,
-            "out": out, "progress": progress, **_milestones(milestones),
+            "out": out, "progress": progress, "tensorboard": tensorboard, **_milestones(milestones),
         }
         from_file = _file(config)
         if resume:
