@@ -62,8 +62,8 @@ NC1_RANK_RTOL = 1e-6
 
 def pinv_rank_rtol(num_classes: int, dim: int) -> float:
     """The relative cut-off on Σ_B's eigenvalues of a full Moore–Penrose pseudo-inverse:
-    max(K, d)·ε, the default of ``numpy.linalg.pinv``/``torch.linalg.pinv`` for a d×d
-    matrix of rank ≤ K − 1 (only numerically zero eigenvalues are dropped)."""
+    max(K, d)·ε (for d ≥ K the default of ``torch.linalg.pinv`` on the d×d matrix Σ_B), so that
+    only numerically zero eigenvalues are dropped (theory.md §8.1)."""
     return max(int(num_classes), int(dim)) * float(np.finfo(np.float64).eps)
 
 
