@@ -1,6 +1,7 @@
 """The figure of a run's metrics over epochs, ``metrics.png`` (drawing only; nothing is computed here).
 
-Six panels: training loss, accuracy (overall and per class group), NC1, the
+Six panels: training loss, accuracy (overall and per class group), NC1 (with
+the rank cut-off and with the full pseudo-inverse, theory.md §8.1), the
 distances NC2/NC3 to a simplex ETF, [Y22]'s mean cosines, and the minority
 collapse indices and norm ratios (theory.md §8). Every series has a plain
 name, every panel a y-label. Series that coincide (a fixed ETF head keeps
@@ -20,7 +21,8 @@ PANELS = (
         ("test_head_accuracy", "test, head classes"), ("test_medium_accuracy", "test, medium classes"),
         ("test_tail_accuracy", "test, tail classes"), ("test_many_accuracy", "test, many-shot classes"),
         ("test_few_accuracy", "test, few-shot classes")]),
-    ("NC1: within-class variability", "tr(Σ_W Σ_B⁺) / K  (log scale)", True, [("nc1", "NC1")]),
+    ("NC1: within-class variability", "tr(Σ_W Σ_B⁺) / K  (log scale)", True, [
+        ("nc1", "NC1, Σ_B cut at 1e-6 of its largest eigenvalue"), ("nc1_pinv", "NC1, full pseudo-inverse")]),
     ("NC2, NC3: distance to a simplex ETF", "distance (0 = ETF)", False, [
         ("nc2", "NC2 of class means"), ("nc2_classifier", "NC2 of W"), ("nc3", "NC3, class means vs W")]),
     ("Mean cosines [Y22]", "cosine", False, [
