@@ -138,6 +138,12 @@ def train_deep_command(
             typer.echo(f"epochs: {result.epochs}  last test accuracy: {_fmt(result.last_test_accuracy)}  "
                        f"best test accuracy: {_fmt(result.best_test_accuracy)} (epoch {result.best_epoch}; "
                        "selected on the test set)")
+            last = next((r for r in reversed(result.metrics) if r.get("test_balanced_accuracy") is not None), None)
+            if last is not None:
+                shots = "/".join(_fmt(last.get(f"test_{g}_shot_accuracy")) for g in ("many", "medium", "few"))
+                split = str(last.get("shot_split") or "").split(" (")[0]
+                typer.echo(f"last test balanced accuracy: {_fmt(last['test_balanced_accuracy'])}  many/medium/few-shot: "
+                           f"{shots} (split by {split})  ECE: {_fmt(last.get('test_ece'))}")
 
 
 #: what `lpm train-deep` prints when no data set is given

@@ -94,7 +94,8 @@ def compare_runs(runs: Sequence[RunGeometry | str | Path], *, E_W: float | None 
 
 
 #: columns of ``summary.csv``: mean ± std over the runs (seeds) of each family and ratio
-SUMMARY_COLUMNS = ("last_test_accuracy", "last_test_balanced_accuracy", "last_test_ece", "E_W_times_E_H", "run_collapse_index", "lpm_collapse_index",
+SUMMARY_COLUMNS = ("last_test_accuracy", "last_test_balanced_accuracy", "last_test_ece", "E_W_times_E_H",
+                   "run_collapse_index", "lpm_collapse_index",
                    "run_classifier_minority_cos", "lpm_classifier_minority_cos", "run_classifier_norm_ratio",
                    "lpm_classifier_norm_ratio", "dist_lpm_joint", "dist_etf_joint", "dist_lpm_classifier",
                    "dist_etf_classifier", "dist_lpm_means", "dist_etf_means")

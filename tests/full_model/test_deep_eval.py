@@ -138,3 +138,17 @@ def test_tracked_evaluation_equals_a_one_shot_computation(run):
     for name in (rf.EVALUATION_FIGURE_FILE, rf.CONFUSION_FIGURE_FILE):
         assert (run.run_dir / name).read_bytes()[:4] == b"\x89PNG", name
     assert json.loads((run.run_dir / rf.CONFIG_FILE).read_text())["config"]["tensorboard"] is True
+
+
+def test_cli_prints_the_evaluation(tmp_path):
+    (tmp_path / "cfg.toml").write_text("figures = false\n")
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["train-deep", "--dataset", "synthetic-lt", "--ratio", "10", "--n-max", "30",
+                                   "--batch-size", "32", "--epochs", "1", "--no-progress", "--device", "cpu",
+                                   "--config", str(tmp_path / "cfg.toml"), "--no-tensorboard", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    row = rf.read_metrics(out / rf.METRICS_FILE)[-1]
+    shots = "/".join(f"{row[f'test_{g}_shot_accuracy']:.4f}" for g in ("many", "medium", "few"))
+    assert (f"last test balanced accuracy: {row['test_balanced_accuracy']:.4f}  many/medium/few-shot: {shots} "
+            f"(split by count thirds)  ECE: {row['test_ece']:.4f}") in res.stdout
+    assert not (out / rf.TENSORBOARD_DIR).exists()

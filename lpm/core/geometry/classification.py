@@ -25,7 +25,8 @@ from .streaming import as_float_array
 #: many-shot: more than this many training samples; few-shot: fewer than FEW_BELOW [Liu et al. 2019]
 MANY_ABOVE, FEW_BELOW = 100, 20
 SHOT_NAMES = ("many", "medium", "few")
-SHOT_THRESHOLDS = f"thresholds (many > {MANY_ABOVE}, medium {FEW_BELOW}-{MANY_ABOVE}, few < {FEW_BELOW} training samples)"
+SHOT_THRESHOLDS = (f"thresholds (many > {MANY_ABOVE}, medium {FEW_BELOW}-{MANY_ABOVE}, few < {FEW_BELOW} "
+                   "training samples)")
 SHOT_THIRDS = "count thirds (classes ranked by training count, split into three near-equal groups)"
 
 

@@ -108,7 +108,7 @@ def nc1_trace_quotient(within_cov, centred_means) -> float:
 def cdnv(means, class_variances) -> float:
     """Class-distance normalised variance [Galanti et al. 2022], averaged over the pairs i < j:
 
-        CDNV = mean_{i<j} (σ_i² + σ_j²) / (2 ‖μ_i − μ_j‖²),   σ_k² = tr Cov_k = E‖h − μ_k‖² in class k
+        CDNV = mean_{i<j} (σ_i² + σ_j²) / (2 ‖μ_i − μ_j‖²),   σ_k² = tr Cov_k = E_k ‖h − μ_k‖²
 
     (σ_k² with ddof = 0; the means need no centring). ``inf`` when two means coincide."""
     M, v = as_float_array(means), as_float_array(class_variances).ravel()
