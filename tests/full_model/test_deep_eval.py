@@ -152,3 +152,24 @@ def test_cli_prints_the_evaluation(tmp_path):
     assert (f"last test balanced accuracy: {row['test_balanced_accuracy']:.4f}  many/medium/few-shot: {shots} "
             f"(split by count thirds)  ECE: {row['test_ece']:.4f}") in res.stdout
     assert not (out / rf.TENSORBOARD_DIR).exists()
+
+
+def test_evaluation_figures_draw_the_hand_computed_numbers():
+    from full_model.plots import plot_confusion, plot_evaluation
+    from lpm.core.geometry import normalised_confusion, reliability
+
+    counts = [50, 5, 20]
+    cs = ClassificationStats(3, top_k=2, confusion=True)
+    cs.update(np.array([[3.0, 2, 1], [3, 2, 1], [3, 2, 1], [0, 0, 5], [1, 1, 0]]), np.array([0, 1, 2, 2, 1]))
+    bins = {"count": cs.bin_count, "confidence": cs.bin_conf, "correct": cs.bin_correct}
+    fig = plot_evaluation(counts, cs.result()["per_class_accuracy"], bins, shot_groups(counts))
+    acc_ax, rel_ax = fig.axes
+    r, res = reliability(cs.bin_count, cs.bin_conf, cs.bin_correct), cs.result()
+    assert rel_ax.get_title(loc="left") == f"(b) Reliability: ECE {res['ece']:.3f}, MCE {res['mce']:.3f}"
+    heights = [p.get_height() for p in rel_ax.patches[:3]]                 # the accuracy bars, bins 6, 9, 14
+    np.testing.assert_allclose(heights, r["accuracy"][[6, 9, 14]])
+    assert acc_ax.get_legend().get_title().get_text() == "split: count thirds"
+    assert acc_ax.get_xscale() == "log"
+    image = plot_confusion(cs.confusion, counts).axes[0].get_images()[0].get_array()
+    np.testing.assert_allclose(image, normalised_confusion(cs.confusion, counts)[0])
+    np.testing.assert_allclose(np.asarray(image)[0], [1.0, 0.0, 0.0])      # class 0 (50 samples) first
