@@ -122,6 +122,7 @@ class TrainConfig:
     out: str | None = None                # None → runs/<dataset>_<head>_<loss>_R<ratio>_e<epochs>_seed<seed>_<hash>
     progress: bool = True
     figures: bool = True                  # metrics.png at the end of the run
+    tensorboard: bool = False             # a TensorBoard log in <out>/tensorboard (optional extra)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -179,7 +180,7 @@ def milestone_epochs(fractions, epochs: int) -> tuple[int, ...]:
 
 #: settings that do not change what a run computes (left out of the default folder name's hash)
 EXECUTION_ONLY = ("device", "progress", "figures", "num_workers", "eval_batch_size", "out", "amp",
-                  "channels_last", "data_on_device", "compile", "root")
+                  "channels_last", "data_on_device", "compile", "root", "tensorboard")
 
 
 def default_run_name(c: TrainConfig) -> str:
@@ -361,6 +362,7 @@ FIELD_RULES: dict[str, Rule] = {
     "sync_bn": _bool(), "compile": _bool(), "num_workers": _int(0), "eval_batch_size": _int(1),
     "max_batches_per_epoch": _int(1, True), "track_every": _int(1), "nc4_on_train": _bool(),
     "center": _choice(CENTERS), "out": Rule("path", True), "progress": _bool(), "figures": _bool(),
+    "tensorboard": _bool(),
 }
 
 

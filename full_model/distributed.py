@@ -96,12 +96,26 @@ def _reduce_balanced(ctx: DistContext, stats, delta: np.ndarray, total_counts: n
     return 0.5 * (merged + merged.T) / stats.K
 
 
+def reduce_class_variances(ctx: DistContext, stats, global_means: np.ndarray) -> np.ndarray:
+    """Per-class variances tr Cov_k of a ClassStats merged over ranks (the parallel-variance rule
+    per class: n_k σ_k² = Σ_r n_k^(r) (σ_k^(r)² + ‖μ_k^(r) − μ_k‖²))."""
+    counts = stats.counts
+    if not ctx.active:
+        return stats.class_variances
+    delta = stats.means - global_means
+    local = counts * (stats.class_variances + np.einsum("kd,kd->k", delta, delta))
+    return all_sum(ctx, local) / np.maximum(all_sum(ctx, counts), 1)
+
+
 def reduce_classification(ctx: DistContext, stats) -> None:
     """Sum a ClassificationStats' tallies over ranks, in place."""
-    for name in ("correct", "total", "bin_count", "bin_conf", "bin_correct"):
-        setattr(stats, name, all_sum(ctx, getattr(stats, name)))
+    for name in stats.TALLIES:
+        if getattr(stats, name) is not None:
+            setattr(stats, name, all_sum(ctx, getattr(stats, name)))
 
 
 def reduce_agreement(ctx: DistContext, stats) -> None:
     """Sum a NearestMeanAgreement's tallies over ranks, in place."""
     stats.disagree, stats.total = (int(v) for v in all_sum(ctx, np.array([stats.disagree, stats.total])))
+    stats.agree_per_class = all_sum(ctx, stats.agree_per_class)
+    stats.total_per_class = all_sum(ctx, stats.total_per_class)

@@ -48,6 +48,15 @@ def write_geometry(run_dir: Path, snap, *, epoch: int, train_counts, config) -> 
         "train_per_class_accuracy": nan_list(snap.train_per_class_accuracy),
         "test_per_class_accuracy": nan_list(snap.test_per_class_accuracy),
     }
+    if snap.class_variances is not None:
+        arrays["class_variances"] = np.asarray(snap.class_variances, dtype=np.float64)
+    if snap.test_confusion is not None:
+        arrays["test_confusion"] = np.asarray(snap.test_confusion, dtype=np.float64)
+    if snap.test_bins is not None:
+        for key, value in snap.test_bins.items():
+            arrays[f"test_bin_{key}"] = np.asarray(value, dtype=np.float64)
+    if snap.shot_split is not None:
+        arrays["shot_split"] = np.str_(snap.shot_split)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_bytes_atomic(run_dir / rf.GEOMETRY_FILE, buffer.getvalue())
@@ -70,7 +79,15 @@ def summarize(rows: list[dict], wall_time_s: float) -> dict:
     for key, value in last.items():
         if key.startswith("test_") and key.endswith("_accuracy") and key != "test_accuracy":
             out[f"last_{key}"] = value
+    for key in SUMMARY_EXTRAS:
+        if key in last:
+            out[f"last_{key}"] = last[key]
     return out
+
+
+#: last-epoch values that summary.json carries beside the accuracies (which split and which NC1 they are)
+SUMMARY_EXTRAS = ("shot_split", "test_ece", "test_mce", "nc1", "nc1_rank", "nc1_pinv", "nc1_pinv_rank",
+                  "nc1_trace_quotient", "cdnv", "test_nc4_agreement")
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
@@ -88,6 +105,40 @@ def write_figure(run_dir: Path, rows: list[dict], title: str | None = None) -> N
 
 
 FIGURE_DPI = 200
+
+
+def final_figures(rows: list[dict], snap, train_counts, title: str | None = None) -> dict:
+    """The figures of a finished run, by name: ``metrics`` (over epochs), and from the last tracking
+    step's test split ``evaluation`` (per-class accuracy against count, reliability diagram) and
+    ``confusion`` (when the confusion matrix was kept). Pyplot-free Figures."""
+    from lpm.core.geometry import shot_groups
+
+    from .plots import plot_confusion, plot_evaluation, plot_metrics
+
+    figures = {"metrics": plot_metrics(rows, title=title)}
+    if snap is not None and snap.test_bins is not None:
+        figures["evaluation"] = plot_evaluation(train_counts, snap.test_per_class_accuracy, snap.test_bins,
+                                                shot_groups(train_counts), title)
+    if snap is not None and snap.test_confusion is not None:
+        figures["confusion"] = plot_confusion(snap.test_confusion, train_counts)
+    return figures
+
+
+#: the file of each figure of :func:`final_figures`
+FIGURE_FILES = {"metrics": rf.FIGURE_FILE, "evaluation": rf.EVALUATION_FIGURE_FILE,
+                "confusion": rf.CONFUSION_FIGURE_FILE}
+
+
+def write_figures(run_dir: Path, figures: dict) -> list[Path]:
+    """Write each figure of :func:`final_figures` to its PNG file (:data:`FIGURE_FILES`) at 200 dpi."""
+    return [_write_png(Path(run_dir) / FIGURE_FILES[name], fig) for name, fig in figures.items()]
+
+
+def _write_png(path: Path, fig) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
 
 
 def figure_title(config) -> str:

@@ -27,7 +27,12 @@ A run folder holds, written atomically (temporary file, then rename):
     ``test_accuracy``, ``{train,test}_per_class_accuracy`` (lists),
     ``{train,test}_{head,medium,tail}_accuracy`` (or many/medium/few),
     ``{train,test}_ece``, ``nc4``, ``test_nc4``, ``eval_time_s`` and every key
-    of :func:`lpm.core.geometry.measure` (nc1, nc2, nc3, y22_*, collapse_index, …).
+    of :func:`lpm.core.geometry.measure` (nc1, nc2, nc3, y22_*, collapse_index, …);
+    the evaluation of docs/evaluation.md: ``{train,test}_top5_accuracy``,
+    ``{train,test}_balanced_accuracy``, ``{train,test}_{many,medium,few}_shot_accuracy``
+    with ``shot_split`` naming the split, ``{train,test}_mce``,
+    ``nc4_agreement``, ``nc4_class_agreement`` (and ``test_`` ones), ``nc1_pinv``,
+    ``nc1_pinv_rank``, ``nc1_trace_quotient``, ``cdnv``, ``gnc2``, ``unc3_*``.
     The file is rewritten whole each epoch, so a resumed run never repeats
     an epoch.
 ``final_geometry.npz``
@@ -38,7 +43,11 @@ A run folder holds, written atomically (temporary file, then rename):
     ``num_classes``, ``epoch``, ``head``, ``loss``, ``dr_form``, ``dataset``,
     ``center``, ``train_per_class_accuracy``, ``test_per_class_accuracy``
     (K, NaN where a class has no sample; the training accuracy is what
-    flags classes the network never fitted).
+    flags classes the network never fitted); in runs of this version also
+    ``class_variances`` (K, tr Cov_k), ``test_bin_count``,
+    ``test_bin_confidence``, ``test_bin_correct`` (15 confidence bins),
+    ``test_confusion`` (K×K, rows true class; up to 1000 classes) and
+    ``shot_split``.
 ``summary.json``
     ``best_test_accuracy`` and ``best_epoch`` (selected on the test set, as
     [Y22] reports), ``last_test_accuracy``, ``last_train_accuracy``,
@@ -50,6 +59,14 @@ A run folder holds, written atomically (temporary file, then rename):
     one before (kept in case the last one is damaged).
 ``metrics.png``
     figures of the metrics over epochs.
+``evaluation.png``, ``confusion.png``
+    per-class test accuracy against training count and the reliability
+    diagram; the normalised test confusion matrix, classes sorted by count
+    (docs/evaluation.md).
+``tensorboard/``
+    with ``--tensorboard``: a TensorBoard log of every scalar of
+    ``metrics.jsonl`` (step = epoch) and the figures; rebuilt from
+    ``metrics.jsonl`` on resume, which stays the source of truth.
 
 Files are written through temporary files ``.NAME.*.tmp`` in the folder; a
 crash can leave one behind, and the next start of the run removes them.
@@ -77,8 +94,12 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
 FIGURE_FILE = "metrics.png"
+EVALUATION_FIGURE_FILE = "evaluation.png"
+CONFUSION_FIGURE_FILE = "confusion.png"
+#: the TensorBoard log folder of a run trained with --tensorboard
+TENSORBOARD_DIR = "tensorboard"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, GEOMETRY_FILE, SUMMARY_FILE, CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE,
-             FIGURE_FILE)
+             FIGURE_FILE, EVALUATION_FIGURE_FILE, CONFUSION_FIGURE_FILE)
 GEOMETRY_KEYS = ("format_version", "class_means", "classifier", "class_counts", "train_counts",
                  "within_class_cov", "feature_dim", "num_classes", "epoch", "head", "loss", "dr_form",
                  "dataset", "center", "train_per_class_accuracy", "test_per_class_accuracy")

@@ -5,8 +5,10 @@ SGD with the epoch schedule of theory.md §7 (linear warm-up, then step decay
 or cosine), mixup and augmentation on the device. After every epoch it tracks
 the geometry (:mod:`full_model.tracking`), appends one row to
 ``metrics.jsonl`` and writes ``checkpoint.pt``, both atomically; at the end it
-writes ``final_geometry.npz``, ``summary.json`` and ``metrics.png``
-(:mod:`full_model.run_format`).
+writes ``final_geometry.npz``, ``summary.json`` and the figures ``metrics.png``,
+``evaluation.png`` and ``confusion.png`` (:mod:`full_model.run_format`); with
+``tensorboard`` on, every row and figure also goes to a TensorBoard log
+(:mod:`full_model.tensorboard_log`).
 
 Several processes (torchrun) split each global batch of B rows; each process
 scales its summed loss by P/B, so DDP's gradient average equals the gradient
@@ -63,11 +65,13 @@ from .errors import NonFiniteOutputs, RunWarning, TrainingDiverged
 from .loader import Normalizer, TensorEvalLoader, TensorTrainLoader
 from .losses import Objective
 from .models import build_network
+from .tensorboard_log import TensorBoardLog
+from .tensorboard_log import check_available as check_tensorboard
 from .tracking import groups_for, minority_start, track
 
 # Settings that may change when a run is resumed; every other setting must match the checkpoint.
 RESUMABLE = ("epochs", "device", "progress", "figures", "num_workers", "eval_batch_size", "track_every", "out", "amp",
-             "channels_last", "data_on_device", "compile", "root")
+             "channels_last", "data_on_device", "compile", "root", "tensorboard")
 #: a loss above this many times max(1, the run's first loss) has exploded
 DIVERGENCE_FACTOR = 1e4
 #: steps between reads of the on-device divergence flag (and the last step of each epoch)
@@ -120,6 +124,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     work), and :class:`full_model.errors.TrainingDiverged` when the loss stops being finite.
     """
     cfg = config.resolved()
+    if cfg.tensorboard:
+        check_tensorboard()
     run_dir = check_output_path("out", cfg.out, "folder")
     device = resolve_device(cfg.device)
     state = _check_run_dir(run_dir, resume)
@@ -311,11 +317,14 @@ class Trainer:
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_config(resumed_from=None if state is None else start)
+        log = TensorBoardLog(self.run_dir, rows) if self.cfg.tensorboard and self.ctx.is_main else None
         began = time.time() - elapsed
         for epoch in range(start, self.cfg.epochs):
             rows.append(self.epoch(epoch))
             if self.ctx.is_main:
                 outputs.write_metrics(self.run_dir, rows)
+                if log is not None:
+                    log.add_row(rows[-1])
                 self.save(epoch + 1, time.time() - began, rows)
             barrier(self.ctx)
         if self.snapshot is None:  # resumed after the last epoch: measure the final model again
@@ -325,8 +334,14 @@ class Trainer:
             outputs.write_geometry(self.run_dir, self.snapshot, epoch=len(rows), train_counts=self.data.counts,
                                    config=self.cfg)
             outputs.write_summary(self.run_dir, summary)
-            if self.cfg.figures:
-                outputs.write_figure(self.run_dir, rows, outputs.figure_title(self.cfg))
+            if self.cfg.figures or log is not None:
+                figures = outputs.final_figures(rows, self.snapshot, self.data.counts, outputs.figure_title(self.cfg))
+                if self.cfg.figures:
+                    outputs.write_figures(self.run_dir, figures)
+                if log is not None:
+                    log.add_figures(figures, len(rows))
+            if log is not None:
+                log.close()
         barrier(self.ctx)
         return RunResult(self.run_dir, len(rows), summary["best_test_accuracy"], summary["best_epoch"],
                          summary["last_test_accuracy"], rows)

@@ -92,6 +92,10 @@ def train_deep_command(
     config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of settings (TrainConfig fields)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on)."),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
+                                               help="Also log every metric and figure to <out>/tensorboard "
+                                                    "(default: off; needs the tensorboard package: "
+                                                    "pip install 'lpm[tensorboard]')."),
 ):
     """Train a deep network on a long-tailed data set and record its collapse geometry per epoch.
 
@@ -111,7 +115,7 @@ def train_deep_command(
             "warmup_epochs": warmup_epochs, "schedule": value(schedule), "mixup_alpha": mixup_alpha,
             "augment": augment, "seed": seed, "device": value(device), "amp": amp, "compile": compile_model,
             "num_workers": num_workers, "track_every": track_every, "max_batches_per_epoch": max_batches,
-            "out": out, "progress": progress, **_milestones(milestones),
+            "out": out, "progress": progress, "tensorboard": tensorboard, **_milestones(milestones),
         }
         from_file = _file(config)
         if resume:
@@ -134,6 +138,12 @@ def train_deep_command(
             typer.echo(f"epochs: {result.epochs}  last test accuracy: {_fmt(result.last_test_accuracy)}  "
                        f"best test accuracy: {_fmt(result.best_test_accuracy)} (epoch {result.best_epoch}; "
                        "selected on the test set)")
+            last = next((r for r in reversed(result.metrics) if r.get("test_balanced_accuracy") is not None), None)
+            if last is not None:
+                shots = "/".join(_fmt(last.get(f"test_{g}_shot_accuracy")) for g in ("many", "medium", "few"))
+                split = str(last.get("shot_split") or "").split(" (")[0]
+                typer.echo(f"last test balanced accuracy: {_fmt(last['test_balanced_accuracy'])}  many/medium/few-shot: "
+                           f"{shots} (split by {split})  ECE: {_fmt(last.get('test_ece'))}")
 
 
 #: what `lpm train-deep` prints when no data set is given

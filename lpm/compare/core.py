@@ -23,6 +23,10 @@ from .classes import FITTED_ABOVE, ClassRoles, class_roles
 from .runs import GROUPINGS, RunGeometry
 
 #: metrics placed side by side (run_*, lpm_*) in the distance table
+#: the run's own evaluation (docs/evaluation.md), from its summary.json, beside the last test accuracy;
+#: ``shot_split`` names the many/medium/few split (thresholds or count thirds)
+EVALUATION_KEYS = ("test_balanced_accuracy", "test_many_shot_accuracy", "test_medium_shot_accuracy",
+                   "test_few_shot_accuracy", "shot_split", "test_ece")
 COMPARED_METRICS = ("collapse_index", "feature_collapse_index", "classifier_minority_cos", "feature_minority_cos",
                     "classifier_majority_cos", "classifier_cross_cos", "classifier_norm_ratio", "feature_norm_ratio",
                     "nc2", "nc2_classifier", "nc3")
@@ -82,6 +86,7 @@ class RunComparison:
             "lpm_gap_over_objective": self.gap_over_objective,
             "run_objective": p.objective(run.W, run.means),
             "last_test_accuracy": run.summary.get("last_test_accuracy")}
+        row.update({f"last_{key}": run.summary.get(f"last_{key}") for key in EVALUATION_KEYS})
         row.update({f"dist_{k}": v for k, v in self.distances.items()})
         for key in COMPARED_METRICS:
             row[f"run_{key}"], row[f"lpm_{key}"] = self.run_metrics.get(key), self.lpm_metrics.get(key)

@@ -94,7 +94,8 @@ def compare_runs(runs: Sequence[RunGeometry | str | Path], *, E_W: float | None 
 
 
 #: columns of ``summary.csv``: mean ± std over the runs (seeds) of each family and ratio
-SUMMARY_COLUMNS = ("last_test_accuracy", "E_W_times_E_H", "run_collapse_index", "lpm_collapse_index",
+SUMMARY_COLUMNS = ("last_test_accuracy", "last_test_balanced_accuracy", "last_test_ece", "E_W_times_E_H",
+                   "run_collapse_index", "lpm_collapse_index",
                    "run_classifier_minority_cos", "lpm_classifier_minority_cos", "run_classifier_norm_ratio",
                    "lpm_classifier_norm_ratio", "dist_lpm_joint", "dist_etf_joint", "dist_lpm_classifier",
                    "dist_etf_classifier", "dist_lpm_means", "dist_etf_means")
@@ -175,6 +176,9 @@ def summary_lines(report: ComparisonReport) -> list[str]:
         lines.append(f"{c.run.name}: K={c.run.K} d={c.run.d} {c.run.head}+{c.run.loss.upper()} "
                      f"R={_fmt(c.run.ratio)}; LPM by {s.solver} ({s.status.value}, relative gap {_fmt(gap)})")
         lines.append(f"  budgets ({c.problem.budget}): {c.budgets.source}")
+        evaluation = _evaluation_line(c.run.summary)
+        if evaluation:
+            lines.append(evaluation)
         roles = c.roles.describe()
         lines.append(f"  {c.roles.rule}: classes [{roles['minority_classes']}]")
         if len(c.roles.unfitted):
@@ -192,6 +196,18 @@ def summary_lines(report: ComparisonReport) -> list[str]:
                      f"{_fmt(c.run_metrics.get('classifier_minority_cos'))} vs LPM "
                      f"{_fmt(c.lpm_metrics.get('classifier_minority_cos'))}")
     return lines
+
+
+def _evaluation_line(summary: dict) -> str | None:
+    """The run's test evaluation (last epoch): accuracy, balanced accuracy, many/medium/few-shot accuracy
+    with the split used, and ECE; ``None`` for runs written before these were recorded."""
+    get = lambda key: summary.get(f"last_test_{key}")  # noqa: E731
+    if get("balanced_accuracy") is None:
+        return None
+    split = (summary.get("last_shot_split") or "").split(" (")[0]
+    shots = "/".join(_fmt(get(f"{g}_shot_accuracy")) for g in ("many", "medium", "few"))
+    return (f"  test accuracy {_fmt(get('accuracy'))}, balanced {_fmt(get('balanced_accuracy'))}; many/medium/few-shot "
+            f"{shots} (split by {split}); ECE {_fmt(get('ece'))} (15 bins)")
 
 
 def _fmt(x) -> str:

@@ -55,7 +55,9 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     assert [r["epoch"] for r in rows_b] == [1, 2]
     for ra, rb in zip(rows_a, rows_b):
         np.testing.assert_allclose(rb["train_loss"], ra["train_loss"], rtol=1e-5)
-        for key in ("nc1", "nc1_balanced", "nc2", "nc3", "y22_gap", "collapse_index"):
+        for key in ("nc1", "nc1_balanced", "nc1_pinv", "nc1_trace_quotient", "cdnv", "nc2", "nc3", "y22_gap",
+                    "collapse_index"):
             np.testing.assert_allclose(rb[key], ra[key], rtol=1e-4, err_msg=key)
-        for key in ("train_accuracy", "test_accuracy", "nc4", "test_ece"):
+        for key in ("train_accuracy", "test_accuracy", "nc4", "test_ece", "test_top5_accuracy",
+                    "test_balanced_accuracy", "test_few_shot_accuracy", "test_nc4_class_agreement"):
             np.testing.assert_allclose(rb[key], ra[key], atol=1.5 / 95, err_msg=key)  # at most one flip in 95 rows

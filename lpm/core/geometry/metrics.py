@@ -7,7 +7,12 @@ available, the within-class covariance Σ_W (d×d) (from
 Centre. Cosines and NC metrics use centred means μ_k − μ_G. ``center`` picks
 μ_G: ``"class-means"`` (unweighted mean of the class means; the default,
 under which a simplex ETF stays exactly an ETF whatever the counts),
-``"global"`` (count-weighted mean of all samples) or ``"none"``.
+``"global"`` (count-weighted mean of all samples: the class counts are then
+required) or ``"none"``.
+
+Standard deviations are population ones (ddof = 0) throughout, covariances
+divide by the number of samples; the one exception is :func:`unc3`'s
+variance, which follows the NC library it reproduces (ddof = 1).
 
 Norm-aware collapse (theory.md §4.3). A cosine between near-zero vectors is
 noise, so group cosines only use vectors whose norm exceeds ``norm_tol`` times
@@ -25,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import LPMInputError
 from .distances import gram_distance_to_etf, unit_rows
 from .streaming import as_float_array, finite_or_none
 
@@ -37,7 +43,11 @@ def centre_means(means, counts=None, center: str = "class-means") -> np.ndarray:
     if center == "none":
         return M
     if center == "global":
-        c = np.ones(len(M)) if counts is None else as_float_array(counts)
+        if counts is None:
+            raise LPMInputError("counts", None, "the class counts (K,) when center='global' (the count-weighted "
+                                                "mean of all samples); use center='class-means' for the unweighted "
+                                                "mean of the class means")
+        c = as_float_array(counts)
         return M - (c @ M) / c.sum()
     if center == "class-means":
         return M - M.mean(axis=0)
@@ -45,7 +55,16 @@ def centre_means(means, counts=None, center: str = "class-means") -> np.ndarray:
 
 
 #: Σ_B eigenvalues below this fraction of the largest are treated as merged directions
+#: (singular values of M̃ below 1e-3 of the largest): NC1 then reads the within-class spread
+#: in the directions in which the classes are told apart (theory.md §8.1)
 NC1_RANK_RTOL = 1e-6
+
+
+def pinv_rank_rtol(num_classes: int, dim: int) -> float:
+    """The relative cut-off on Σ_B's eigenvalues of a full Moore–Penrose pseudo-inverse:
+    max(K, d)·ε (for d ≥ K the default of ``torch.linalg.pinv`` on the d×d matrix Σ_B), so that
+    only numerically zero eigenvalues are dropped (theory.md §8.1)."""
+    return max(int(num_classes), int(dim)) * float(np.finfo(np.float64).eps)
 
 
 def between_class_basis(centred_means, rank_rtol: float = NC1_RANK_RTOL) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +94,69 @@ def nc1(within_cov, centred_means, rank_rtol: float = NC1_RANK_RTOL, basis=None)
     K = as_float_array(centred_means).shape[0]
     quad = np.sum((V @ as_float_array(within_cov)) * V, axis=1)   # v_jᵀ Σ_W v_j
     return float(np.sum(np.maximum(quad, 0.0) * K / s**2) / K)
+
+
+def nc1_trace_quotient(within_cov, centred_means) -> float:
+    """tr(Σ_W) / tr(Σ_B), Σ_B = (1/K) M̃ᵀM̃ — the trace quotient of [Tirer et al. 2023] that the
+    ``neural-collapse`` library calls ``covariance_ratio(..., metric="quotient")`` (theory.md §8.1).
+    No inverse, hence no rank cut-off; NaN when the class means coincide."""
+    C = as_float_array(centred_means)
+    between = float(np.einsum("kd,kd->", C, C)) / C.shape[0]
+    return float(np.trace(as_float_array(within_cov)) / between) if between > 0 else float("nan")
+
+
+def cdnv(means, class_variances) -> float:
+    """Class-distance normalised variance [Galanti et al. 2022], averaged over the pairs i < j:
+
+        CDNV = mean_{i<j} (σ_i² + σ_j²) / (2 ‖μ_i − μ_j‖²),   σ_k² = tr Cov_k = E_k ‖h − μ_k‖²
+
+    (σ_k² with ddof = 0; the means need no centring). ``inf`` when two means coincide."""
+    M, v = as_float_array(means), as_float_array(class_variances).ravel()
+    K = M.shape[0]
+    if K < 2:
+        return float("nan")
+    i, j = np.triu_indices(K, 1)
+    d2 = pair_distances(M) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (v[i] + v[j]) / (2.0 * d2)
+    return float(np.mean(ratio))
+
+
+def unc3(centred_means, W) -> dict[str, float | None]:
+    """Uniform duality, UNC3 [Wu & Papyan 2024] (theory.md §8.3).
+
+    ``unc3_dot_var``: the variance over classes of s_k = w_k·μ̃_k with ddof = 1, as the
+    ``neural-collapse`` library reports it (``similarities(W, M, m_G).var()``);
+    ``unc3_cos_cv``: std/mean (ddof = 0) of cos(w_k, μ̃_k), a scale-free companion defined here.
+    Both are 0 when every class mean is aligned with its classifier row to the same degree."""
+    C, W = as_float_array(centred_means), as_float_array(W)
+    dots = np.sum(W * C, axis=1)
+    cos = np.sum(unit_rows(W) * unit_rows(C), axis=1)
+    mean_cos = float(cos.mean())
+    return {"unc3_dot_var": float(np.var(dots, ddof=1)) if len(dots) > 1 else None,
+            "unc3_cos_cv": float(cos.std() / abs(mean_cos)) if abs(mean_cos) > 1e-300 else None}
+
+
+def gnc2(centred_means) -> dict[str, float | None]:
+    """Hyperspherical uniformity, GNC2 [Liu et al. 2023; Wu & Papyan 2024] (theory.md §8.2).
+
+    With u_k = μ̃_k/‖μ̃_k‖, the logarithmic inverse-distance kernel log(1/‖u_i − u_j‖) over the
+    pairs i < j: ``gnc2`` is its variance (ddof = 0; what the ``neural-collapse`` library's
+    ``kernel_stats(M, m_G, log_kernel)[1]`` reports; 0 for a simplex ETF, whose points are
+    equidistant), ``gnc2_log_kernel_mean`` its mean (the logarithmic energy per pair; the ETF
+    minimises it, at −½ log(2K/(K−1))). ``inf`` when two directions coincide."""
+    U = unit_rows(as_float_array(centred_means))
+    K = U.shape[0]
+    if K < 2:
+        return {"gnc2": None, "gnc2_log_kernel_mean": None}
+    if len(np.unique(U, axis=0)) < K:           # two identical directions: the kernel is infinite
+        return {"gnc2": float("inf"), "gnc2_log_kernel_mean": float("inf")}
+    dist = pair_distances(U)
+    with np.errstate(divide="ignore"):
+        kernel = -np.log(dist)
+    if not np.all(np.isfinite(kernel)):
+        return {"gnc2": float("inf"), "gnc2_log_kernel_mean": float("inf")}
+    return {"gnc2": float(np.var(kernel)), "gnc2_log_kernel_mean": float(np.mean(kernel))}
 
 
 def _pair_cos(V: np.ndarray, idx, norm_tol: float, scale: float):
@@ -109,23 +191,16 @@ def _std(x) -> float | None:
 _BLOCK_ENTRIES = 1 << 22
 
 
-def mean_pairwise_distance(V: np.ndarray) -> float:
-    """Mean of ‖v_i − v_j‖ over the pairs i < j of the rows of V (m×d).
+def pair_distances(V) -> np.ndarray:
+    """‖v_i − v_j‖ over the pairs i < j of the rows of V (m×d), in ``np.triu_indices(m, 1)`` order.
 
-    Identical rows (a merged group, as the solvers return it) are counted
-    once with their multiplicity: their pairs contribute exactly 0. Among the
-    distinct rows, distances come from the Gram matrix of the rows centred at
-    their mean (distances do not change), ‖v_i − v_j‖² = ‖v_i‖² + ‖v_j‖² −
-    2 v_iᵀv_j (O(m²) memory), except for pairs so close that this would
-    cancel (squared distance below 1e-6 of the squared centred norms): those
-    are recomputed from the exact differences, a block at a time.
-    """
-    m = len(V)
-    if m < 2:
-        return 0.0
-    U, multiplicity = np.unique(V, axis=0, return_counts=True)
+    The distances come from the Gram matrix of the rows centred at their mean (distances do
+    not change), ‖v_i − v_j‖² = ‖v_i‖² + ‖v_j‖² − 2 v_iᵀv_j (O(m²) memory), except for pairs so
+    close that this would cancel (squared distance below 1e-6 of the squared centred norms):
+    those are recomputed from the exact differences, a block at a time."""
+    U = as_float_array(V)
     if len(U) < 2:
-        return 0.0
+        return np.zeros(0)
     U = U - U.mean(axis=0)
     sq = np.einsum("ij,ij->i", U, U)
     i, j = np.triu_indices(len(U), 1)
@@ -136,8 +211,25 @@ def mean_pairwise_distance(V: np.ndarray) -> float:
     for start in range(0, len(close), block):
         pairs = close[start:start + block]
         dist[pairs] = np.linalg.norm(U[i[pairs]] - U[j[pairs]], axis=1)
+    return dist
+
+
+def mean_pairwise_distance(V: np.ndarray) -> float:
+    """Mean of ‖v_i − v_j‖ over the pairs i < j of the rows of V (m×d).
+
+    Identical rows (a merged group, as the solvers return it) are counted
+    once with their multiplicity: their pairs contribute exactly 0. Among the
+    distinct rows, distances come from :func:`pair_distances`.
+    """
+    m = len(V)
+    if m < 2:
+        return 0.0
+    U, multiplicity = np.unique(V, axis=0, return_counts=True)
+    if len(U) < 2:
+        return 0.0
+    i, j = np.triu_indices(len(U), 1)
     weight = multiplicity[i] * multiplicity[j].astype(np.float64)
-    return float(np.dot(weight, dist) / (m * (m - 1) / 2))
+    return float(np.dot(weight, pair_distances(U)) / (m * (m - 1) / 2))
 
 
 def collapse_index(V, group) -> float | None:
@@ -183,11 +275,16 @@ def _equinorm(V) -> float | None:
     return float(n.std() / n.mean()) if n.mean() > 1e-300 else None
 
 
-def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None, majority: int | None = None,
-            minority=None, groups=None, center: str = "class-means", norm_tol: float = 1e-4) -> dict[str, Any]:
+def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None, class_variances=None,
+            majority: int | None = None, minority=None, groups=None, center: str = "class-means",
+            norm_tol: float = 1e-4) -> dict[str, Any]:
     """Every collapse metric of theory.md §8 as one flat, JSON-safe dict.
 
     means, W: (K, d). within_cov: (d, d) or None (NC1 then None).
+    NC1 comes twice: ``nc1`` with the rank cut-off :data:`NC1_RANK_RTOL` (its rank ``nc1_rank``)
+    and ``nc1_pinv`` with the full pseudo-inverse (``nc1_pinv_rank``); the balanced forms alike.
+    class_variances: (K,) tr Cov_k (ddof = 0) for CDNV, or None (CDNV then None).
+    counts: (K,) samples per class; required with ``center="global"``.
     majority: K_A — classes [0, K_A) majority, the rest minority; or
     minority: the minority class indices themselves (any set; the rest are the majority).
     groups: (ids (K,), names) from :func:`class_groups`, for head/medium/tail.
@@ -196,11 +293,16 @@ def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None,
     K = M.shape[0]
     C = centre_means(M, counts, center)
     out: dict[str, Any] = {"center": center}
-    basis = between_class_basis(C)
-    out["nc1"] = None if within_cov is None else finite_or_none(nc1(within_cov, C, basis=basis))
-    out["nc1_balanced"] = (None if balanced_within_cov is None
-                           else finite_or_none(nc1(balanced_within_cov, C, basis=basis)))
+    full = between_class_basis(C, pinv_rank_rtol(K, M.shape[1]))      # one SVD for both bases
+    cut = full[1] ** 2 >= NC1_RANK_RTOL * max(full[1].max(initial=0.0), 1e-300) ** 2
+    basis = (full[0][cut], full[1][cut])
+    for name, cov in (("nc1", within_cov), ("nc1_balanced", balanced_within_cov)):
+        out[name] = None if cov is None else finite_or_none(nc1(cov, C, basis=basis))
+        out[f"{name}_pinv"] = None if cov is None else finite_or_none(nc1(cov, C, basis=full))
+        out[f"{name}_trace_quotient"] = None if cov is None else finite_or_none(nc1_trace_quotient(cov, C))
     out["nc1_rank"] = len(basis[1])
+    out["nc1_pinv_rank"] = len(full[1])
+    out["cdnv"] = None if class_variances is None else finite_or_none(cdnv(M, class_variances))
     out["nc2"] = gram_distance_to_etf(C)
     out["nc2_classifier"] = gram_distance_to_etf(W)
     out["nc2_equinorm_features"] = _equinorm(C)
@@ -210,6 +312,7 @@ def measure(means, W, *, counts=None, within_cov=None, balanced_within_cov=None,
     out["nc2_equiangle_std_classifier"], out["nc2_equiangle_classifier"] = _equiangle(W, norm_tol, sW)
     nW, nC = np.linalg.norm(W), np.linalg.norm(C)
     out["nc3"] = float(np.linalg.norm(W / max(nW, 1e-300) - C / max(nC, 1e-300)))
+    out.update({k: finite_or_none(v) for k, v in {**gnc2(C), **unc3(C, W)}.items()})
     out.update(_y22_statistics(C, W, norm_tol, sF, sW))
     if minority is None and majority is not None:
         minority = np.arange(majority, K)
