@@ -82,7 +82,7 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
         return Interval(mean, float("nan"), float("nan"), float("nan"), n, confidence)
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
-    return Interval(mean, mean - half, mean + half, std, n, confidence)
+    return Interval(mean, float(mean - half), float(mean + half), std, n, confidence)
 
 
 def paired_difference(arm: Sequence[float], baseline: Sequence[float], test: str = "t",
