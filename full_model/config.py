@@ -48,7 +48,10 @@ from lpm.core.losses import DR_VARIANTS, LOSS_NAMES
 from lpm.core.problem import CLASSIFIERS
 from lpm.core.profiles import PROFILES
 
+from ._loss_shim import LOSS_HYPERPARAMETERS
+from ._weights_shim import CLASS_WEIGHTS
 from .data import DATASETS, default_backbone
+from .sampling import SAMPLERS
 from .errors import RunWarning
 
 #: the choices a run may ask for (torch-free, so the command line can list them quickly)
@@ -62,6 +65,11 @@ DEGENERATE_HINT = ("DR with a learnable classifier is degenerate: every w_k and 
 FLOAT32_MAX = 3.4028234663852886e38
 #: warm-up of [Y22]'s recipe, in epochs, and the share of a short run it may take at most
 RECIPE_WARMUP, WARMUP_SHARE = 5, 10
+STAGES = ("joint", "crt", "tau-norm", "logit-adjust")
+#: stages that train nothing: they change the parent's classifier and evaluate it
+POST_HOC_STAGES = ("tau-norm", "logit-adjust")
+#: β of class-balanced weights when none is given (Cui et al. 2019's CIFAR value, used by LDAM-DRW)
+DEFAULT_BETA = 0.9999
 
 
 @dataclass
@@ -93,6 +101,20 @@ class TrainConfig:
     feature_norm_penalty: float | None = None  # None → 0 (0.01 for imagenet-lt fixed heads)
     allow_degenerate: bool = False
     mixup_alpha: float = 1.0              # 0 turns mixup off
+    tau: float | None = None              # loss hyperparameters (None: the loss's published default)
+    gamma: float | None = None
+    margin: float | None = None
+    # re-weighting and re-sampling (docs/recipes.md)
+    class_weights: str = "none"           # none, inverse, sqrt, class-balanced
+    beta: float | None = None             # class-balanced β; None → 0.9999 (Cui et al. 2019)
+    drw_fraction: float | None = None     # deferred re-weighting from this fraction of the run ...
+    drw_epoch: int | None = None          # ... or from this epoch (weights apply after drw_epoch epochs)
+    sampler: str = "instance"             # instance, class-balanced, sqrt, progressive
+    # decoupled second stage (Kang et al. 2020) and post-hoc adjustment
+    stage: str = "joint"                  # joint, crt, tau-norm, logit-adjust
+    parent: str | None = None             # the run folder a stage starts from
+    tau_norm: float | None = None         # τ of w_k/‖w_k‖^τ; None → chosen on the training set
+    adjust_tau: float | None = None       # τ of z − τ log π (logit-adjust stage); None → 1
     # optimisation
     epochs: int = 200
     batch_size: int = 128                 # global batch, over all processes
@@ -161,6 +183,12 @@ class TrainConfig:
             c.warmup_epochs = default_warmup(c.epochs)
         if c.milestones is None:
             c.milestones = milestone_epochs(c.milestone_fractions, c.epochs)
+        if c.class_weights == "class-balanced" and c.beta is None:
+            c.beta = DEFAULT_BETA
+        if c.drw_epoch is None and c.drw_fraction is not None:
+            c.drw_epoch = milestone_epochs((c.drw_fraction,), c.epochs)[0]
+        if c.stage == "logit-adjust" and c.adjust_tau is None:
+            c.adjust_tau = 1.0
         _validate(c)
         if c.out is None:
             c.out = str(Path("runs") / default_run_name(c))
@@ -177,18 +205,44 @@ def milestone_epochs(fractions, epochs: int) -> tuple[int, ...]:
     return tuple(max(1, round(f * epochs)) for f in fractions)
 
 
+#: the remedy settings and their defaults: hashed into the folder name only when set, so the names of
+#: runs without a remedy stay what they were before these settings existed
+REMEDY_DEFAULTS = {"tau": None, "gamma": None, "margin": None, "class_weights": "none", "beta": None,
+                   "drw_fraction": None, "drw_epoch": None, "sampler": "instance", "stage": "joint", "parent": None,
+                   "tau_norm": None, "adjust_tau": None}
 #: settings that do not change what a run computes (left out of the default folder name's hash)
 EXECUTION_ONLY = ("device", "progress", "figures", "num_workers", "eval_batch_size", "out", "amp",
                   "channels_last", "data_on_device", "compile", "root")
 
 
 def default_run_name(c: TrainConfig) -> str:
-    """``<dataset>_<head>_<loss>_R<ratio>_e<epochs>_seed<seed>_<hash>``; the 6-hex-digit hash covers
-    every other setting that changes what the run computes, so two runs that differ get two folders."""
+    """``<dataset>_<head>_<loss>[_<remedies>]_R<ratio>_e<epochs>_seed<seed>_<hash>``; the 6-hex-digit hash
+    covers every other setting that changes what the run computes, so two runs that differ get two
+    folders. The remedies part names the stage, loss hyperparameters, class weights, deferred
+    re-weighting and sampler when they are not the defaults: ``crt``, ``tau1``, ``w-class-balanced0.9999``,
+    ``drw160``, ``s-sqrt``."""
     ratio = "lists" if c.ratio is None else f"{c.ratio:g}"
-    settings = {k: v for k, v in c.to_dict().items() if k not in EXECUTION_ONLY}
+    settings = {k: v for k, v in c.to_dict().items()
+                if k not in EXECUTION_ONLY and not (k in REMEDY_DEFAULTS and v == REMEDY_DEFAULTS[k])}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
-    return f"{c.dataset}_{c.head}_{c.loss}_R{ratio}_e{c.epochs}_seed{c.seed}_{digest}"
+    return f"{c.dataset}_{c.head}_{c.loss}{remedy_tag(c)}_R{ratio}_e{c.epochs}_seed{c.seed}_{digest}"
+
+
+def remedy_tag(c: TrainConfig) -> str:
+    """The remedies of a run for its folder name: ``_crt_w-inverse_drw160_s-sqrt`` (empty without any)."""
+    parts = [] if c.stage == "joint" else [c.stage]
+    if c.stage == "tau-norm" and c.tau_norm is not None:
+        parts.append(f"taunorm{c.tau_norm:g}")
+    if c.stage == "logit-adjust":
+        parts.append(f"adj{c.adjust_tau:g}")
+    parts += [f"{name}{getattr(c, name):g}" for name in ("tau", "gamma", "margin") if getattr(c, name) is not None]
+    if c.class_weights != "none":
+        parts.append(f"w-{c.class_weights}" + (f"{c.beta:g}" if c.beta is not None else ""))
+    if c.drw_epoch is not None:
+        parts.append(f"drw{c.drw_epoch}")
+    if c.sampler != "instance":
+        parts.append(f"s-{c.sampler}")
+    return "".join("_" + p for p in parts)
 
 
 def recipe_defaults(dataset: str) -> dict[str, Any]:
@@ -231,6 +285,75 @@ def build_config(overrides: dict[str, Any] | None = None, config_file=None) -> T
     cfg = TrainConfig.from_dict(given, source).resolved()
     _warn_schedule(cfg, given)
     return cfg
+
+
+#: what a second stage takes from its parent and may not change: the data and the network
+INHERITED = ("dataset", "ratio", "profile", "n_max", "majority", "num_classes", "subset_seed", "image_size",
+             "backbone", "feature_dim", "head", "head_seed", "head_bias", "head_batchnorm", "normalize_features")
+#: the parent's settings a stage keeps unless told otherwise (optimiser, seed, execution)
+CARRIED = ("root", "augment", "batch_size", "lr", "momentum", "weight_decay", "lr_decay", "seed", "device", "amp",
+           "channels_last", "data_on_device", "sync_bn", "compile", "num_workers", "eval_batch_size",
+           "max_batches_per_epoch", "track_every", "nc4_on_train", "center", "progress", "figures")
+#: a cRT stage's defaults (Kang et al. 2020): a fresh classifier trained 10 epochs with class-balanced
+#: sampling, cosine lr, no warm-up, no mixup, plain cross-entropy
+CRT_DEFAULTS = {"epochs": 10, "sampler": "class-balanced", "schedule": "cosine", "warmup_epochs": 0,
+                "mixup_alpha": 0.0, "loss": "ce"}
+
+
+def stage_config(stage: str, parent, overrides: dict[str, Any] | None = None, config_file=None) -> TrainConfig:
+    """The config of a second stage started from the finished run folder ``parent``.
+
+    The data and the network (:data:`INHERITED`) are the parent's and cannot be changed; the
+    optimiser, seed and execution settings (:data:`CARRIED`) are the parent's unless given; a cRT
+    stage starts from :data:`CRT_DEFAULTS`; the post-hoc stages (``tau-norm``, ``logit-adjust``)
+    train nothing and keep the parent's training settings as the record of how the model was made.
+    """
+    check_choice("stage", stage, STAGES[1:])
+    saved, where = read_parent(parent)
+    values = load_config_file(config_file) if config_file is not None else {}
+    given = {**values, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    for key in INHERITED:
+        if key in given and given[key] != saved.get(key):
+            raise LPMInputError(key, given[key], f"{saved.get(key)!r} as in the parent run {where} (a second stage "
+                                                 "keeps its parent's data and network)")
+    if stage in POST_HOC_STAGES:
+        base = {k: v for k, v in saved.items() if k not in REMEDY_DEFAULTS and k != "out"}
+        base.update({k: saved[k] for k in ("tau", "gamma", "margin", "class_weights", "beta", "drw_fraction",
+                                           "drw_epoch", "sampler") if k in saved})
+        fixed = {k: v for k, v in given.items() if k in CARRIED or k in ("tau_norm", "adjust_tau", "out")}
+        unused = sorted(set(given) - set(fixed) - set(INHERITED) - {"stage", "parent"})
+        if unused:
+            raise LPMInputError(unused[0], given[unused[0]], f"left unset for stage '{stage}' (it trains nothing)")
+        given = fixed
+    else:
+        base = {**{k: saved[k] for k in INHERITED + CARRIED if k in saved}, **CRT_DEFAULTS}
+    resolved_parent = str(Path(parent).resolve())
+    cfg = TrainConfig.from_dict({**base, **given, "stage": stage, "parent": resolved_parent},
+                                f"stage {stage} of {where}").resolved()
+    _warn_schedule(cfg, given)
+    return cfg
+
+
+def read_parent(parent) -> tuple[dict[str, Any], str]:
+    """The saved config of a finished run folder, and the path of its config.json for messages."""
+    from . import run_format as rf
+
+    folder = Path(parent)
+    layout = (f"a finished run folder of `lpm train-deep` (holding {rf.CONFIG_FILE}, {rf.CHECKPOINT_FILE} and "
+              f"{rf.SUMMARY_FILE})")
+    if not folder.is_dir():
+        raise LPMInputError("parent", str(parent), f"{layout}; no such folder")
+    for name in (rf.CONFIG_FILE, rf.CHECKPOINT_FILE, rf.SUMMARY_FILE):
+        if not (folder / name).is_file():
+            hint = "; resume it to the end first" if name == rf.SUMMARY_FILE else ""
+            raise LPMInputError("parent", str(parent), f"{layout}; missing {name}{hint}")
+    try:
+        saved = json.loads((folder / rf.CONFIG_FILE).read_text())["config"]
+        if not isinstance(saved, dict):
+            raise TypeError("not a table")
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        raise LPMInputError("parent", str(parent), f"{layout}; {rf.CONFIG_FILE} is not readable ({exc})") from None
+    return saved, str(folder / rf.CONFIG_FILE)
 
 
 def _warn_schedule(c: TrainConfig, given: dict[str, Any]) -> None:
@@ -350,6 +473,13 @@ FIELD_RULES: dict[str, Rule] = {
     "loss": _choice(LOSS_NAMES), "dr_form": _choice(DR_VARIANTS), "balance_batch": _bool(True),
     "dr_target": _float(0, low_open=True), "feature_norm_penalty": _float(0, optional=True),
     "allow_degenerate": _bool(), "mixup_alpha": _float(0),
+    "tau": _float(optional=True), "gamma": _float(optional=True), "margin": _float(0, optional=True, low_open=True),
+    "class_weights": _choice(CLASS_WEIGHTS), "beta": Rule("float", True, low=0, high=1, high_open=True),
+    "drw_fraction": Rule("float", True, low=0, high=1, low_open=True, high_open=True,
+                         what="the fraction of the run after which class weights apply"),
+    "drw_epoch": _int(1, True, what="the epochs after which class weights apply"),
+    "sampler": _choice(SAMPLERS), "stage": _choice(STAGES), "parent": Rule("path", True),
+    "tau_norm": _float(0, optional=True), "adjust_tau": _float(optional=True),
     "epochs": _int(1), "batch_size": _int(2, what="BatchNorm needs 2 rows"),
     "lr": _float(0, low_open=True, high=FLOAT32_MAX), "momentum": _float(0, high=1), "weight_decay": _float(0),
     "warmup_epochs": _int(0, True), "schedule": _choice(SCHEDULES),
@@ -367,6 +497,31 @@ FIELD_RULES: dict[str, Rule] = {
 def _validate(c: TrainConfig) -> None:
     """Checks across fields (each field's own type and range is checked on construction)."""
     _check_pairing(c)
+    _check_remedies(c)
+
+
+def _check_remedies(c: TrainConfig) -> None:
+    """Loss hyperparameters the loss takes, weights that DRW can switch on, stage settings of their stage."""
+    for key in ("tau", "gamma", "margin"):
+        if getattr(c, key) is not None and key not in LOSS_HYPERPARAMETERS.get(c.loss, ()):
+            takes = ", ".join(LOSS_HYPERPARAMETERS.get(c.loss, ())) or "no hyperparameter"
+            raise LPMInputError(key, getattr(c, key), f"left unset for loss '{c.loss}' (it takes {takes})")
+    if c.beta is not None and c.class_weights != "class-balanced":
+        raise LPMInputError("beta", c.beta, "left unset unless class_weights is 'class-balanced'")
+    if c.drw_epoch is not None and c.class_weights == "none":
+        raise LPMInputError("class_weights", c.class_weights, "'inverse', 'sqrt' or 'class-balanced' for deferred "
+                                                              "re-weighting (drw_fraction / drw_epoch)")
+    if (c.stage == "joint") != (c.parent is None):
+        raise LPMInputError("parent", c.parent, "the run folder to start from for stage "
+                                                f"'{c.stage}'" if c.stage != "joint" else
+                            "left unset for stage 'joint' (a second stage names its parent run folder)")
+    if c.stage == "crt" and c.head != "learnable":
+        raise LPMInputError("stage", c.stage, f"'tau-norm' or 'logit-adjust' for a run with the {c.head} head "
+                                              "(classifier re-training needs the learnable head)")
+    if c.tau_norm is not None and c.stage != "tau-norm":
+        raise LPMInputError("tau_norm", c.tau_norm, "left unset unless stage is 'tau-norm'")
+    if c.adjust_tau is not None and c.stage != "logit-adjust":
+        raise LPMInputError("adjust_tau", c.adjust_tau, "left unset unless stage is 'logit-adjust'")
 
 
 def _check_pairing(c: TrainConfig) -> None:
