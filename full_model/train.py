@@ -57,7 +57,7 @@ from . import checkpoint as ckpt
 from . import outputs
 from . import run_format as rf
 from ._weights_shim import class_weights
-from .config import POST_HOC_STAGES, TrainConfig
+from .config import POST_HOC_STAGES, REMEDY_DEFAULTS, TrainConfig
 from .data import ArrayData, load_dataset
 from .distributed import all_sum, barrier, setup, teardown
 from .errors import NonFiniteOutputs, RunWarning, TrainingDiverged
@@ -181,9 +181,12 @@ def _read_saved_config(path: Path) -> dict:
 
 
 def _check_same(saved: dict, new: dict, run_dir) -> None:
+    """Refuse a change of a setting that is not RESUMABLE; a remedy setting missing from an older run's
+    config is its default (those runs were made without it)."""
     for key, value in new.items():
-        if key not in RESUMABLE and saved.get(key) != value:
-            raise LPMInputError(key, value, f"{saved.get(key)!r} as saved in {Path(run_dir) / rf.CONFIG_FILE} "
+        old = saved.get(key, REMEDY_DEFAULTS.get(key))
+        if key not in RESUMABLE and old != value:
+            raise LPMInputError(key, value, f"{old!r} as saved in {Path(run_dir) / rf.CONFIG_FILE} "
                                             "when resuming that run")
 
 
@@ -456,16 +459,14 @@ class Trainer:
         """Load the parent's model (a fresh stage) and prepare the stage: cRT freezes the backbone and,
         when fresh, re-initialises the classifier; logit-adjust adds its offset buffer, τ-norm rescales W."""
         cfg = self.cfg
-        if cfg.stage == "logit-adjust":
+        if fresh:
+            self._load_model(ckpt.load(Path(cfg.parent) / rf.CHECKPOINT_FILE)["model"])
+        if cfg.stage == "logit-adjust" and "logit_offset" not in self.net._buffers:
             self.net.set_logit_offset(torch.zeros(self.K))
         if not fresh:  # the stage's own checkpoint holds the model
             if cfg.stage == "crt":
                 self._freeze_backbone()
             return
-        parent = ckpt.load(Path(cfg.parent) / rf.CHECKPOINT_FILE)["model"]
-        if "logit_offset" in parent and "logit_offset" not in self.net._buffers:
-            self.net.set_logit_offset(torch.zeros(self.K))
-        self.net.load_state_dict(parent)
         if cfg.stage == "crt":
             self._freeze_backbone()
             torch.manual_seed(cfg.seed)
@@ -474,6 +475,12 @@ class Trainer:
             pi = np.asarray(self.data.counts, dtype=np.float64) / sum(self.data.counts)
             offset = self.net._buffers["logit_offset"].double().cpu().numpy() - cfg.adjust_tau * np.log(pi)
             self.net.set_logit_offset(offset)
+
+    def _load_model(self, state: dict) -> None:
+        """Load model weights, first adding the logit-offset buffer when they hold one."""
+        if "logit_offset" in state and "logit_offset" not in self.net._buffers:
+            self.net.set_logit_offset(torch.zeros(self.K))
+        self.net.load_state_dict(state)
 
     def _freeze_backbone(self) -> None:
         for q in self.net.backbone.parameters():
@@ -555,7 +562,7 @@ class Trainer:
         ckpt.save_atomic(state, self.run_dir / rf.CHECKPOINT_FILE)
 
     def _restore(self, state: dict) -> tuple[list[dict], int, float]:
-        self.net.load_state_dict(state["model"])
+        self._load_model(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.lr_lambdas[0] = self._schedule()  # the (possibly extended) epoch count of this config

@@ -22,9 +22,12 @@ from typing import Optional
 
 import typer
 
-from full_model.config import BACKBONES, DEVICES, HEADS, SCHEDULES, build_config, load_config_file
+from full_model._weights_shim import CLASS_WEIGHTS
+from full_model.config import (BACKBONES, DEVICES, HEADS, SCHEDULES, STAGES, build_config, load_config_file,
+                               stage_config)
 from full_model.data import DATASETS
 from full_model.errors import RunWarning, TrainingDiverged
+from full_model.sampling import SAMPLERS
 
 from ..core.errors import LPMInputError
 from ..core.losses import DR_VARIANTS, LOSS_NAMES
@@ -39,6 +42,7 @@ def _enum(name: str, values) -> type[Enum]:
 Dataset, Head, Loss = _enum("Dataset", DATASETS), _enum("Head", HEADS), _enum("Loss", LOSS_NAMES)
 DRForm, Backbone, Profile = _enum("DRForm", DR_VARIANTS), _enum("Backbone", BACKBONES), _enum("Profile", PROFILES)
 Device, Schedule = _enum("Device", DEVICES), _enum("Schedule", SCHEDULES)
+Weights, Sampler, Stage = _enum("Weights", CLASS_WEIGHTS), _enum("Sampler", SAMPLERS), _enum("Stage", STAGES)
 
 
 def train_deep_command(
@@ -60,6 +64,29 @@ def train_deep_command(
                                                       "(default: on for released)."),
     allow_degenerate: bool = typer.Option(False, "--allow-degenerate", help="Run DR with a learnable head "
                                                                                      "anyway (degenerate, §5)."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="τ of the loss (la, vs) (default: the loss's "
+                                                            "published value)."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="γ of the loss (cdt, vs) (default: the loss's "
+                                                                "published value)."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Largest LDAM margin (default: the loss's "
+                                                                  "published value)."),
+    class_weights: Optional[Weights] = typer.Option(None, "--class-weights", help="Class weights of the loss "
+                                                                                  "(default: none)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="β of class-balanced weights (default: 0.9999)."),
+    drw: Optional[str] = typer.Option(None, "--drw", help="Deferred re-weighting: class weights apply from a "
+                                                          "fraction of the run ('0.8') or after an epoch ('160') "
+                                                          "(default: from the start)."),
+    sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="Training sampler (default: instance; "
+                                                                      "class-balanced for --stage crt)."),
+    stage: Optional[Stage] = typer.Option(None, "--stage", help="joint training (default), or a second stage of "
+                                                                "--parent: crt (classifier re-training), tau-norm "
+                                                                "or logit-adjust (post-hoc)."),
+    parent: Optional[str] = typer.Option(None, "--parent", metavar="<folder>",
+                                         help="Finished run folder a second stage starts from."),
+    tau_norm: Optional[float] = typer.Option(None, "--tau-norm", help="τ of w_k/‖w_k‖^τ for --stage tau-norm "
+                                                                      "(default: chosen on the training set)."),
+    adjust_tau: Optional[float] = typer.Option(None, "--adjust-tau", help="τ of z − τ log π for --stage "
+                                                                          "logit-adjust (default: 1)."),
     backbone: Optional[Backbone] = typer.Option(None, "--backbone", help="Backbone (default: the data set's)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 200; 90 for imagenet-lt)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: 128)."),
@@ -96,6 +123,8 @@ def train_deep_command(
     """Train a deep network on a long-tailed data set and record its collapse geometry per epoch.
 
     Example: lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr --epochs 30
+
+    Second stage of a finished run (docs/recipes.md): lpm train-deep --stage crt --parent RUN_FOLDER
     """
     from full_model.train import resume_config, train  # imports torch: loaded only when a run starts
 
@@ -112,6 +141,8 @@ def train_deep_command(
             "augment": augment, "seed": seed, "device": value(device), "amp": amp, "compile": compile_model,
             "num_workers": num_workers, "track_every": track_every, "max_batches_per_epoch": max_batches,
             "out": out, "progress": progress, **_milestones(milestones),
+            "tau": tau, "gamma": gamma, "margin": margin, "class_weights": value(class_weights), "beta": beta,
+            "sampler": value(sampler), "tau_norm": tau_norm, "adjust_tau": adjust_tau, **_drw(drw),
         }
         from_file = _file(config)
         if resume:
@@ -119,7 +150,15 @@ def train_deep_command(
             if run_dir is None:
                 raise LPMInputError("out", None, "the run folder to continue (--resume needs --out)")
             cfg = resume_config(run_dir, {**from_file, **overrides})
+        elif (value(stage) or from_file.get("stage", "joint")) != "joint":
+            parent_dir = parent if parent is not None else from_file.get("parent")
+            if parent_dir is None:
+                raise LPMInputError("parent", None, f"the finished run folder that stage '{value(stage)}' starts "
+                                                    "from (--parent)")
+            cfg = stage_config(value(stage) or from_file["stage"], parent_dir, overrides, config)
         else:
+            if parent is not None:
+                raise LPMInputError("stage", "joint", "'crt', 'tau-norm' or 'logit-adjust' with --parent")
             if dataset is None and "dataset" not in from_file:
                 typer.echo(NO_DATASET, err=True)
                 raise typer.Exit(2)
@@ -156,6 +195,21 @@ def _milestones(text: str | None) -> dict:
         return {"milestones": [int(v) for v in values]}
     raise LPMInputError("milestones", text, "fractions of the run in (0, 1) such as '0.8,0.9', or epochs >= 1 "
                                             "such as '160,180'")
+
+
+def _drw(text: str | None) -> dict:
+    """--drw: a fraction in (0, 1) → drw_fraction; a whole number >= 1 → drw_epoch."""
+    if text is None:
+        return {}
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if 0 < number < 1:
+        return {"drw_fraction": number}
+    if number >= 1 and number.is_integer():
+        return {"drw_epoch": int(number)}
+    raise LPMInputError("drw", text, "a fraction of the run in (0, 1) such as '0.8', or an epoch >= 1 such as '160'")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
