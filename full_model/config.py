@@ -5,7 +5,9 @@ A :class:`TrainConfig` is built from three layers, later ones winning:
 1. the recipe for the data set (:func:`recipe_defaults`): the CIFAR-family
    recipe — SGD momentum 0.9, lr 0.1, linear warm-up, ×0.1 at 80 % and
    ×0.01 at 90 % of the run (epochs 160 and 180 of 200), 200 epochs, batch
-   128, weight decay 2e-4, mixup α = 1 — or, for ImageNet-LT, 90 epochs,
+   128, weight decay 2e-4, mixup α = 1 — or, for iNaturalist 2018, Kang et al.
+   2020's joint training (90 epochs, batch 512, cosine lr from 0.2, weight
+   decay 1e-4, no mixup) — or, for ImageNet-LT, 90 epochs,
    batch 1024, cosine lr from 0.1, weight decay 5e-4, mixup α = 0.2;
 2. a JSON or TOML file (:func:`load_config_file`); unknown keys are refused;
 3. explicit options (the CLI passes only the options the user gave).
@@ -50,7 +52,7 @@ from lpm.core.profiles import PROFILES
 
 from ._loss_shim import LOSS_HYPERPARAMETERS
 from ._weights_shim import CLASS_WEIGHTS
-from .data import DATASETS, default_backbone
+from .data import DATASETS, FILE_DATASETS, SUBSET_DRAWS, default_backbone
 from .sampling import SAMPLERS
 from .errors import RunWarning
 
@@ -77,14 +79,15 @@ class TrainConfig:
     # data
     dataset: str = "cifar10-lt"
     root: str | None = None
-    ratio: float | None = None            # R = 1/τ >= 1; None → 100 (unset for imagenet-lt)
+    ratio: float | None = None            # R = 1/τ >= 1; None → 100 (unset for imagenet-lt, inat2018)
     profile: str = "exp"
     n_max: int | None = None              # None → the data set's n_max (theory.md §7)
     majority: int | None = None           # K_A for the step profile
     num_classes: int | None = None        # synthetic sets only
     subset_seed: int = 0
+    subset_draw: str = "uniform"          # uniform, or ldam-drw: Cao et al. 2019's CIFAR-LT images
     augment: bool | None = None           # None → the data set's default
-    image_size: int | None = None         # imagenet-lt crops (None → 224)
+    image_size: int | None = None         # imagenet-lt / inat2018 crops (None → 224)
     # model
     backbone: str | None = None           # None → the data set's default
     feature_dim: int = 64                 # mlp / cnn1d only
@@ -173,7 +176,7 @@ class TrainConfig:
         imagenet = c.dataset == "imagenet-lt"
         fixed = c.head != "learnable"
         c.backbone = default_backbone(c.dataset) if c.backbone is None else c.backbone
-        c.ratio = None if (imagenet and c.ratio is None) else (100.0 if c.ratio is None else c.ratio)
+        c.ratio = None if (c.dataset in FILE_DATASETS and c.ratio is None) else (100.0 if c.ratio is None else c.ratio)
         c.normalize_features = (not imagenet) if c.normalize_features is None else c.normalize_features
         if c.feature_norm_penalty is None:
             c.feature_norm_penalty = 0.01 if (imagenet and fixed) else 0.0
@@ -207,7 +210,7 @@ def milestone_epochs(fractions, epochs: int) -> tuple[int, ...]:
 
 #: the remedy settings and their defaults: hashed into the folder name only when set, so the names of
 #: runs without a remedy stay what they were before these settings existed
-REMEDY_DEFAULTS = {"tau": None, "gamma": None, "margin": None, "class_weights": "none", "beta": None,
+REMEDY_DEFAULTS = {"subset_draw": "uniform", "tau": None, "gamma": None, "margin": None, "class_weights": "none", "beta": None,
                    "drw_fraction": None, "drw_epoch": None, "sampler": "instance", "stage": "joint", "parent": None,
                    "tau_norm": None, "adjust_tau": None}
 #: settings that do not change what a run computes (left out of the default folder name's hash)
@@ -250,6 +253,9 @@ def recipe_defaults(dataset: str) -> dict[str, Any]:
     if dataset == "imagenet-lt":
         return {"epochs": 90, "batch_size": 1024, "lr": 0.1, "weight_decay": 5e-4, "mixup_alpha": 0.2,
                 "schedule": "cosine", "warmup_epochs": 0}
+    if dataset == "inat2018":  # the joint-training recipe of Kang et al. 2020 (ResNet-50, 90 epochs)
+        return {"epochs": 90, "batch_size": 512, "lr": 0.2, "weight_decay": 1e-4, "mixup_alpha": 0.0,
+                "schedule": "cosine", "warmup_epochs": 0}
     return {}
 
 
@@ -288,7 +294,8 @@ def build_config(overrides: dict[str, Any] | None = None, config_file=None) -> T
 
 
 #: what a second stage takes from its parent and may not change: the data and the network
-INHERITED = ("dataset", "ratio", "profile", "n_max", "majority", "num_classes", "subset_seed", "image_size",
+INHERITED = ("dataset", "ratio", "profile", "n_max", "majority", "num_classes", "subset_seed", "subset_draw",
+             "image_size",
              "backbone", "feature_dim", "head", "head_seed", "head_bias", "head_batchnorm", "normalize_features")
 #: the parent's settings a stage keeps unless told otherwise (optimiser, seed, execution)
 CARRIED = ("root", "augment", "batch_size", "lr", "momentum", "weight_decay", "lr_decay", "seed", "device", "amp",
@@ -467,7 +474,7 @@ def _choice(choices, optional=False):
 FIELD_RULES: dict[str, Rule] = {
     "dataset": _choice(DATASETS), "root": Rule("path", True), "ratio": _float(1, optional=True),
     "profile": _choice(PROFILES), "n_max": _int(1, True), "majority": _int(1, True), "num_classes": _int(2, True),
-    "subset_seed": _int(0), "augment": _bool(True), "image_size": _int(1, True),
+    "subset_seed": _int(0), "subset_draw": _choice(SUBSET_DRAWS), "augment": _bool(True), "image_size": _int(1, True),
     "backbone": _choice(BACKBONES, True), "feature_dim": _int(1), "head": _choice(HEADS), "head_seed": _int(0),
     "head_bias": _bool(), "head_batchnorm": _bool(), "normalize_features": _bool(True),
     "loss": _choice(LOSS_NAMES), "dr_form": _choice(DR_VARIANTS), "balance_batch": _bool(True),

@@ -227,10 +227,10 @@ class Trainer:
         self.cfg, self.device, self.ctx, self.run_dir = cfg, device, ctx, Path(cfg.out)
         seed_everything(cfg.seed)
         self.data = load_dataset(cfg.dataset, cfg.root, cfg.ratio, cfg.profile, cfg.n_max, cfg.subset_seed,
-                                 cfg.majority, cfg.num_classes)
+                                 cfg.majority, cfg.num_classes, cfg.subset_draw)
         if cfg.image_size is not None:
             if isinstance(self.data, ArrayData):
-                raise LPMInputError("image_size", cfg.image_size, "left unset except for 'imagenet-lt'")
+                raise LPMInputError("image_size", cfg.image_size, "left unset except for 'imagenet-lt' and 'inat2018'")
             self.data.image_size = cfg.image_size
         self.K = self.data.num_classes
         n_train = len(self.data.y_train)
