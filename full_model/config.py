@@ -301,6 +301,8 @@ INHERITED = ("dataset", "ratio", "profile", "n_max", "majority", "num_classes", 
 CARRIED = ("root", "augment", "batch_size", "lr", "momentum", "weight_decay", "lr_decay", "seed", "device", "amp",
            "channels_last", "data_on_device", "sync_bn", "compile", "num_workers", "eval_batch_size",
            "max_batches_per_epoch", "track_every", "nc4_on_train", "center", "progress", "figures")
+#: what a post-hoc stage may set besides the execution settings (it trains nothing)
+POST_HOC_SETTINGS = ("tau_norm", "adjust_tau", "center", "nc4_on_train")
 #: a cRT stage's defaults (Kang et al. 2020): a fresh classifier trained 10 epochs with class-balanced
 #: sampling, cosine lr, no warm-up, no mixup, plain cross-entropy
 CRT_DEFAULTS = {"epochs": 10, "sampler": "class-balanced", "schedule": "cosine", "warmup_epochs": 0,
@@ -327,7 +329,7 @@ def stage_config(stage: str, parent, overrides: dict[str, Any] | None = None, co
         base = {k: v for k, v in saved.items() if k not in REMEDY_DEFAULTS and k != "out"}
         base.update({k: saved[k] for k in ("tau", "gamma", "margin", "class_weights", "beta", "drw_fraction",
                                            "drw_epoch", "sampler") if k in saved})
-        fixed = {k: v for k, v in given.items() if k in CARRIED or k in ("tau_norm", "adjust_tau", "out")}
+        fixed = {k: v for k, v in given.items() if k in EXECUTION_ONLY + POST_HOC_SETTINGS}
         unused = sorted(set(given) - set(fixed) - set(INHERITED) - {"stage", "parent"})
         if unused:
             raise LPMInputError(unused[0], given[unused[0]], f"left unset for stage '{stage}' (it trains nothing)")

@@ -209,6 +209,9 @@ def schedule_of(c: TrainConfig) -> "EpochSchedule":
 def _warn_schedule_change(saved: TrainConfig, new: TrainConfig, done: int) -> None:
     """Say so when the resumed run's schedule differs from the one its finished epochs followed
     (a cosine schedule stretched over more epochs, say)."""
+    if new.sampler == "progressive" and saved.epochs != new.epochs and done < new.epochs:
+        warnings.warn(f"the progressive sampler now moves to class-balanced sampling over {new.epochs} epochs; the "
+                      f"first {done} epochs followed a {saved.epochs}-epoch run", RunWarning, stacklevel=3)
     old_s, new_s = schedule_of(saved.resolved()), schedule_of(new)
     if done < new.epochs and any(not math.isclose(old_s(e), new_s(e)) for e in range(done)):
         warnings.warn(f"the lr schedule is now that of a {new.epochs}-epoch run, resumed at epoch {done + 1} with lr "
