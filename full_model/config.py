@@ -372,6 +372,10 @@ def _warn_schedule(c: TrainConfig, given: dict[str, Any]) -> None:
         warnings.warn(f"the lr decay at milestone {late[0]} never happens in a {c.epochs}-epoch run (a milestone m "
                       f"lowers the lr from epoch m + 1 on); give milestone_fractions instead to scale with the run",
                       RunWarning, stacklevel=3)
+    if c.drw_epoch is not None and c.drw_epoch >= c.epochs and c.stage not in POST_HOC_STAGES:
+        warnings.warn(f"deferred re-weighting from epoch {c.drw_epoch + 1} never happens in a {c.epochs}-epoch run "
+                      f"(drw_epoch {c.drw_epoch} lets the class weights apply after that many epochs)", RunWarning,
+                      stacklevel=3)
     if given.get("warmup_epochs") and c.warmup_epochs >= c.epochs:
         warnings.warn(f"the warm-up of {c.warmup_epochs} epochs covers the whole {c.epochs}-epoch run: the lr never "
                       f"reaches its peak {c.lr:g}", RunWarning, stacklevel=3)
