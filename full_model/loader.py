@@ -2,7 +2,8 @@
 
 Every process holds the whole (small) data set — on the GPU when it fits —
 and draws the same random numbers from one seeded ``numpy`` generator: the
-epoch's order (a permutation, or a class-aware draw, :mod:`full_model.sampling`), the crop offsets and flips of each *global* batch, the
+epoch's order (a permutation, or a class-aware draw, :mod:`full_model.sampling`),
+the crop offsets and flips of each *global* batch, the
 mixup λ and the mixup partners. Process r then takes the rows r, r+P, r+2P, …
 of each global batch. Hence P processes see exactly the rows, augmentations
 and mixup pairs of one process with the same global batch, and a resumed run

@@ -47,7 +47,7 @@ def objective_loss(name: str, counts, tau=None, gamma=None, margin=None):
 
 def released_dr_rows(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor,
                      class_counts: torch.Tensor | None = None) -> torch.Tensor:
-    """Per row ½(w̃_yᵀh − ‖w̃_y‖‖h‖)² / ‖h‖ (B,) with both norms detached; w̃_y = sqrt(γ/c_y) w_y when
+    """Per row ½(w̃_yᵀh − ‖w̃_y‖‖h‖)² / ‖h‖ (B,), both norms detached; w̃_y = sqrt(γ/c_y) w_y when
     ``class_counts`` (K,), the counts of the global batch, are given.
 
     h: (B, d) features; W: (K, d) classifier.

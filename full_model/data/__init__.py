@@ -37,7 +37,8 @@ from . import cifar, offline, stl10, svhn
 from .base import ArrayData, ImageListData
 from .longtail import long_tail_counts, select_long_tailed, subset_split
 
-__all__ = ["DATASETS", "FILE_DATASETS", "SUBSET_DRAWS", "ArrayData", "ImageListData", "load_dataset", "long_tail_counts",
+__all__ = ["DATASETS", "FILE_DATASETS", "SUBSET_DRAWS", "ArrayData", "ImageListData", "load_dataset",
+           "long_tail_counts",
            "select_long_tailed", "dataset_needs_root", "default_n_max"]
 
 
