@@ -28,6 +28,14 @@ that (3 for 30 epochs, none under 10). :meth:`TrainConfig.resolved` turns
 both into epochs, so ``config.json`` records the schedule the run followed;
 a resumed run keeps them (the lr of the epochs already done cannot change).
 
+Remedies (docs/recipes.md): ``class_weights`` (with ``beta``, default
+0.9999 for class-balanced), deferred re-weighting from ``drw_epoch`` (or
+``drw_fraction`` of the run, rounded like the milestones), ``sampler``, the
+loss hyperparameters ``tau``/``gamma``/``margin`` (refused for a loss that
+does not take them), and the second stages (``stage``, ``parent``,
+``tau_norm``, ``adjust_tau``; :func:`stage_config` builds a stage's config
+from its parent's).
+
 :meth:`TrainConfig.resolved` also fills the ``None`` fields that depend on
 the data set (backbone, ratio, augmentation, device-side settings) and checks
 the combinations.

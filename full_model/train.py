@@ -15,6 +15,15 @@ draws the same global augmentation and mixup pairs (:mod:`full_model.loader`),
 so the only difference left is BatchNorm, whose batch statistics are
 per-process unless ``sync_bn`` (CUDA) is on.
 
+Remedies (docs/recipes.md): the loss is bound to the run's class counts
+(:func:`full_model.losses.objective_loss`); class weights ω apply from the
+start or, with deferred re-weighting, after ``drw_epoch`` epochs; the
+sampler draws each epoch's order (:mod:`full_model.sampling`). A second
+stage starts from its ``parent`` run folder: ``crt`` freezes the backbone
+(weights and BatchNorm statistics) and re-trains a fresh classifier;
+``tau-norm`` and ``logit-adjust`` change the parent's classifier, evaluate
+once and write the run folder without training.
+
 Resume restores every state (model, optimiser, scheduler, epoch, all RNGs,
 the metrics so far) and is exact on the CPU, bit for bit; on CUDA, cuDNN's
 non-deterministic kernels can make the continued run differ in the last

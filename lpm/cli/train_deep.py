@@ -25,7 +25,7 @@ import typer
 from full_model._weights_shim import CLASS_WEIGHTS
 from full_model.config import (BACKBONES, DEVICES, HEADS, SCHEDULES, STAGES, build_config, load_config_file,
                                stage_config)
-from full_model.data import DATASETS
+from full_model.data import DATASETS, SUBSET_DRAWS
 from full_model.errors import RunWarning, TrainingDiverged
 from full_model.sampling import SAMPLERS
 
@@ -42,6 +42,7 @@ def _enum(name: str, values) -> type[Enum]:
 Dataset, Head, Loss = _enum("Dataset", DATASETS), _enum("Head", HEADS), _enum("Loss", LOSS_NAMES)
 DRForm, Backbone, Profile = _enum("DRForm", DR_VARIANTS), _enum("Backbone", BACKBONES), _enum("Profile", PROFILES)
 Device, Schedule = _enum("Device", DEVICES), _enum("Schedule", SCHEDULES)
+Draw = _enum("Draw", SUBSET_DRAWS)
 Weights, Sampler, Stage = _enum("Weights", CLASS_WEIGHTS), _enum("Sampler", SAMPLERS), _enum("Stage", STAGES)
 
 
@@ -55,7 +56,12 @@ def train_deep_command(
     n_max: Optional[int] = typer.Option(None, "--n-max", help="Largest class count (default: the data set's)."),
     subset_seed: Optional[int] = typer.Option(None, "--subset-seed",
                                               help="Seed choosing the kept images (default: 0)."),
+    subset_draw: Optional[Draw] = typer.Option(None, "--subset-draw", help="How the kept images are drawn: uniform, "
+                                                                          "or ldam-drw for the CIFAR-LT images of Cao "
+                                                                          "et al. 2019 (default: uniform)."),
     head: Optional[Head] = typer.Option(None, "--head", help="Classifier head (default: learnable)."),
+    head_bias: Optional[bool] = typer.Option(None, "--head-bias/--no-head-bias", help="Bias in the learnable "
+                                                                                      "classifier (default: off)."),
     loss: Optional[Loss] = typer.Option(None, "--loss", help="Loss (default: ce); dr needs a fixed head."),
     dr_form: Optional[DRForm] = typer.Option(None, "--dr-form", help="DR as in the paper (§5) or the released "
                                                                      "code (§6) (default: paper)."),
@@ -92,6 +98,8 @@ def train_deep_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: 128)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: 0.1)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default: 2e-4)."),
+    lr_decay: Optional[float] = typer.Option(None, "--lr-decay", help="lr factor at each milestone (default: "
+                                                                      "0.1)."),
     warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", help="Linear warm-up epochs (default: "
                                                                                "min(5, epochs/10))."),
     schedule: Optional[Schedule] = typer.Option(None, "--schedule",
@@ -134,7 +142,8 @@ def train_deep_command(
         warnings.showwarning = _show_warning
         overrides = {
             "dataset": value(dataset), "root": root, "ratio": ratio, "profile": value(profile), "n_max": n_max,
-            "subset_seed": subset_seed, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
+            "subset_seed": subset_seed, "subset_draw": value(subset_draw), "head_bias": head_bias,
+            "lr_decay": lr_decay, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
             "balance_batch": balance_batch, "allow_degenerate": allow_degenerate or None, "backbone": value(backbone),
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
             "warmup_epochs": warmup_epochs, "schedule": value(schedule), "mixup_alpha": mixup_alpha,
