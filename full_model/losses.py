@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from lpm.core.losses import batch_balance_scale, released_dr_value
+from lpm.core.losses import batch_balance_scale, get_loss, released_dr_value
 
 from ._loss_shim import bind_loss
 
@@ -84,7 +84,7 @@ class Objective:
 
     def __post_init__(self):
         if self.loss_fn is None:
-            object.__setattr__(self, "loss_fn", objective_loss(self.loss, None))
+            object.__setattr__(self, "loss_fn", get_loss(self.loss))
 
     def with_weights(self, weights: torch.Tensor | None) -> "Objective":
         """The same objective with class weights ω (or none)."""
