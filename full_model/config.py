@@ -104,6 +104,7 @@ class TrainConfig:
     head_bias: bool = False
     head_batchnorm: bool = True
     normalize_features: bool | None = None  # None → True (False for imagenet-lt, §6.3)
+    cosine_scale: float | None = None     # learnable head as a cosine classifier s·cos(h, w_k) (Cao et al.: 30)
     # loss
     loss: str = "ce"
     dr_form: str = "paper"
@@ -218,7 +219,7 @@ def milestone_epochs(fractions, epochs: int) -> tuple[int, ...]:
 
 #: the remedy settings and their defaults: hashed into the folder name only when set, so the names of
 #: runs without a remedy stay what they were before these settings existed
-REMEDY_DEFAULTS = {"subset_draw": "uniform", "tau": None, "gamma": None, "margin": None, "class_weights": "none",
+REMEDY_DEFAULTS = {"subset_draw": "uniform", "cosine_scale": None, "tau": None, "gamma": None, "margin": None, "class_weights": "none",
                    "beta": None,
                    "drw_fraction": None, "drw_epoch": None, "sampler": "instance", "stage": "joint", "parent": None,
                    "tau_norm": None, "adjust_tau": None}
@@ -243,6 +244,8 @@ def default_run_name(c: TrainConfig) -> str:
 def remedy_tag(c: TrainConfig) -> str:
     """The remedies of a run for its folder name: ``_crt_w-inverse_drw160_s-sqrt`` (empty without any)."""
     parts = [] if c.stage == "joint" else [c.stage]
+    if c.cosine_scale is not None:
+        parts.append(f"cos{c.cosine_scale:g}")
     if c.stage == "tau-norm" and c.tau_norm is not None:
         parts.append(f"taunorm{c.tau_norm:g}")
     if c.stage == "logit-adjust":
@@ -305,11 +308,14 @@ def build_config(overrides: dict[str, Any] | None = None, config_file=None) -> T
 #: what a second stage takes from its parent and may not change: the data and the network
 INHERITED = ("dataset", "ratio", "profile", "n_max", "majority", "num_classes", "subset_seed", "subset_draw",
              "image_size",
-             "backbone", "feature_dim", "head", "head_seed", "head_bias", "head_batchnorm", "normalize_features")
+             "backbone", "feature_dim", "head", "head_seed", "head_bias", "head_batchnorm", "normalize_features",
+             "cosine_scale")
 #: the parent's settings a stage keeps unless told otherwise (optimiser, seed, execution)
 CARRIED = ("root", "augment", "batch_size", "lr", "momentum", "weight_decay", "lr_decay", "seed", "device", "amp",
            "channels_last", "data_on_device", "sync_bn", "compile", "num_workers", "eval_batch_size",
            "max_batches_per_epoch", "track_every", "nc4_on_train", "center", "progress", "figures")
+#: the settings of a stage itself (not taken from the parent)
+STAGE_SETTINGS = ("stage", "parent", "tau_norm", "adjust_tau")
 #: what a post-hoc stage may set besides the execution settings (it trains nothing)
 POST_HOC_SETTINGS = ("tau_norm", "adjust_tau", "center", "nc4_on_train")
 #: a cRT stage's defaults (Kang et al. 2020): a fresh classifier trained 10 epochs with class-balanced
@@ -335,9 +341,7 @@ def stage_config(stage: str, parent, overrides: dict[str, Any] | None = None, co
             raise LPMInputError(key, given[key], f"{saved.get(key)!r} as in the parent run {where} (a second stage "
                                                  "keeps its parent's data and network)")
     if stage in POST_HOC_STAGES:
-        base = {k: v for k, v in saved.items() if k not in REMEDY_DEFAULTS and k != "out"}
-        base.update({k: saved[k] for k in ("tau", "gamma", "margin", "class_weights", "beta", "drw_fraction",
-                                           "drw_epoch", "sampler") if k in saved})
+        base = {k: v for k, v in saved.items() if k not in ("out",) + STAGE_SETTINGS}
         fixed = {k: v for k, v in given.items() if k in EXECUTION_ONLY + POST_HOC_SETTINGS}
         unused = sorted(set(given) - set(fixed) - set(INHERITED) - {"stage", "parent"})
         if unused:
@@ -492,6 +496,7 @@ FIELD_RULES: dict[str, Rule] = {
     "subset_seed": _int(0), "subset_draw": _choice(SUBSET_DRAWS), "augment": _bool(True), "image_size": _int(1, True),
     "backbone": _choice(BACKBONES, True), "feature_dim": _int(1), "head": _choice(HEADS), "head_seed": _int(0),
     "head_bias": _bool(), "head_batchnorm": _bool(), "normalize_features": _bool(True),
+    "cosine_scale": _float(0, optional=True, low_open=True),
     "loss": _choice(LOSS_NAMES), "dr_form": _choice(DR_VARIANTS), "balance_batch": _bool(True),
     "dr_target": _float(0, low_open=True), "feature_norm_penalty": _float(0, optional=True),
     "allow_degenerate": _bool(), "mixup_alpha": _float(0),
@@ -540,6 +545,12 @@ def _check_remedies(c: TrainConfig) -> None:
     if c.stage == "crt" and c.head != "learnable":
         raise LPMInputError("stage", c.stage, f"'tau-norm' or 'logit-adjust' for a run with the {c.head} head "
                                               "(classifier re-training needs the learnable head)")
+    if c.cosine_scale is not None and c.head != "learnable":
+        raise LPMInputError("cosine_scale", c.cosine_scale, f"left unset for the {c.head} head (the cosine "
+                                                            "classifier is a learnable head)")
+    if c.stage == "tau-norm" and c.cosine_scale is not None:
+        raise LPMInputError("stage", c.stage, "'crt' or 'logit-adjust' for a cosine classifier (its rows all have "
+                                              "norm cosine_scale, so τ-normalisation changes nothing)")
     if c.tau_norm is not None and c.stage != "tau-norm":
         raise LPMInputError("tau_norm", c.tau_norm, "left unset unless stage is 'tau-norm'")
     if c.adjust_tau is not None and c.stage != "logit-adjust":

@@ -257,7 +257,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.net = build_network(cfg.backbone, cfg.head, self.K, self.data.input_shape, feature_dim=cfg.feature_dim,
                                  head_seed=cfg.head_seed, normalize=cfg.normalize_features,
-                                 head_batchnorm=cfg.head_batchnorm, head_bias=cfg.head_bias).to(device)
+                                 head_batchnorm=cfg.head_batchnorm, head_bias=cfg.head_bias,
+                                 cosine_scale=cfg.cosine_scale).to(device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if cfg.stage != "joint":

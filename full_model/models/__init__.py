@@ -75,7 +75,8 @@ def build_backbone(name: str, input_shape: tuple[int, ...], feature_dim: int = 6
 
 def build_network(backbone: str, head: str, num_classes: int, input_shape: tuple[int, ...], *,
                   feature_dim: int = 64, head_seed: int = 0, normalize: bool = True,
-                  head_batchnorm: bool = True, head_bias: bool = False) -> Network:
+                  head_batchnorm: bool = True, head_bias: bool = False,
+                  cosine_scale: float | None = None) -> Network:
     net = build_backbone(backbone, input_shape, feature_dim)
     return Network(net, build_head(head, net.feature_dim, num_classes, head_seed, normalize,
-                                   head_batchnorm, head_bias))
+                                   head_batchnorm, head_bias, cosine_scale))

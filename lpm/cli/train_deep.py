@@ -60,6 +60,10 @@ def train_deep_command(
                                                                           "or ldam-drw for the CIFAR-LT images of Cao "
                                                                           "et al. 2019 (default: uniform)."),
     head: Optional[Head] = typer.Option(None, "--head", help="Classifier head (default: learnable)."),
+    cosine_scale: Optional[float] = typer.Option(None, "--cosine-scale", help="Learnable head as a cosine "
+                                                                              "classifier s·cos(h, w_k) with this s "
+                                                                              "(Cao et al. 2019: 30) (default: "
+                                                                              "linear)."),
     head_bias: Optional[bool] = typer.Option(None, "--head-bias/--no-head-bias", help="Bias in the learnable "
                                                                                       "classifier (default: off)."),
     loss: Optional[Loss] = typer.Option(None, "--loss", help="Loss (default: ce); dr needs a fixed head."),
@@ -142,7 +146,7 @@ def train_deep_command(
         warnings.showwarning = _show_warning
         overrides = {
             "dataset": value(dataset), "root": root, "ratio": ratio, "profile": value(profile), "n_max": n_max,
-            "subset_seed": subset_seed, "subset_draw": value(subset_draw), "head_bias": head_bias,
+            "subset_seed": subset_seed, "subset_draw": value(subset_draw), "head_bias": head_bias, "cosine_scale": cosine_scale,
             "lr_decay": lr_decay, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
             "balance_batch": balance_batch, "allow_degenerate": allow_degenerate or None, "backbone": value(backbone),
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,

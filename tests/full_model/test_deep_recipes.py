@@ -25,7 +25,8 @@ def _recipe_commands() -> dict[str, list[str]]:
     commands = {"ce": shlex.split(ce)}
     for name, extra in (("cb-ce", "--class-weights class-balanced --beta 0.9999"),
                         ("ce-drw", "--class-weights class-balanced --beta 0.9999 --drw 160"),
-                        ("ldam-drw", "--loss ldam --margin 0.5 --class-weights class-balanced --beta 0.9999 --drw 160"),
+                        ("ldam-drw", "--loss ldam --cosine-scale 30 --no-head-bias --margin 15 --class-weights "
+                                     "class-balanced --beta 0.9999 --drw 160"),
                         ("progressive", "--sampler progressive")):
         assert extra in text, extra
         commands[name] = commands["ce"] + shlex.split(extra)
@@ -71,7 +72,8 @@ def test_joint_recipes_build_the_published_settings(name, captured, tmp_path):
     assert (cfg.dataset, cfg.backbone, cfg.epochs, cfg.batch_size, cfg.weight_decay, cfg.mixup_alpha) == \
         ("cifar10-lt", "resnet32", 200, 128, 2e-4, 0.0)
     assert (cfg.subset_draw, cfg.subset_seed, cfg.ratio, cfg.head_bias, cfg.momentum) == \
-        ("ldam-drw", 0, 100.0, True, 0.9)
+        ("ldam-drw", 0, 100.0, name != "ldam-drw", 0.9)
+    assert (cfg.cosine_scale, cfg.margin) == ((30.0, 15.0) if name == "ldam-drw" else (None, None))
     lr = schedule_of(cfg)
     assert [lr(e) for e in (0, 1, 4, 5, 159, 160, 179, 180, 199)] == \
         pytest.approx([0.2, 0.4, 1.0, 1.0, 1.0, 0.01, 0.01, 1e-4, 1e-4])

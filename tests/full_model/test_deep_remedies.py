@@ -154,6 +154,7 @@ REMEDIES = {
     "class-balanced-sampler": dict(sampler="class-balanced"),
     "sqrt-sampler": dict(sampler="sqrt"),
     "progressive": dict(sampler="progressive"),
+    "cosine-head": dict(cosine_scale=10.0),
 }
 
 
@@ -226,14 +227,15 @@ def test_remedy_settings_are_checked_and_named():
 @pytest.fixture(scope="module")
 def parent_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("parent") / "joint"
-    train(build_config({**TINY, "epochs": 3, "head_bias": True, "out": str(out)}))
+    train(build_config({**TINY, "epochs": 3, "head_bias": True, "subset_draw": "ldam-drw", "class_weights": "sqrt",
+                        "out": str(out)}))
     return out
 
 
 def _features_and_logits(run_dir, split="test"):
     """(h, z, y) of a run's model on a split of its data, computed directly."""
     cfg = json.loads((run_dir / rf.CONFIG_FILE).read_text())["config"]
-    data = load_dataset(cfg["dataset"], ratio=cfg["ratio"], n_max=cfg["n_max"])
+    data = load_dataset(cfg["dataset"], ratio=cfg["ratio"], n_max=cfg["n_max"], subset_draw=cfg["subset_draw"])
     net = build_network("mlp", "learnable", 10, data.input_shape, feature_dim=16, head_bias=True)
     state = _state(run_dir)["model"]
     if "logit_offset" in state:
@@ -248,8 +250,8 @@ def _features_and_logits(run_dir, split="test"):
 
 def test_crt_retrains_a_fresh_classifier_on_frozen_features_and_resumes(parent_run, tmp_path, monkeypatch):
     cfg = stage_config("crt", parent_run, {"epochs": 2, "out": str(tmp_path / "crt")})
-    assert (cfg.sampler, cfg.loss, cfg.schedule, cfg.mixup_alpha, cfg.head_bias) == \
-        ("class-balanced", "ce", "cosine", 0.0, True)
+    assert (cfg.sampler, cfg.loss, cfg.schedule, cfg.mixup_alpha, cfg.head_bias, cfg.subset_draw, cfg.class_weights) \
+        == ("class-balanced", "ce", "cosine", 0.0, True, "ldam-drw", "none")
     result = train(cfg)
     saved = json.loads((tmp_path / "crt" / rf.CONFIG_FILE).read_text())["config"]
     assert (saved["stage"], saved["parent"]) == ("crt", str(parent_run.resolve()))
@@ -275,6 +277,10 @@ def test_stages_keep_the_parents_data_and_network(parent_run, tmp_path):
     assert str(err.value) == (f"The 'parent' parameter must be a finished run folder of `lpm train-deep` (holding "
                               f"config.json, checkpoint.pt and summary.json); missing config.json. Got "
                               f"'{tmp_path}' instead.")
+    # a post-hoc stage keeps the whole record of how its model was trained
+    post = stage_config("logit-adjust", parent_run)
+    assert (post.subset_draw, post.class_weights, post.head_bias, post.epochs, post.adjust_tau) == \
+        ("ldam-drw", "sqrt", True, 3, 1.0)
     with pytest.raises(LPMInputError, match="'lr' parameter must be left unset for stage 'tau-norm'"):
         stage_config("tau-norm", parent_run, {"lr": 0.5})
     fixed = tmp_path / "etf"
@@ -325,3 +331,18 @@ def test_logit_adjustment_subtracts_tau_log_prior(parent_run, tmp_path):
     again = train(resume_config(tmp_path / "la"), resume=True)
     assert again.metrics[0]["test_accuracy"] == result.metrics[0]["test_accuracy"]
     assert math.isclose(again.metrics[0]["adjust_tau"], 1.5)
+
+
+def test_the_cosine_head_gives_scaled_cosines_and_records_them_as_w_h():
+    torch.manual_seed(0)
+    net = build_network("mlp", "learnable", 5, (12,), feature_dim=8, cosine_scale=30.0)
+    x = torch.randn(7, 12)
+    f = net.backbone.forward_features(x)
+    V = net.head.linear.weight
+    cosines = F.normalize(f, dim=1) @ F.normalize(V, dim=1).T
+    h, z = net(x, with_features=True)
+    torch.testing.assert_close(z, 30.0 * cosines, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(z, h @ net.get_classifier().T, rtol=1e-6, atol=1e-6)  # z = W h, as for every head
+    torch.testing.assert_close(net.get_classifier().norm(dim=1), torch.full((5,), 30.0))
+    with pytest.raises(LPMInputError, match="'cosine_scale' parameter must be left unset for the fixed-etf head"):
+        build_config({**TINY, "head": "fixed-etf", "cosine_scale": 30.0})
