@@ -219,10 +219,9 @@ def milestone_epochs(fractions, epochs: int) -> tuple[int, ...]:
 
 #: the remedy settings and their defaults: hashed into the folder name only when set, so the names of
 #: runs without a remedy stay what they were before these settings existed
-REMEDY_DEFAULTS = {"subset_draw": "uniform", "cosine_scale": None, "tau": None, "gamma": None, "margin": None, "class_weights": "none",
-                   "beta": None,
-                   "drw_fraction": None, "drw_epoch": None, "sampler": "instance", "stage": "joint", "parent": None,
-                   "tau_norm": None, "adjust_tau": None}
+REMEDY_DEFAULTS = {"subset_draw": "uniform", "cosine_scale": None, "tau": None, "gamma": None, "margin": None,
+                   "class_weights": "none", "beta": None, "drw_fraction": None, "drw_epoch": None,
+                   "sampler": "instance", "stage": "joint", "parent": None, "tau_norm": None, "adjust_tau": None}
 #: settings that do not change what a run computes (left out of the default folder name's hash)
 EXECUTION_ONLY = ("device", "progress", "figures", "num_workers", "eval_batch_size", "out", "amp",
                   "channels_last", "data_on_device", "compile", "root")

@@ -146,7 +146,8 @@ def train_deep_command(
         warnings.showwarning = _show_warning
         overrides = {
             "dataset": value(dataset), "root": root, "ratio": ratio, "profile": value(profile), "n_max": n_max,
-            "subset_seed": subset_seed, "subset_draw": value(subset_draw), "head_bias": head_bias, "cosine_scale": cosine_scale,
+            "subset_seed": subset_seed, "subset_draw": value(subset_draw), "head_bias": head_bias,
+            "cosine_scale": cosine_scale,
             "lr_decay": lr_decay, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
             "balance_batch": balance_batch, "allow_degenerate": allow_degenerate or None, "backbone": value(backbone),
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,

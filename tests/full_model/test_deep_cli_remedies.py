@@ -20,8 +20,8 @@ def test_a_remedy_run_then_its_second_stages_from_the_command_line(tmp_path):
     joint = tmp_path / "joint"
     (tmp_path / "quick.toml").write_text("figures = false\nnc4_on_train = false\nfeature_dim = 16\n")
     res = runner.invoke(app, ["train-deep", *TINY, "--config", str(tmp_path / "quick.toml"), "--epochs", "2",
-                              "--class-weights", "class-balanced", "--beta", "0.99", "--drw", "0.5", "--sampler", "sqrt",
-                              "--out", str(joint)])
+                              "--class-weights", "class-balanced", "--beta", "0.99", "--drw", "0.5", "--sampler",
+                              "sqrt", "--out", str(joint)])
     assert res.exit_code == 0, res.output
     saved = _config(joint)
     assert (saved["class_weights"], saved["beta"], saved["drw_fraction"], saved["drw_epoch"], saved["sampler"]) == \
