@@ -25,15 +25,15 @@ CLASS_WEIGHTS = ("none", "inverse", "sqrt", "class-balanced")
 
 
 def class_weights(scheme: str, counts, beta: float | None = None) -> np.ndarray:
-    """ω (K,) for ``scheme`` and per-class counts; ``beta`` in [0, 1) for class-balanced only."""
+    """ω (K,) for ``scheme`` and per-class counts; ``beta`` in (0, 1) for class-balanced only."""
     check_choice("class_weights", scheme, CLASS_WEIGHTS)
     n = np.asarray(counts, dtype=np.float64)
     if n.ndim != 1 or len(n) < 2 or not np.all(np.isfinite(n)) or np.any(n <= 0):
         raise LPMInputError("counts", list(np.ravel(n)), "a list of at least 2 positive, finite class counts")
     if scheme != "class-balanced" and beta is not None:
         raise LPMInputError("beta", beta, "left unset unless class_weights is 'class-balanced'")
-    if scheme == "class-balanced" and (beta is None or not 0 <= beta < 1):
-        raise LPMInputError("beta", beta, "a number >= 0 and < 1 for class-balanced weights")
+    if scheme == "class-balanced" and (beta is None or not 0 < beta < 1):
+        raise LPMInputError("beta", beta, "a number > 0 and < 1 for class-balanced weights")
     if scheme == "none":
         raw = np.ones_like(n)
     elif scheme == "inverse":
@@ -41,6 +41,6 @@ def class_weights(scheme: str, counts, beta: float | None = None) -> np.ndarray:
     elif scheme == "sqrt":
         raw = 1.0 / np.sqrt(n)
     else:
-        raw = (1.0 - beta) / -np.expm1(n * np.log(beta)) if beta > 0 else np.ones_like(n)
+        raw = (1.0 - beta) / -np.expm1(n * np.log(beta))  # expm1 keeps the digits for β near 1
     pi = n / n.sum()
     return raw / float(pi @ raw)

@@ -500,7 +500,7 @@ FIELD_RULES: dict[str, Rule] = {
     "dr_target": _float(0, low_open=True), "feature_norm_penalty": _float(0, optional=True),
     "allow_degenerate": _bool(), "mixup_alpha": _float(0),
     "tau": _float(optional=True), "gamma": _float(optional=True), "margin": _float(0, optional=True, low_open=True),
-    "class_weights": _choice(CLASS_WEIGHTS), "beta": Rule("float", True, low=0, high=1, high_open=True),
+    "class_weights": _choice(CLASS_WEIGHTS), "beta": Rule("float", True, low=0, high=1, low_open=True, high_open=True),
     "drw_fraction": Rule("float", True, low=0, high=1, low_open=True, high_open=True,
                          what="the fraction of the run after which class weights apply"),
     "drw_epoch": _int(1, True, what="the epochs after which class weights apply"),
