@@ -2,7 +2,8 @@
 
 Every process holds the whole (small) data set — on the GPU when it fits —
 and draws the same random numbers from one seeded ``numpy`` generator: the
-epoch permutation, the crop offsets and flips of each *global* batch, the
+epoch's order (a permutation, or a class-aware draw, :mod:`full_model.sampling`),
+the crop offsets and flips of each *global* batch, the
 mixup λ and the mixup partners. Process r then takes the rows r, r+P, r+2P, …
 of each global batch. Hence P processes see exactly the rows, augmentations
 and mixup pairs of one process with the same global batch, and a resumed run
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .distributed import DistContext
+from .sampling import epoch_order
 
 PAD = 4
 
@@ -92,8 +94,10 @@ class TensorTrainLoader:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, num_classes: int, *, batch_size: int, device, ctx: DistContext,
                  rng: np.random.Generator, normalizer: Normalizer, augment: bool = False, mixup_alpha: float = 0.0,
-                 on_device: bool = True, max_batches: int | None = None):
+                 on_device: bool = True, max_batches: int | None = None, sampler: str = "instance",
+                 epochs: int = 1):
         self.device, self.ctx, self.rng, self.normalize = torch.device(device), ctx, rng, normalizer
+        self.sampler, self.epoch, self.epochs = sampler, 0, epochs
         self.x, self.y = place(x, self.device, on_device), place(y, self.device, on_device)
         self.y_np, self.K = np.asarray(y), num_classes
         self.batch_size, self.augment, self.alpha = batch_size, augment, mixup_alpha
@@ -102,8 +106,12 @@ class TensorTrainLoader:
     def __len__(self) -> int:
         return self.num_batches
 
+    def set_epoch(self, epoch: int, epochs: int | None = None) -> None:
+        """The 0-based epoch (of ``epochs``) that the next pass draws (the progressive sampler uses it)."""
+        self.epoch, self.epochs = epoch, self.epochs if epochs is None else epochs
+
     def __iter__(self):
-        order = self.rng.permutation(len(self.y_np))
+        order = epoch_order(self.rng, self.y_np, self.K, self.sampler, self.epoch, self.epochs)
         for b in range(self.num_batches):
             yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size])
 

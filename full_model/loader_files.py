@@ -1,6 +1,6 @@
 """Batches for image-file data (ImageNet-LT), read by DataLoader workers.
 
-The permutation and the per-image augmentation seeds are drawn in the main
+The epoch's order (:mod:`full_model.sampling`) and the per-image augmentation seeds are drawn in the main
 process from the run's seeded generator, identically on every process, so
 the order and the augmentation are reproducible and resumable whatever the
 number of workers. Process r loads rows r, r+P, … of each global batch.
@@ -16,23 +16,29 @@ from .data.base import ImageListData
 from .data.imagenet_lt import ImageFiles
 from .distributed import DistContext
 from .loader import Batch, Normalizer, num_global_batches
+from .sampling import epoch_order
 
 
 class FileTrainLoader:
     def __init__(self, data: ImageListData, *, batch_size: int, device, ctx: DistContext, rng: np.random.Generator,
                  normalizer: Normalizer, mixup_alpha: float = 0.0, num_workers: int = 4,
-                 max_batches: int | None = None, augment: bool = True):
+                 max_batches: int | None = None, augment: bool = True, sampler: str = "instance", epochs: int = 1):
         self.dataset = ImageFiles(data.root, data.train_files, data.y_train, train=augment, size=data.image_size)
         self.y_np, self.K = np.asarray(data.y_train), data.num_classes
         self.device, self.ctx, self.rng, self.normalize = torch.device(device), ctx, rng, normalizer
         self.batch_size, self.alpha, self.workers = batch_size, mixup_alpha, num_workers
+        self.sampler, self.epoch, self.epochs = sampler, 0, epochs
         self.num_batches = num_global_batches(len(self.y_np), batch_size, ctx.world_size, max_batches)
 
     def __len__(self) -> int:
         return self.num_batches
 
+    def set_epoch(self, epoch: int, epochs: int | None = None) -> None:
+        """The 0-based epoch (of ``epochs``) that the next pass draws (the progressive sampler uses it)."""
+        self.epoch, self.epochs = epoch, self.epochs if epochs is None else epochs
+
     def __iter__(self):
-        order = self.rng.permutation(len(self.y_np))
+        order = epoch_order(self.rng, self.y_np, self.K, self.sampler, self.epoch, self.epochs)
         seeds = self.rng.integers(0, 2**31 - 1, size=len(order))
         self._epoch_seed = int(self.rng.integers(0, 2**31 - 1))
         plan = []

@@ -17,6 +17,9 @@ A run folder holds, written atomically (temporary file, then rename):
                    "torch_threads", "world_size" — of the run's start,
      "resumes": [{"from_epoch", "epochs", "provenance"}, ...] — one entry per
                 ``--resume``, with the epochs asked for then}
+    A second stage (``stage`` crt, tau-norm or logit-adjust) records the
+    absolute path of the run folder it started from in the config's
+    ``parent``.
     A resume rewrites the file with the new config (so ``epochs`` says what
     the run now aims at).
 ``metrics.jsonl``
@@ -32,7 +35,12 @@ A run folder holds, written atomically (temporary file, then rename):
     ``{train,test}_balanced_accuracy``, ``{train,test}_{many,medium,few}_shot_accuracy``
     with ``shot_split`` naming the split, ``{train,test}_mce``,
     ``nc4_agreement``, ``nc4_class_agreement`` (and ``test_`` ones), ``nc1_pinv``,
-    ``nc1_pinv_rank``, ``nc1_trace_quotient``, ``cdnv``, ``gnc2``, ``unc3_*``.
+    ``nc1_pinv_rank``, ``nc1_trace_quotient``, ``cdnv``, ``gnc2``, ``unc3_*``;
+    ``class_weighted`` (whether class weights applied in the epoch) when the
+    run has class weights. A post-hoc stage (tau-norm, logit-adjust) trains
+    nothing and writes one row with ``epoch`` 0, ``stage`` and its τ
+    (``tau_norm``, with ``tau_norm_grid`` and
+    ``tau_norm_train_balanced_accuracy`` when τ was chosen; ``adjust_tau``).
     The file is rewritten whole each epoch, so a resumed run never repeats
     an epoch.
 ``final_geometry.npz``
@@ -53,7 +61,8 @@ A run folder holds, written atomically (temporary file, then rename):
     [Y22] reports), ``last_test_accuracy``, ``last_train_accuracy``,
     last-epoch group accuracies, ``epochs``, ``wall_time_s``.
 ``checkpoint.pt``, ``checkpoint.prev.pt``
-    model, optimiser, scheduler, epoch, metrics rows and every RNG state
+    model (with the buffer ``logit_offset`` after a logit adjustment),
+    optimiser, scheduler, epoch, metrics rows and every RNG state
     (see :mod:`full_model.checkpoint`), as tensors and plain values, read
     with ``torch.load(weights_only=True)``; ``checkpoint.prev.pt`` is the
     one before (kept in case the last one is damaged).

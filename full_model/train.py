@@ -17,6 +17,15 @@ draws the same global augmentation and mixup pairs (:mod:`full_model.loader`),
 so the only difference left is BatchNorm, whose batch statistics are
 per-process unless ``sync_bn`` (CUDA) is on.
 
+Remedies (docs/recipes.md): the loss is bound to the run's class counts
+(:func:`full_model.losses.objective_loss`); class weights ω apply from the
+start or, with deferred re-weighting, after ``drw_epoch`` epochs; the
+sampler draws each epoch's order (:mod:`full_model.sampling`). A second
+stage starts from its ``parent`` run folder: ``crt`` freezes the backbone
+(weights and BatchNorm statistics) and re-trains a fresh classifier;
+``tau-norm`` and ``logit-adjust`` change the parent's classifier, evaluate
+once and write the run folder without training.
+
 Resume restores every state (model, optimiser, scheduler, epoch, all RNGs,
 the metrics so far) and is exact on the CPU, bit for bit; on CUDA, cuDNN's
 non-deterministic kernels can make the continued run differ in the last
@@ -58,12 +67,13 @@ from lpm.core.io import check_output_path, json_default
 from . import checkpoint as ckpt
 from . import outputs
 from . import run_format as rf
-from .config import TrainConfig
+from ._weights_shim import class_weights
+from .config import POST_HOC_STAGES, REMEDY_DEFAULTS, TrainConfig
 from .data import ArrayData, load_dataset
 from .distributed import all_sum, barrier, setup, teardown
 from .errors import NonFiniteOutputs, RunWarning, TrainingDiverged
 from .loader import Normalizer, TensorEvalLoader, TensorTrainLoader
-from .losses import Objective
+from .losses import Objective, objective_loss
 from .models import build_network
 from .tensorboard_log import TensorBoardLog
 from .tensorboard_log import check_available as check_tensorboard
@@ -78,6 +88,8 @@ DIVERGENCE_FACTOR = 1e4
 CHECK_EVERY = 50
 #: seconds between refreshes of the progress bar's loss/accuracy
 POSTFIX_EVERY_S = 0.5
+#: the τ of w_k/‖w_k‖^τ tried when τ-normalisation chooses it on the training set: 0, 0.1, …, 2
+TAU_GRID = np.round(np.arange(0, 21) / 10, 1)
 
 
 @dataclass
@@ -141,7 +153,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     try:
         if ctx.is_main and run_dir.is_dir():
             rf.remove_stale_temporaries(run_dir)
-        return Trainer(cfg, device, ctx).run(state)
+        return Trainer(cfg, device, ctx, fresh=state is None).run(state)
     finally:
         teardown(ctx)
 
@@ -184,9 +196,12 @@ def _read_saved_config(path: Path) -> dict:
 
 
 def _check_same(saved: dict, new: dict, run_dir) -> None:
+    """Refuse a change of a setting that is not RESUMABLE; a remedy setting missing from an older run's
+    config is its default (those runs were made without it)."""
     for key, value in new.items():
-        if key not in RESUMABLE and saved.get(key) != value:
-            raise LPMInputError(key, value, f"{saved.get(key)!r} as saved in {Path(run_dir) / rf.CONFIG_FILE} "
+        old = saved.get(key, REMEDY_DEFAULTS.get(key))
+        if key not in RESUMABLE and old != value:
+            raise LPMInputError(key, value, f"{old!r} as saved in {Path(run_dir) / rf.CONFIG_FILE} "
                                             "when resuming that run")
 
 
@@ -209,6 +224,9 @@ def schedule_of(c: TrainConfig) -> "EpochSchedule":
 def _warn_schedule_change(saved: TrainConfig, new: TrainConfig, done: int) -> None:
     """Say so when the resumed run's schedule differs from the one its finished epochs followed
     (a cosine schedule stretched over more epochs, say)."""
+    if new.sampler == "progressive" and saved.epochs != new.epochs and done < new.epochs:
+        warnings.warn(f"the progressive sampler now moves to class-balanced sampling over {new.epochs} epochs; the "
+                      f"first {done} epochs followed a {saved.epochs}-epoch run", RunWarning, stacklevel=3)
     old_s, new_s = schedule_of(saved.resolved()), schedule_of(new)
     if done < new.epochs and any(not math.isclose(old_s(e), new_s(e)) for e in range(done)):
         warnings.warn(f"the lr schedule is now that of a {new.epochs}-epoch run, resumed at epoch {done + 1} with lr "
@@ -223,14 +241,14 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, device: torch.device, ctx):
+    def __init__(self, cfg: TrainConfig, device: torch.device, ctx, fresh: bool = True):
         self.cfg, self.device, self.ctx, self.run_dir = cfg, device, ctx, Path(cfg.out)
         seed_everything(cfg.seed)
         self.data = load_dataset(cfg.dataset, cfg.root, cfg.ratio, cfg.profile, cfg.n_max, cfg.subset_seed,
-                                 cfg.majority, cfg.num_classes)
+                                 cfg.majority, cfg.num_classes, cfg.subset_draw)
         if cfg.image_size is not None:
             if isinstance(self.data, ArrayData):
-                raise LPMInputError("image_size", cfg.image_size, "left unset except for 'imagenet-lt'")
+                raise LPMInputError("image_size", cfg.image_size, "left unset except for 'imagenet-lt' and 'inat2018'")
             self.data.image_size = cfg.image_size
         self.K = self.data.num_classes
         n_train = len(self.data.y_train)
@@ -245,16 +263,24 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.net = build_network(cfg.backbone, cfg.head, self.K, self.data.input_shape, feature_dim=cfg.feature_dim,
                                  head_seed=cfg.head_seed, normalize=cfg.normalize_features,
-                                 head_batchnorm=cfg.head_batchnorm, head_bias=cfg.head_bias).to(device)
+                                 head_batchnorm=cfg.head_batchnorm, head_bias=cfg.head_bias,
+                                 cosine_scale=cfg.cosine_scale).to(device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if cfg.stage != "joint":
+            self._start_stage(fresh)
         self.model = self._wrap(self.net)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        trained = [q for q in self.net.parameters() if q.requires_grad]  # cRT: the classifier only
+        self.optimizer = torch.optim.SGD(trained, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._schedule())
         self.data_rng = np.random.default_rng(cfg.seed)
+        loss_fn = objective_loss(cfg.loss, self.data.counts, cfg.tau, cfg.gamma, cfg.margin)
         self.objective = Objective(cfg.loss, cfg.dr_form, bool(cfg.balance_batch), cfg.dr_target,
-                                   float(cfg.feature_norm_penalty))
+                                   float(cfg.feature_norm_penalty), loss_fn)
+        self.class_weights = None  # ω (K,) on the device, or None
+        if cfg.class_weights != "none":
+            omega = class_weights(cfg.class_weights, self.data.counts, cfg.beta)
+            self.class_weights = torch.as_tensor(omega, dtype=torch.float32, device=device)
         self._build_loaders()
         self.groups = groups_for(self.K, self.data.counts, self.data.group_scheme)
         self.majority = minority_start(self.K, self.groups, self.data.group_scheme, cfg.profile, cfg.majority)
@@ -296,7 +322,7 @@ class Trainer:
             self.train_loader = TensorTrainLoader(
                 d.x_train, d.y_train, self.K, batch_size=cfg.batch_size, rng=self.data_rng, normalizer=norm,
                 augment=augment, mixup_alpha=cfg.mixup_alpha, on_device=on_dev,
-                max_batches=cfg.max_batches_per_epoch, **common)
+                max_batches=cfg.max_batches_per_epoch, sampler=cfg.sampler, epochs=cfg.epochs, **common)
             self.eval_loaders = [TensorEvalLoader(x, y, batch_size=cfg.eval_batch_size, normalizer=norm,
                                                   on_device=on_dev, **common)
                                  for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test))]
@@ -306,7 +332,7 @@ class Trainer:
         self.train_loader = FileTrainLoader(d, batch_size=cfg.batch_size, rng=self.data_rng, normalizer=norm,
                                             mixup_alpha=cfg.mixup_alpha, num_workers=cfg.num_workers,
                                             max_batches=cfg.max_batches_per_epoch, augment=cfg.augment is not False,
-                                            **common)
+                                            sampler=cfg.sampler, epochs=cfg.epochs, **common)
         self.eval_loaders = [FileEvalLoader(d, split, batch_size=cfg.eval_batch_size, normalizer=norm,
                                             num_workers=cfg.num_workers, **common) for split in ("train", "test")]
 
@@ -314,6 +340,8 @@ class Trainer:
     def run(self, state: dict | None = None) -> RunResult:
         """Train from scratch, or from the checkpoint ``state`` (loaded by :func:`train`)."""
         rows, start, elapsed = self._restore(state) if state is not None else ([], 0, 0.0)
+        if self.cfg.stage in POST_HOC_STAGES:
+            return self._run_post_hoc(elapsed, rows if state is not None else None)
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_config(resumed_from=None if state is None else start)
@@ -354,6 +382,8 @@ class Trainer:
         took = time.time() - t0
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "batch_accuracy": accuracy,
                "epoch_time_s": took, "images_per_s": seen / max(took, 1e-9)}
+        if self.class_weights is not None:
+            row["class_weighted"] = self.weights_on(epoch)
         if (epoch + 1) % self.cfg.track_every == 0 or epoch + 1 == self.cfg.epochs:
             t1 = time.time()
             row.update(self.track(epoch + 1, lr))
@@ -368,6 +398,10 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float, int]:
         """One pass over the training batches; returns (mean objective, batch accuracy, rows seen)."""
         self.model.train()
+        if self.cfg.stage == "crt":  # frozen features: the backbone's BatchNorm statistics stay too
+            self.net.backbone.eval()
+        self.train_loader.set_epoch(epoch, self.cfg.epochs)
+        objective = self.objective.with_weights(self.class_weights if self.weights_on(epoch) else None)
         W_of = self.net.get_classifier
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -380,7 +414,7 @@ class Trainer:
             with self.autocast():
                 h, z = self.model(batch.x, with_features=True)
             h, z = h.float(), z.float()
-            loss = self.objective(h, z, W_of(), batch.y_a, batch.y_b, batch.lam, batch.counts, batch.global_size,
+            loss = objective(h, z, W_of(), batch.y_a, batch.y_b, batch.lam, batch.counts, batch.global_size,
                                   self.ctx.world_size)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -401,6 +435,10 @@ class Trainer:
                 shown = time.monotonic()
         totals = all_sum(self.ctx, np.array([loss_sum.item(), correct.item(), seen]))
         return float(totals[0] / totals[2]), float(totals[1] / totals[2]), int(totals[2])
+
+    def weights_on(self, epoch: int) -> bool:
+        """Whether class weights apply in 0-based ``epoch``: from the start, or after ``drw_epoch`` epochs."""
+        return self.class_weights is not None and (self.cfg.drw_epoch is None or epoch >= self.cfg.drw_epoch)
 
     @property
     def loss_limit(self) -> float:
@@ -444,6 +482,104 @@ class Trainer:
             raise TrainingDiverged(epoch, None, None, str(exc), self._last_checkpoint(), lr) from None
         return metrics
 
+    # ------------------------------------------------------------ second stages
+    def _start_stage(self, fresh: bool) -> None:
+        """Load the parent's model (a fresh stage) and prepare the stage: cRT freezes the backbone and,
+        when fresh, re-initialises the classifier; logit-adjust adds its offset buffer, τ-norm rescales W."""
+        cfg = self.cfg
+        if fresh:
+            self._load_model(ckpt.load(Path(cfg.parent) / rf.CHECKPOINT_FILE)["model"])
+        if cfg.stage == "logit-adjust" and "logit_offset" not in self.net._buffers:
+            self.net.set_logit_offset(torch.zeros(self.K))
+        if not fresh:  # the stage's own checkpoint holds the model
+            if cfg.stage == "crt":
+                self._freeze_backbone()
+            return
+        if cfg.stage == "crt":
+            self._freeze_backbone()
+            torch.manual_seed(cfg.seed)
+            self.net.head.linear.reset_parameters()
+        elif cfg.stage == "logit-adjust":
+            pi = np.asarray(self.data.counts, dtype=np.float64) / sum(self.data.counts)
+            offset = self.net._buffers["logit_offset"].double().cpu().numpy() - cfg.adjust_tau * np.log(pi)
+            self.net.set_logit_offset(offset)
+
+    def _load_model(self, state: dict) -> None:
+        """Load model weights, first adding the logit-offset buffer when they hold one."""
+        if "logit_offset" in state and "logit_offset" not in self.net._buffers:
+            self.net.set_logit_offset(torch.zeros(self.K))
+        self.net.load_state_dict(state)
+
+    def _freeze_backbone(self) -> None:
+        for q in self.net.backbone.parameters():
+            q.requires_grad_(False)
+
+    def _tau_norm(self) -> dict:
+        """Rescale W to w_k / ‖w_k‖^τ, τ given or chosen on the training set; returns what to record."""
+        W = self.net.get_classifier()
+        norms = W.detach().norm(dim=1).clamp_min(1e-12)
+        info = {"tau_norm": self.cfg.tau_norm}
+        if self.cfg.tau_norm is None:
+            scores = self._tau_scores(norms)
+            best = int(np.argmax(scores))  # the first maximum: ties go to the smaller τ
+            info = {"tau_norm": float(TAU_GRID[best]), "tau_norm_grid": TAU_GRID.tolist(),
+                    "tau_norm_train_balanced_accuracy": scores.tolist()}
+        with torch.no_grad():
+            W.div_(norms.pow(info["tau_norm"])[:, None])
+        return info
+
+    def _tau_scores(self, norms: torch.Tensor) -> np.ndarray:
+        """Balanced training accuracy of w_k / ‖w_k‖^τ for each τ of TAU_GRID, over all processes."""
+        self.net.eval()
+        K, grid = self.K, torch.as_tensor(TAU_GRID, dtype=torch.float32, device=self.device)
+        scale = norms[None, :].pow(-grid[:, None])                     # (T, K)
+        bias = self.net.head.linear.bias if getattr(self.net.head, "linear", None) is not None else None
+        offset = self.net._buffers.get("logit_offset")
+        hits = torch.zeros(len(grid), K, dtype=torch.float64, device=self.device)
+        totals = torch.zeros(K, dtype=torch.float64, device=self.device)
+        with torch.no_grad():
+            for x, y in self.eval_loaders[0]:
+                with self.autocast():
+                    h = self.net.forward_features(x)
+                z = self.net.head.logits(h.float())
+                base = z - (bias if bias is not None else 0.0)              # W h alone
+                extra = (bias if bias is not None else 0.0) + (offset if offset is not None else 0.0)
+                pred = (base[None] * scale[:, None, :] + extra).argmax(dim=2)  # (T, B)
+                hits.index_add_(1, y, (pred == y[None]).double())
+                totals += torch.bincount(y, minlength=K).double()
+        merged = all_sum(self.ctx, np.concatenate([hits.cpu().numpy().ravel(), totals.cpu().numpy()]))
+        hits_np, totals_np = merged[:len(grid) * K].reshape(len(grid), K), merged[len(grid) * K:]
+        seen = totals_np > 0
+        return (hits_np[:, seen] / totals_np[seen]).mean(axis=1)
+
+    def _run_post_hoc(self, elapsed: float, saved_rows: list[dict] | None) -> RunResult:
+        """τ-norm or logit adjustment of the parent's model: evaluate once, write the run folder.
+        Resumed (``saved_rows``), the adjusted model comes from the checkpoint and is evaluated again."""
+        began = time.time() - elapsed
+        if saved_rows:
+            extra = {k: v for k, v in saved_rows[0].items() if k.startswith(("tau_norm", "adjust_tau"))}
+        elif self.cfg.stage == "tau-norm":
+            extra = self._tau_norm()
+        else:
+            extra = {"adjust_tau": self.cfg.adjust_tau}
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config(resumed_from=None)
+        t0 = time.time()
+        row = {"epoch": 0, "stage": self.cfg.stage, **extra, **self.track(0)}
+        row["eval_time_s"] = time.time() - t0
+        rows = [json.loads(json.dumps(row, default=json_default))]
+        summary = outputs.summarize(rows, time.time() - began)
+        if self.ctx.is_main:
+            outputs.write_metrics(self.run_dir, rows)
+            self.save(0, time.time() - began, rows)
+            outputs.write_geometry(self.run_dir, self.snapshot, epoch=0, train_counts=self.data.counts,
+                                   config=self.cfg)
+            outputs.write_summary(self.run_dir, summary)
+        barrier(self.ctx)
+        return RunResult(self.run_dir, 0, summary["best_test_accuracy"], summary["best_epoch"],
+                         summary["last_test_accuracy"], rows)
+
     # ------------------------------------------------------------ state
     def save(self, epochs_done: int, wall_time_s: float, rows: list[dict]) -> None:
         state = {"checkpoint_version": ckpt.CHECKPOINT_VERSION, "format_version": rf.FORMAT_VERSION,
@@ -454,7 +590,7 @@ class Trainer:
         ckpt.save_atomic(state, self.run_dir / rf.CHECKPOINT_FILE)
 
     def _restore(self, state: dict) -> tuple[list[dict], int, float]:
-        self.net.load_state_dict(state["model"])
+        self._load_model(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.lr_lambdas[0] = self._schedule()  # the (possibly extended) epoch count of this config

@@ -13,6 +13,7 @@ cifar100-lt          100   500      root/cifar-100-python (python pickles)
 svhn-lt              10    len/10   root/train_32x32.mat, test_32x32.mat
 stl10-lt             10    500      root/stl10_binary/*.bin
 imagenet-lt          1000  (lists)  root/ImageNet_LT_{train,test}.txt + images
+inat2018             8142  (files)  root/train2018.json, val2018.json + images
 mnist1d-lt           10    500      mnist1d package, generated (no root)
 digits-lt            10    100      sklearn.datasets.load_digits (no root)
 synthetic-lt         K     500      Gaussian clusters in R^32 (no root)
@@ -36,7 +37,8 @@ from . import cifar, offline, stl10, svhn
 from .base import ArrayData, ImageListData
 from .longtail import long_tail_counts, select_long_tailed, subset_split
 
-__all__ = ["DATASETS", "ArrayData", "ImageListData", "load_dataset", "long_tail_counts",
+__all__ = ["DATASETS", "FILE_DATASETS", "SUBSET_DRAWS", "ArrayData", "ImageListData", "load_dataset",
+           "long_tail_counts",
            "select_long_tailed", "dataset_needs_root", "default_n_max"]
 
 
@@ -58,12 +60,19 @@ _SPECS: dict[str, _Spec] = {
     "svhn-lt": _Spec(10, None, True, "resnet32", "none", _HALF, _HALF),
     "stl10-lt": _Spec(10, 500, True, "resnet32", "none", _HALF, _HALF),
     "imagenet-lt": _Spec(None, None, True, "resnet50-wide"),
+    "inat2018": _Spec(None, None, True, "resnet50"),
     "mnist1d-lt": _Spec(10, 500, False, "cnn1d"),
     "digits-lt": _Spec(10, 100, False, "mlp"),
     "synthetic-lt": _Spec(None, 500, False, "mlp"),
     "synthetic-images-lt": _Spec(None, 5000, False, "resnet32", "crop-flip", cifar.CIFAR_MEAN, cifar.CIFAR_STD),
 }
 DATASETS = tuple(_SPECS)
+#: data sets whose long-tailed profile is their own (lists or annotation files): no ratio, n_max or profile
+FILE_DATASETS = ("imagenet-lt", "inat2018")
+#: how the kept images of each class are drawn: ``uniform`` (seeded ``numpy.random.default_rng``) or
+#: ``ldam-drw`` (Cao et al. 2019's release: the legacy generator seeded with ``subset_seed`` shuffles each
+#: class's indices in label order and keeps the first n_k, the exact CIFAR-LT subsets of that code)
+SUBSET_DRAWS = ("uniform", "ldam-drw")
 DIGITS_POOL, SYNTHETIC_DIM = 120, 32
 _TEST_PER_CLASS = {"mnist1d-lt": 200, "digits-lt": 50, "synthetic-lt": 100, "synthetic-images-lt": 100}
 
@@ -82,23 +91,27 @@ def default_n_max(name: str) -> int | None:
 
 def load_dataset(name: str, root=None, ratio: float | None = None, profile: str = "exp",
                  n_max: int | None = None, subset_seed: int = 0, majority: int | None = None,
-                 num_classes: int | None = None) -> ArrayData | ImageListData:
+                 num_classes: int | None = None, subset_draw: str = "uniform") -> ArrayData | ImageListData:
     """Load ``name`` with a long-tailed training split.
 
     ratio: R = n_max/n_min >= 1 (τ = 1/R in [Y22]; default 100); profile ``exp`` or ``step``
-    (``majority`` = K_A for step). ``subset_seed`` picks the kept images.
-    ImageNet-LT takes its profile from its split lists, so ``ratio``,
-    ``n_max`` and ``profile`` must be left unset for it.
+    (``majority`` = K_A for step). ``subset_seed`` picks the kept images, drawn as
+    ``subset_draw`` says (:data:`SUBSET_DRAWS`). ImageNet-LT and iNaturalist 2018
+    take their profile from their files, so ``ratio`` and ``n_max`` must be left
+    unset for them.
     """
     spec = _SPECS[check_choice("dataset", name, DATASETS)]
+    check_choice("subset_draw", subset_draw, SUBSET_DRAWS)
     if spec.needs_root:
         if root is None:
             raise LPMInputError("root", None,
                                 f"a folder with the {name} files (the '{name}' dataset is read from disk)")
         if not Path(root).is_dir():
             raise LPMInputError("root", str(root), f"an existing folder with the {name} files")
-    if name == "imagenet-lt":
-        return _imagenet(root, ratio, n_max, num_classes)
+    if name in FILE_DATASETS:
+        if subset_draw != "uniform":
+            raise LPMInputError("subset_draw", subset_draw, f"'uniform' for '{name}' (it draws no subset)")
+        return _from_files(name, root, ratio, n_max, num_classes)
     ratio = check_ratio(100.0 if ratio is None else ratio)
     if num_classes is not None and spec.num_classes is not None:
         raise LPMInputError("num_classes", num_classes, f"left unset for '{name}' (it has {spec.num_classes} classes)")
@@ -106,8 +119,9 @@ def load_dataset(name: str, root=None, ratio: float | None = None, profile: str 
     nmax = None if n_max is None else check_number("n_max", n_max, low=1, integer=True)
     x_pool, y_pool, x_test, y_test, nmax, cap = _read_pools(name, root, K, nmax, subset_seed)
     counts = long_tail_counts(K, ratio, profile, nmax, majority)
-    x_train, y_train = subset_split(x_pool, y_pool, counts, subset_seed, cap=cap)
+    x_train, y_train = subset_split(x_pool, y_pool, counts, subset_seed, cap=cap, draw=subset_draw)
     info = {"profile": profile, "ratio": float(ratio), "n_max": int(nmax), "subset_seed": int(subset_seed),
+            "subset_draw": subset_draw,
             "majority": majority if profile == "step" else None, "requested_counts": list(counts)}
     return ArrayData(name, x_train, y_train, x_test, y_test, K, spec.mean, spec.std, spec.augment,
                      spec.backbone, "index", info)
@@ -135,10 +149,16 @@ def _read_pools(name, root, K, n_max, seed):
     return (*offline.read_synthetic_images(K, n_max, per_test, seed), n_max, False)
 
 
-def _imagenet(root, ratio, n_max, num_classes) -> ImageListData:
-    from .imagenet_lt import read_imagenet_lt
-
+def _from_files(name, root, ratio, n_max, num_classes) -> ImageListData:
     for key, value in (("ratio", ratio), ("n_max", n_max)):
         if value is not None:
-            raise LPMInputError(key, value, "left unset for 'imagenet-lt' (its split lists fix the class counts)")
+            raise LPMInputError(key, value, f"left unset for '{name}' (its files fix the class counts)")
+    if name == "inat2018":
+        from .inaturalist import read_inat2018
+
+        if num_classes is not None:
+            raise LPMInputError("num_classes", num_classes, "left unset for 'inat2018' (its categories fix it)")
+        return read_inat2018(root)
+    from .imagenet_lt import read_imagenet_lt
+
     return read_imagenet_lt(root, num_classes)

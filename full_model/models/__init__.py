@@ -6,7 +6,9 @@
   (for fixed heads: after the head's BatchNorm and normalisation);
 * ``head`` → the classifier module; ``get_classifier()`` → W (K, d);
 * ``forward(x)`` → logits z = W h (B, K); ``forward(x, with_features=True)``
-  → (h, z), one pass for the loss and the metrics.
+  → (h, z), one pass for the loss and the metrics; after
+  :meth:`Network.set_logit_offset` (post-hoc logit adjustment) z = W h + b
+  with that fixed offset b.
 
 Backbones (:data:`full_model.config.BACKBONES`): ``resnet32`` (16/32/64,
 64-d), ``resnet32-wide`` (32/64/128, 128-d), ``resnet50`` (2048-d),
@@ -39,7 +41,19 @@ class Network(nn.Module):
         h = self.forward_features(x)
         with torch.autocast(device_type=h.device.type, enabled=False):
             z = self.head.logits(h.float())                          # (B, K)
+            offset = self._buffers.get("logit_offset")
+            if offset is not None:
+                z = z + offset
         return (h, z) if with_features else z
+
+    def set_logit_offset(self, offset) -> None:
+        """Add a fixed offset (K,) to every row of logits from now on (post-hoc logit adjustment,
+        z − τ log π); kept as the buffer ``logit_offset``, so it is saved and restored with the model."""
+        value = torch.as_tensor(offset, dtype=torch.float32, device=self.get_classifier().device).clone()
+        if "logit_offset" in self._buffers:
+            self._buffers["logit_offset"] = value
+        else:
+            self.register_buffer("logit_offset", value)
 
     def get_classifier(self) -> torch.Tensor:
         return self.head.classifier()                                # (K, d)
@@ -61,7 +75,8 @@ def build_backbone(name: str, input_shape: tuple[int, ...], feature_dim: int = 6
 
 def build_network(backbone: str, head: str, num_classes: int, input_shape: tuple[int, ...], *,
                   feature_dim: int = 64, head_seed: int = 0, normalize: bool = True,
-                  head_batchnorm: bool = True, head_bias: bool = False) -> Network:
+                  head_batchnorm: bool = True, head_bias: bool = False,
+                  cosine_scale: float | None = None) -> Network:
     net = build_backbone(backbone, input_shape, feature_dim)
     return Network(net, build_head(head, net.feature_dim, num_classes, head_seed, normalize,
-                                   head_batchnorm, head_bias))
+                                   head_batchnorm, head_bias, cosine_scale))

@@ -5,7 +5,9 @@ A head maps backbone features f (B, d) to the features h it classifies,
 returns W as a (K, d) tensor. Heads always run in float32 (outside autocast)
 so the DR loss, which regresses a logit onto 1, keeps full precision.
 
-* ``learnable``: z = W h (+ b), W an ``nn.Linear`` weight that is trained.
+* ``learnable``: z = W h (+ b), W an ``nn.Linear`` weight that is trained;
+  with ``cosine_scale`` s it is the normalised (cosine) classifier of Cao
+  et al. 2019, z_k = s·cos(f, v_k): h = f/‖f‖ and W = s·V/‖rows of V‖.
   (The released [Y22] CIFAR baseline froze this layer by mistake; here it
   trains, and a frozen random classifier is the separate ``fixed-random``.)
 * ``fixed-etf``: h = ℓ2-normalise(BatchNorm1d(f)) and z = h M, with
@@ -32,20 +34,29 @@ from lpm.core.etf import random_unit_rows, simplex_etf
 
 
 class LearnableHead(nn.Module):
+    """z = W h (+ b); with ``cosine_scale`` s the cosine classifier z_k = s·cos(f, v_k) of a trained V:
+    h = f/‖f‖ and W = s·(rows of V normalised), so z = W h still holds."""
+
     kind = "learnable"
 
-    def __init__(self, dim: int, num_classes: int, bias: bool = False):
+    def __init__(self, dim: int, num_classes: int, bias: bool = False, cosine_scale: float | None = None):
         super().__init__()
         self.linear = nn.Linear(dim, num_classes, bias=bias)
+        self.cosine_scale = cosine_scale
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
-        return features.float()
+        features = features.float()
+        return features if self.cosine_scale is None else F.normalize(features, dim=1)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
-        return self.linear(h)                        # (B, K)
+        if self.cosine_scale is None:
+            return self.linear(h)                    # (B, K)
+        return F.linear(h, self.classifier(), self.linear.bias)
 
     def classifier(self) -> torch.Tensor:
-        return self.linear.weight                    # (K, d)
+        if self.cosine_scale is None:
+            return self.linear.weight                # (K, d)
+        return self.cosine_scale * F.normalize(self.linear.weight, dim=1)
 
 
 class FixedHead(nn.Module):
@@ -70,10 +81,10 @@ class FixedHead(nn.Module):
 
 
 def build_head(kind: str, dim: int, num_classes: int, seed: int = 0, normalize: bool = True,
-               batchnorm: bool = True, bias: bool = False) -> nn.Module:
+               batchnorm: bool = True, bias: bool = False, cosine_scale: float | None = None) -> nn.Module:
     """Build a head; fixed classifiers are drawn by the same code as :mod:`lpm`."""
     if kind == "learnable":
-        return LearnableHead(dim, num_classes, bias)
+        return LearnableHead(dim, num_classes, bias, cosine_scale)
     if kind == "fixed-etf":
         return FixedHead(simplex_etf(num_classes, dim, seed), kind, normalize, batchnorm)
     if kind == "fixed-random":

@@ -22,9 +22,12 @@ from typing import Optional
 
 import typer
 
-from full_model.config import BACKBONES, DEVICES, HEADS, SCHEDULES, build_config, load_config_file
-from full_model.data import DATASETS
+from full_model._weights_shim import CLASS_WEIGHTS
+from full_model.config import (BACKBONES, DEVICES, HEADS, SCHEDULES, STAGES, build_config, load_config_file,
+                               stage_config)
+from full_model.data import DATASETS, SUBSET_DRAWS
 from full_model.errors import RunWarning, TrainingDiverged
+from full_model.sampling import SAMPLERS
 
 from ..core.errors import LPMInputError
 from ..core.losses import DR_VARIANTS, LOSS_NAMES
@@ -39,6 +42,8 @@ def _enum(name: str, values) -> type[Enum]:
 Dataset, Head, Loss = _enum("Dataset", DATASETS), _enum("Head", HEADS), _enum("Loss", LOSS_NAMES)
 DRForm, Backbone, Profile = _enum("DRForm", DR_VARIANTS), _enum("Backbone", BACKBONES), _enum("Profile", PROFILES)
 Device, Schedule = _enum("Device", DEVICES), _enum("Schedule", SCHEDULES)
+Draw = _enum("Draw", SUBSET_DRAWS)
+Weights, Sampler, Stage = _enum("Weights", CLASS_WEIGHTS), _enum("Sampler", SAMPLERS), _enum("Stage", STAGES)
 
 
 def train_deep_command(
@@ -51,7 +56,16 @@ def train_deep_command(
     n_max: Optional[int] = typer.Option(None, "--n-max", help="Largest class count (default: the data set's)."),
     subset_seed: Optional[int] = typer.Option(None, "--subset-seed",
                                               help="Seed choosing the kept images (default: 0)."),
+    subset_draw: Optional[Draw] = typer.Option(None, "--subset-draw", help="How the kept images are drawn: uniform, "
+                                                                          "or ldam-drw for the CIFAR-LT images of Cao "
+                                                                          "et al. 2019 (default: uniform)."),
     head: Optional[Head] = typer.Option(None, "--head", help="Classifier head (default: learnable)."),
+    cosine_scale: Optional[float] = typer.Option(None, "--cosine-scale", help="Learnable head as a cosine "
+                                                                              "classifier s·cos(h, w_k) with this s "
+                                                                              "(Cao et al. 2019: 30) (default: "
+                                                                              "linear)."),
+    head_bias: Optional[bool] = typer.Option(None, "--head-bias/--no-head-bias", help="Bias in the learnable "
+                                                                                      "classifier (default: off)."),
     loss: Optional[Loss] = typer.Option(None, "--loss", help="Loss (default: ce); dr needs a fixed head."),
     dr_form: Optional[DRForm] = typer.Option(None, "--dr-form", help="DR as in the paper (§5) or the released "
                                                                      "code (§6) (default: paper)."),
@@ -60,11 +74,36 @@ def train_deep_command(
                                                       "(default: on for released)."),
     allow_degenerate: bool = typer.Option(False, "--allow-degenerate", help="Run DR with a learnable head "
                                                                                      "anyway (degenerate, §5)."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="τ of the loss (la, vs) (default: the loss's "
+                                                            "published value)."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="γ of the loss (cdt, vs) (default: the loss's "
+                                                                "published value)."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Largest LDAM margin (default: the loss's "
+                                                                  "published value)."),
+    class_weights: Optional[Weights] = typer.Option(None, "--class-weights", help="Class weights of the loss "
+                                                                                  "(default: none)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="β of class-balanced weights (default: 0.9999)."),
+    drw: Optional[str] = typer.Option(None, "--drw", help="Deferred re-weighting: class weights apply from a "
+                                                          "fraction of the run ('0.8') or after an epoch ('160') "
+                                                          "(default: from the start)."),
+    sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="Training sampler (default: instance; "
+                                                                      "class-balanced for --stage crt)."),
+    stage: Optional[Stage] = typer.Option(None, "--stage", help="joint training (default), or a second stage of "
+                                                                "--parent: crt (classifier re-training), tau-norm "
+                                                                "or logit-adjust (post-hoc)."),
+    parent: Optional[str] = typer.Option(None, "--parent", metavar="<folder>",
+                                         help="Finished run folder a second stage starts from."),
+    tau_norm: Optional[float] = typer.Option(None, "--tau-norm", help="τ of w_k/‖w_k‖^τ for --stage tau-norm "
+                                                                      "(default: chosen on the training set)."),
+    adjust_tau: Optional[float] = typer.Option(None, "--adjust-tau", help="τ of z − τ log π for --stage "
+                                                                          "logit-adjust (default: 1)."),
     backbone: Optional[Backbone] = typer.Option(None, "--backbone", help="Backbone (default: the data set's)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 200; 90 for imagenet-lt)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: 128)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: 0.1)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default: 2e-4)."),
+    lr_decay: Optional[float] = typer.Option(None, "--lr-decay", help="lr factor at each milestone (default: "
+                                                                      "0.1)."),
     warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", help="Linear warm-up epochs (default: "
                                                                                "min(5, epochs/10))."),
     schedule: Optional[Schedule] = typer.Option(None, "--schedule",
@@ -100,6 +139,8 @@ def train_deep_command(
     """Train a deep network on a long-tailed data set and record its collapse geometry per epoch.
 
     Example: lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr --epochs 30
+
+    Second stage of a finished run (docs/recipes.md): lpm train-deep --stage crt --parent RUN_FOLDER
     """
     from full_model.train import resume_config, train  # imports torch: loaded only when a run starts
 
@@ -109,13 +150,17 @@ def train_deep_command(
         warnings.showwarning = _show_warning
         overrides = {
             "dataset": value(dataset), "root": root, "ratio": ratio, "profile": value(profile), "n_max": n_max,
-            "subset_seed": subset_seed, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
+            "subset_seed": subset_seed, "subset_draw": value(subset_draw), "head_bias": head_bias,
+            "cosine_scale": cosine_scale,
+            "lr_decay": lr_decay, "head": value(head), "loss": value(loss), "dr_form": value(dr_form),
             "balance_batch": balance_batch, "allow_degenerate": allow_degenerate or None, "backbone": value(backbone),
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
             "warmup_epochs": warmup_epochs, "schedule": value(schedule), "mixup_alpha": mixup_alpha,
             "augment": augment, "seed": seed, "device": value(device), "amp": amp, "compile": compile_model,
             "num_workers": num_workers, "track_every": track_every, "max_batches_per_epoch": max_batches,
             "out": out, "progress": progress, "tensorboard": tensorboard, **_milestones(milestones),
+            "tau": tau, "gamma": gamma, "margin": margin, "class_weights": value(class_weights), "beta": beta,
+            "sampler": value(sampler), "tau_norm": tau_norm, "adjust_tau": adjust_tau, **_drw(drw),
         }
         from_file = _file(config)
         if resume:
@@ -123,7 +168,15 @@ def train_deep_command(
             if run_dir is None:
                 raise LPMInputError("out", None, "the run folder to continue (--resume needs --out)")
             cfg = resume_config(run_dir, {**from_file, **overrides})
+        elif (value(stage) or from_file.get("stage", "joint")) != "joint":
+            parent_dir = parent if parent is not None else from_file.get("parent")
+            if parent_dir is None:
+                raise LPMInputError("parent", None, f"the finished run folder that stage '{value(stage)}' starts "
+                                                    "from (--parent)")
+            cfg = stage_config(value(stage) or from_file["stage"], parent_dir, overrides, config)
         else:
+            if parent is not None:
+                raise LPMInputError("stage", "joint", "'crt', 'tau-norm' or 'logit-adjust' with --parent")
             if dataset is None and "dataset" not in from_file:
                 typer.echo(NO_DATASET, err=True)
                 raise typer.Exit(2)
@@ -166,6 +219,21 @@ def _milestones(text: str | None) -> dict:
         return {"milestones": [int(v) for v in values]}
     raise LPMInputError("milestones", text, "fractions of the run in (0, 1) such as '0.8,0.9', or epochs >= 1 "
                                             "such as '160,180'")
+
+
+def _drw(text: str | None) -> dict:
+    """--drw: a fraction in (0, 1) → drw_fraction; a whole number >= 1 → drw_epoch."""
+    if text is None:
+        return {}
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if 0 < number < 1:
+        return {"drw_fraction": number}
+    if number >= 1 and number.is_integer():
+        return {"drw_epoch": int(number)}
+    raise LPMInputError("drw", text, "a fraction of the run in (0, 1) such as '0.8', or an epoch >= 1 such as '160'")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -54,7 +54,7 @@ def test_json_and_toml_files_with_overrides(tmp_path):
     ({"ratio": 0.5}, "The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
     ({"dataset": "cifar11"},
      "The 'dataset' parameter must be one of 'cifar10-lt', 'cifar100-lt', 'svhn-lt', 'stl10-lt', 'imagenet-lt', "
-     "'mnist1d-lt', 'digits-lt', 'synthetic-lt', 'synthetic-images-lt'. Got 'cifar11' instead."),
+     "'inat2018', 'mnist1d-lt', 'digits-lt', 'synthetic-lt', 'synthetic-images-lt'. Got 'cifar11' instead."),
     ({"batch_size": 1}, "The 'batch_size' parameter must be an int >= 2 (BatchNorm needs 2 rows). Got 1 instead."),
     ({"augment": "yes"}, "The 'augment' parameter must be true or false. Got 'yes' instead."),
 ])

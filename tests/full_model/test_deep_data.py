@@ -140,7 +140,7 @@ def test_imagenet_lt_lists_and_loaders(tmp_path):
                                   num_workers=0))
     # a flat grey image stays flat under resize + centre crop
     np.testing.assert_allclose(x[:, 0].mean(dim=(1, 2)).numpy(), np.array([0, 40, 80]) / 255, atol=1e-6)
-    with pytest.raises(LPMInputError, match="left unset for 'imagenet-lt'"):
+    with pytest.raises(LPMInputError, match="left unset for 'imagenet-lt' \\(its files fix the class counts\\)"):
         load_dataset("imagenet-lt", root=tmp_path, ratio=10)
 
 
@@ -247,7 +247,7 @@ def test_a_zero_byte_svhn_file_is_one_clear_error(tmp_path):
      "Got None instead."),
     ({"name": "imagenet-1k"},
      "The 'dataset' parameter must be one of 'cifar10-lt', 'cifar100-lt', 'svhn-lt', 'stl10-lt', 'imagenet-lt', "
-     "'mnist1d-lt', 'digits-lt', 'synthetic-lt', 'synthetic-images-lt'. Got 'imagenet-1k' instead."),
+     "'inat2018', 'mnist1d-lt', 'digits-lt', 'synthetic-lt', 'synthetic-images-lt'. Got 'imagenet-1k' instead."),
     ({"name": "digits-lt", "ratio": 0.5}, "The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
     ({"name": "digits-lt", "n_max": 500},
      "The 'n_max' parameter must be at most what the train split holds: class 0 has 120 samples but the profile "
