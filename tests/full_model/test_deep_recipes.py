@@ -48,6 +48,7 @@ def captured(monkeypatch, tmp_path):
 
     class Result:
         run_dir, epochs, last_test_accuracy, best_test_accuracy, best_epoch = tmp_path, 0, None, None, None
+        metrics: list = []
 
     monkeypatch.setattr(train_module, "train", lambda cfg, resume=False: seen.append(cfg) or Result())
     (tmp_path / "DATA").mkdir()
@@ -95,7 +96,7 @@ def test_second_stage_recipes_build_their_settings(stage, tmp_path, monkeypatch)
     seen = []
     monkeypatch.setattr(train_module, "train", lambda cfg, resume=False: seen.append(cfg) or
                         type("R", (), dict(run_dir=tmp_path, epochs=0, last_test_accuracy=None,
-                                           best_test_accuracy=None, best_epoch=None))())
+                                           best_test_accuracy=None, best_epoch=None, metrics=[]))())
     res = runner.invoke(app, [a.replace("RUN", str(parent)) for a in COMMANDS[stage][1:]])
     assert res.exit_code == 0, res.output
     (cfg,) = seen
