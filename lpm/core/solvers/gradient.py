@@ -89,6 +89,8 @@ class GradientSolver(Solver):
     def supports(cls, problem: Problem) -> str | None:
         if problem.regularised:
             return "weight decay is solved by the certified back ends ('nuclear', 'convex', 'analytic')"
+        if problem.budget == "max-margin":
+            return "the max-margin limit is solved by the certified back ends ('analytic', 'convex')"
         return None
 
     def __init__(self, **settings):
