@@ -175,7 +175,8 @@ def seli_grams(weights: Sequence[float], class_temperatures: Sequence[float] | N
 
 def _psd_sqrt(A: np.ndarray) -> np.ndarray:
     w, V = np.linalg.eigh(0.5 * (A + A.T))
-    return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
+    w = np.where(w > 1e-13 * max(w[-1], 0.0), w, 0.0)  # the null direction's rounding would add sqrt(1e-17)
+    return (V * np.sqrt(w)) @ V.T
 
 
 def remedy_temperatures(loss: str, counts: Sequence[float], gamma: float | None = None) -> np.ndarray | None:

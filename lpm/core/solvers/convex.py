@@ -127,13 +127,17 @@ def _penalised_program(problem: Problem):
     return cp.Problem(cp.Minimize(loss + mu * cp.normNuc(Y))), Y
 
 
-def _max_margin_program(problem: Problem, T: np.ndarray):
-    cp, K = _cvxpy(), problem.K
+def max_margin_program(weights: np.ndarray, T: np.ndarray):
+    """min ‖D^{1/2} Z‖_* s.t. T_kk Z_kk − T_kj Z_kj ≥ 1 (k ≠ j), D = diag(weights): the cvxpy
+    problem, its variable Z and the margin constraint (whose dual value holds the multipliers)."""
+    cp = _cvxpy()
+    weights = np.asarray(weights, dtype=np.float64)
+    K = len(weights)
     Z = cp.Variable((K, K))
     M = cp.multiply(T, Z)
     own = cp.reshape(cp.diag(M), (K, 1), order="F") @ np.ones((1, K))
     margins = own - M + np.eye(K) >= 1  # the diagonal reads 1 >= 1 and carries no multiplier
-    objective = cp.normNuc(np.diag(np.sqrt(problem.weights)) @ Z)
+    objective = cp.normNuc(np.diag(np.sqrt(weights / weights.sum())) @ Z)
     return cp.Problem(cp.Minimize(objective), [margins]), Z, margins
 
 
@@ -247,7 +251,7 @@ class ConvexSolver(Solver):
     def _run_learnable(self, problem: Problem, retry: bool = False):
         if problem.budget == "max-margin":
             T = maxmargin.temperature_matrix(problem.K)
-            program, Z_var, margins = _max_margin_program(problem, T)
+            program, Z_var, margins = max_margin_program(problem.weights, T)
             message = self._solve(program, MAX_MARGIN_DEFAULTS, retry)
             Z = _value(Z_var, self.name)
             certificate, scale = maxmargin.certificate(problem.weights, T, Z, margins.dual_value)
