@@ -224,7 +224,10 @@ class Problem:
 
     def objective(self, W: np.ndarray, H: np.ndarray) -> float:
         """The objective at classifier W and class means H (both K×d), with the
-        weight-decay terms for ``budget='weight-decay'``."""
+        weight-decay terms for ``budget='weight-decay'``; for ``budget='max-margin'`` the
+        max-margin objective ½(‖W‖²_F + Σ_k p_k ‖h_k‖²) (theory.md §15)."""
+        if self.budget == "max-margin":
+            return 0.5 * (float(np.sum(W**2)) + float(self.weights @ np.sum(H**2, axis=1)))
         value = self.logit_objective(H @ W.T)[0]
         if self.regularised:
             n = np.asarray(self.counts)

@@ -177,13 +177,19 @@ class Grid:
         out = []
         axes = itertools.product(self.majority, self.classifier, self.loss, self.budget, self._budgets(), self.d,
                                  self.solver, self._sizes(), self.seed)
+        seen = set()
         for KA, clf, loss, budget, (ew, eh), d, solver, sizes, seed in axes:
             problem = {**sizes, "majority": KA, "classifier": clf, "loss": loss, "budget": budget,
                        "E_W": ew, "E_H": eh, "d": d, "seed": seed}
+            if budget == "max-margin":  # no norm budget enters the limit (theory.md §15): one cell, not one per E_W, E_H
+                del problem["E_W"], problem["E_H"]
             for decay in self._decays(budget, clf):
                 spec = {"problem": {**problem, **decay}, "solver": solver,
                         "settings": dict(self.solver_settings.get(solver, {}))}
-                out.append(Cell("solve", spec, self.name))
+                key = json.dumps(spec, sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(Cell("solve", spec, self.name))
         return out
 
     def _decays(self, budget: str | None, classifier: str) -> list[dict[str, Any]]:

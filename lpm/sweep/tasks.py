@@ -216,6 +216,8 @@ def describe_solution(problem, solution) -> dict:
     """The results row and long tables of one solved ``solve`` cell."""
     row = {k: _cell_value(v) for k, v in problem.describe().items()}
     row["ewh"] = problem.E_W * problem.E_H
+    if problem.budget == "max-margin":  # the limit has no norm budgets (theory.md §15)
+        row["E_W"] = row["E_H"] = row["ewh"] = None
     row.update({k: jsonable(v) for k, v in solution.summary().items()})
     row["relative_gap"] = jsonable(solution.certificate.relative_gap)
     row.update({f"extra_{k}": jsonable(v) for k, v in solution.extra.items()
