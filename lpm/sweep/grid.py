@@ -275,8 +275,10 @@ class ConvergenceGrid:
     """Grid of the ``convergence`` task (theory.md §10.8, §12): for each form (``ce``, ``dr``,
     ``dr-released``) × E_W·E_H (``ewh``, E_W = 1) × budget form × R × step multiplier ``lr`` × seed,
     the iterations the gradient solver needs to bring the mean angle of the class means to the
-    fixed-ETF optimum below each of ``thresholds`` (at most ``steps``). ``ewh_for`` gives a
-    form its own list of budgets (DR's counts do not depend on E_W·E_H, theory.md §12)."""
+    fixed-ETF optimum below each of ``thresholds`` (at most ``steps``), with the mean angle measured
+    both on class means and on every feature vector. ``ewh_for`` gives a form its own list of budgets
+    (DR's counts do not depend on E_W·E_H, theory.md §12). ``samples_per_class`` (s) is an axis too:
+    averaging s vectors shrinks DR's class-mean angle, not its per-sample one (theory.md §12)."""
 
     form: Sequence[str] = ("ce", "dr", "dr-released")
     ewh: Sequence[float] = (0.5, 5.0, 50.0)
@@ -289,12 +291,13 @@ class ConvergenceGrid:
     majority: int = 5
     thresholds: Sequence[float] = (1e-2, 1e-4)
     steps: int = 20000
+    samples_per_class: Sequence[int] = (4,)
     name: str = "convergence"
 
     task = "convergence"
 
     def __post_init__(self):
-        for name in ("form", "ewh", "budget", "ratio", "lr", "seed", "thresholds"):
+        for name in ("form", "ewh", "budget", "ratio", "lr", "seed", "thresholds", "samples_per_class"):
             object.__setattr__(self, name, as_tuple(name, getattr(self, name)))
         if not isinstance(self.ewh_for, Mapping):
             raise LPMInputError("ewh_for", self.ewh_for, "a table from form to a list of E_W*E_H products")
@@ -305,10 +308,12 @@ class ConvergenceGrid:
         out = []
         for form in self.form:
             budgets = as_tuple("ewh_for", self.ewh_for.get(form, self.ewh))
-            for budget, ratio, lr, ewh, seed in itertools.product(self.budget, self.ratio, self.lr, budgets,
-                                                                  self.seed):
+            for budget, ratio, lr, ewh, seed, s in itertools.product(self.budget, self.ratio, self.lr, budgets,
+                                                                     self.seed, self.samples_per_class):
                 spec = {"form": form, "ewh": canonical_float(ewh), "budget": budget,
                         "ratio": canonical_float(ratio), "lr": canonical_float(lr), "seed": seed, **common}
+                if s != 4:  # cells at the default keep their identities (and resume)
+                    spec["samples_per_class"] = s
                 out.append(Cell("convergence", spec, self.name))
         return out
 
