@@ -17,7 +17,8 @@ weights do not survive the limit (theory.md §15.3).
 
 Closed form (theory.md §15.2, any positive counts and temperatures):
 
-    Z* = diag(t ⊙ a) · (I − a aᵀ/‖a‖²),     Y* = D^{1/2} Z* = E (I − a aᵀ/‖a‖²),  E = diag(√p ⊙ t ⊙ a),
+    Z* = diag(t ⊙ a) · (I − a aᵀ/‖a‖²),     Y* = D^{1/2} Z* = E (I − a aᵀ/‖a‖²),
+    E = diag(√p ⊙ t ⊙ a),
 
 every margin equal to 1, optimal value ‖Y*‖_* = tr((P_a E² P_a)^{1/2}). The
 balanced factors Y* = U S Vᵀ, W = V S^{1/2}, H = D^{-1/2} U S^{1/2} give the

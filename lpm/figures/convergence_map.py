@@ -150,7 +150,8 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                      "exp(-sqrt(E_W E_H)); DR sublinearly (angle ~ 1/sqrt(t)) at a speed independent of E_W E_H. "
                      "So CE reaches a coarse angle first at small budgets and DR at large ones; the crossover is "
                      "marked where measured (solid) and where predicted from the measured start angle with nothing "
-                     "fitted (dotted, theory.md §12), in panels where DR (paper) reaches the angle. Triangles: not reached "
+                     "fitted (dotted, theory.md §12), in panels where DR (paper) reaches the angle. "
+                     "Triangles: not reached "
                      "within the cap. Under the per-sample budget with E_W = 1 the two DR forms need the same "
                      "iterations (equal gradients on the sphere, theory.md §6.1).",
                 width=130)
@@ -184,11 +185,15 @@ def _draw_crossovers(axis, found: dict) -> None:
 
 def crossover_table(table: pd.DataFrame) -> pd.DataFrame:
     """Every crossover the map shows, one row per angle measure (``per-sample``: every feature
-    vector; ``class-mean``: the means of the s vectors of a class), vectors per class s, threshold,
-    budget form, R, DR form and step choice (``own``: lr = 1; ``best``: the best step of the grid): the E_W·E_H beyond which that
-    DR form needs fewer iterations than CE (``measured``; empty where the DR form never reaches the
-    threshold within the cap, or never overtakes CE), DR's iteration count there, and, for the
-    paper form with its own step, the crossover predicted by :func:`crossovers` (theory.md §12).
+    vector; ``class-mean``: the means of the vectors of a class), vectors per class
+    (``samples_per_class``), threshold, budget form, R, DR form and step choice (``own``: lr = 1;
+    ``best``: the best step of the grid): the E_W·E_H beyond which that DR form needs fewer
+    iterations than CE (``measured``; empty where the DR form never reaches the threshold within
+    the cap, or never overtakes CE), DR's iteration count there, the measured mean start angle,
+    and, for the paper form with its own step, the crossovers of :func:`crossovers` (theory.md §12):
+    from the measured start with nothing fitted (``predicted``; per-sample measure, where every
+    sample sits on one sphere: per-sample budget or R = 1) and with CE's start fitted
+    (``predicted_fitted``, ``fitted_start``).
     ``python -m lpm.figures.convergence_map results/convergence-map/results.csv`` prints it."""
     t = ok_rows(table)
     t = t[t["task"] == "convergence"] if "task" in t else t

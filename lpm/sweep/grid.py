@@ -181,7 +181,7 @@ class Grid:
         for KA, clf, loss, budget, (ew, eh), d, solver, sizes, seed in axes:
             problem = {**sizes, "majority": KA, "classifier": clf, "loss": loss, "budget": budget,
                        "E_W": ew, "E_H": eh, "d": d, "seed": seed}
-            if budget == "max-margin":  # no norm budget enters the limit (theory.md §15): one cell, not one per E_W, E_H
+            if budget == "max-margin":  # no norm budget enters the limit (theory.md §15): one cell per setting
                 del problem["E_W"], problem["E_H"]
             for decay in self._decays(budget, clf):
                 spec = {"problem": {**problem, **decay}, "solver": solver,

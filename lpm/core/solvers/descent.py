@@ -70,7 +70,8 @@ class Descent:
             if _recorded(t, cfg["record_every"]):
                 record_iterations.append(t)
                 self._record(Z, G, records, snapshots)
-                reached = max(records["angle_mean"][-1], records["sample_angle_mean"][-1]) if self.reference is not None else None
+                if cfg["stop_angle"] is not None:  # set only with a reference (checked by the solver)
+                    reached = max(records["angle_mean"][-1], records["sample_angle_mean"][-1])
                 if cfg["stop_angle"] is not None and reached <= cfg["stop_angle"]:
                     iterations = t
                     message = (f"reached a mean angle {reached:.2e} <= stop_angle={cfg['stop_angle']:g} to the "
