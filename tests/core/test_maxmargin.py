@@ -185,3 +185,54 @@ def test_max_margin_problem_validation():
         Problem.from_counts([3.0, 1.0, 1.0, 1.0], budget="max-margin", d=2)
     s = solve(Problem.from_counts([3.0, 1.0, 1.0, 1.0], budget="max-margin", d=3))  # rank K-1 fits d = K-1
     assert s.W.shape == (4, 3) and s.certificate.relative_gap <= 1e-12
+
+
+def _weight_decay_classifier_gram(counts, mu, T=None, offsets=None, weights=None):
+    """W Wᵀ of the weight-decay optimum (theory.md §9.1, μ = sqrt(λ_W λ_H)) of CE with logits
+    T_k ⊙ z_k + offsets_k for class k and class weights ω_k, solved with cvxpy (CLARABEL)."""
+    import cvxpy as cp
+
+    n = np.asarray(counts, dtype=float)
+    K, p = len(n), n / n.sum()
+    T = np.ones((K, K)) if T is None else T
+    offsets = np.zeros((K, K)) if offsets is None else offsets
+    weights = np.ones(K) if weights is None else weights
+    Y = cp.Variable((K, K))
+    loss = 0
+    for k in range(K):
+        z = cp.multiply(T[k], Y[k] / np.sqrt(n[k])) + offsets[k]
+        loss = loss + p[k] * weights[k] * (cp.log_sum_exp(z) - z[k])
+    cp.Problem(cp.Minimize(loss + mu * cp.normNuc(Y))).solve(solver="CLARABEL", tol_gap_abs=1e-10,
+                                                                tol_gap_rel=1e-10, tol_feas=1e-10)
+    _, S, Vt = np.linalg.svd(Y.value)
+    return (Vt.T * S) @ Vt
+
+
+def test_additive_adjustments_and_weights_vanish_temperatures_survive():
+    """theory.md §15.3: along the weight-decay path (μ = 1e-4, 1e-5, 1e-6) logit adjustment
+    (τ = 1), LDAM (largest margin 1) and inverse-frequency class weights approach plain CE's limit
+    (SELI), while CDT (γ = 0.5) approaches its own class-temperature limit, 0.54 away from SELI."""
+    counts = np.array([20.0, 8.0, 3.0, 1.0])
+    K, pi = 4, counts / counts.sum()
+    a = mm.remedy_temperatures("cdt", counts, gamma=0.5)
+    seli, cdt_limit = mm.seli_grams(counts)[0], mm.seli_grams(counts, class_temperatures=a)[0]
+    dist = lambda A, B: float(np.linalg.norm(A / np.linalg.norm(A) - B / np.linalg.norm(B)))  # noqa: E731
+    assert dist(cdt_limit, seli) == pytest.approx(0.536, abs=1e-3)
+    delta = counts**-0.25 / (counts**-0.25).max()
+    settings = {"la": dict(offsets=np.tile(np.log(pi), (K, 1))), "ldam": dict(offsets=-np.diag(delta)),
+                "weights": dict(weights=1.0 / counts)}
+    path = {name: [] for name in ("ce", *settings, "cdt", "cdt-to-seli")}
+    for mu in (1e-4, 1e-5, 1e-6):
+        path["ce"].append(dist(_weight_decay_classifier_gram(counts, mu), seli))
+        for name, extra in settings.items():
+            path[name].append(dist(_weight_decay_classifier_gram(counts, mu, **extra), seli))
+        G = _weight_decay_classifier_gram(counts, mu, T=mm.temperature_matrix(K, a))
+        path["cdt"].append(dist(G, cdt_limit))
+        path["cdt-to-seli"].append(dist(G, seli))
+    for name in ("ce", "la", "ldam", "weights", "cdt"):
+        assert path[name][0] > path[name][1] > path[name][2], name   # approaching its limit
+    assert max(path["ce"][2], path["ldam"][2], path["weights"][2]) < 0.06 and path["la"][2] < 0.15
+    assert path["cdt"][2] < 0.17 and min(path["cdt-to-seli"]) > 0.4       # CDT's limit is not SELI
+    # CE's approach is 1/log(1/μ): the product stays at 0.71
+    for mu, d in zip((1e-4, 1e-5, 1e-6), path["ce"]):
+        assert d * math.log(1 / mu) == pytest.approx(0.71, abs=0.02)
