@@ -180,6 +180,13 @@ def _psd_sqrt(A: np.ndarray) -> np.ndarray:
     return (V * np.sqrt(w)) @ V.T
 
 
+def problem_temperatures(problem) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(class temperatures, per-sample temperatures) of a ``max-margin`` problem's loss in the limit:
+    :func:`remedy_temperatures` of its loss, counts and ``gamma`` (a field of problems whose loss
+    takes one); no loss of the registry sets per-sample temperatures."""
+    return remedy_temperatures(problem.loss, problem.counts, getattr(problem, "gamma", None)), None
+
+
 def remedy_temperatures(loss: str, counts: Sequence[float], gamma: float | None = None) -> np.ndarray | None:
     """The class temperatures a_j of a count-aware loss in the vanishing-regularisation limit
     (theory.md §15.3): ``cdt`` divides logit j by a_j = (n_max/n_j)^γ; ``vs`` multiplies it by

@@ -131,8 +131,9 @@ class AnalyticSolver(Solver):
 
     def _run_max_margin(self, problem: Problem) -> Solution:
         p = problem.weights
-        Z = maxmargin.closed_form_logits(p)
-        certificate, scale = maxmargin.certificate(p, maxmargin.temperature_matrix(problem.K), Z)
+        a, t = maxmargin.problem_temperatures(problem)
+        Z = maxmargin.closed_form_logits(p, a, t)
+        certificate, scale = maxmargin.certificate(p, maxmargin.temperature_matrix(problem.K, a, t), Z)
         W, H = maxmargin.balanced_factors(p, Z * scale, problem.d)
         status = Status.OPTIMAL if certificate.relative_gap <= 1e-9 else Status.OPTIMAL_INACCURATE
         return Solution(problem=problem, W=W, H=H, objective=maxmargin.objective(p, W, H), solver=self.name,

@@ -250,7 +250,7 @@ class ConvexSolver(Solver):
 
     def _run_learnable(self, problem: Problem, retry: bool = False):
         if problem.budget == "max-margin":
-            T = maxmargin.temperature_matrix(problem.K)
+            T = maxmargin.temperature_matrix(problem.K, *maxmargin.problem_temperatures(problem))
             program, Z_var, margins = max_margin_program(problem.weights, T)
             message = self._solve(program, MAX_MARGIN_DEFAULTS, retry)
             Z = _value(Z_var, self.name)
