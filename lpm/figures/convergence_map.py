@@ -55,13 +55,14 @@ def iteration_table(t: pd.DataFrame, column: str) -> pd.DataFrame:
     t = t.copy()
     t["censored"] = t[column].isna()
     t["iterations"] = pd.to_numeric(t[column], errors="coerce").fillna(t["steps"].astype(float))
-    keys = ["budget", "ratio", "form", "lr", "ewh"]
+    t["samples_per_class"] = _samples(t)
+    keys = ["budget", "ratio", "form", "lr", "ewh", "samples_per_class"]
     return t.groupby(keys).agg(iterations=("iterations", "median"), censored=("censored", "all")).reset_index()
 
 
 def best_of_grid(table: pd.DataFrame) -> pd.DataFrame:
     """The fewest iterations over the step multipliers, per form, E_W·E_H and setting."""
-    keys = ["budget", "ratio", "form", "ewh"]
+    keys = ["budget", "ratio", "form", "ewh", "samples_per_class"]
     best = table.sort_values("iterations").groupby(keys, as_index=False).first()
     return best.sort_values(keys)
 
