@@ -135,7 +135,7 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                 start = measured_start(t[(t["budget"] == budget) & (t["ratio"] == ratio)])
                 found = crossovers(table_at[here], threshold, K, start) if ratio == 1.0 else {"measured": None}
                 _draw_crossovers(axis, found)
-                panel_label(axis, f"{_setting_label(budget, ratio)}: per-sample angle < {threshold:g}")
+                panel_label(axis, f"{_setting_label(budget, ratio)}: angle < {threshold:g}")
                 axis.set_xscale("log")
                 axis.set_yscale("log")
                 if row == len(thresholds) - 1:
