@@ -236,3 +236,17 @@ def test_additive_adjustments_and_weights_vanish_temperatures_survive():
     # CE's approach is 1/log(1/μ): the product stays at 0.71
     for mu, d in zip((1e-4, 1e-5, 1e-6), path["ce"]):
         assert d * math.log(1 / mu) == pytest.approx(0.71, abs=0.02)
+
+
+def test_class_average_budget_tends_to_the_etf():
+    """theory.md §15.4: the class-average budget weighs every class mean equally, so its large-budget
+    limit is the max-margin program with D = I, the simplex ETF, at any R (here R = 100)."""
+    from lpm.core.geometry.distances import gram_distance_to_etf
+
+    distances = []
+    for ewh in (5.0, 50.0, 5000.0):
+        s = solve(Problem.from_profile(K=10, ratio=100.0, E_W=1.0, E_H=ewh))
+        assert s.status is Status.OPTIMAL
+        distances.append(gram_distance_to_etf(s.W))
+    assert distances[0] > 0.75 and 0.25 < distances[1] < 0.32 and distances[2] < 1e-6
+    assert np.allclose(mm.closed_form_logits(np.ones(10)), np.eye(10) - 0.1)  # D = I: Z* = P, the ETF's logits
