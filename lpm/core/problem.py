@@ -117,7 +117,8 @@ class Problem:
             raise LPMInputError("classifier", self.classifier, "'learnable' with budget='max-margin' (the limit of "
                                                                "the learnable weight-decay model, theory.md §15)")
         if self.loss not in MAX_MARGIN_LOSSES:
-            raise LPMInputError("loss", self.loss, "one of " + ", ".join(repr(n) for n in MAX_MARGIN_LOSSES)
+            names = ", ".join(repr(n) for n in MAX_MARGIN_LOSSES)
+            raise LPMInputError("loss", self.loss, ("one of " if len(MAX_MARGIN_LOSSES) > 1 else "") + names
                                 + " with budget='max-margin' (losses with a max-margin limit, theory.md §15.3)")
         if self.d < self.K - 1:
             raise LPMInputError("d", self.d, f"an int >= K-1 = {self.K - 1} with budget='max-margin' (the rank of "
