@@ -178,7 +178,7 @@ def _draw_panel(axis, own_and_others: pd.DataFrame, best: pd.DataFrame, cap: flo
 def _draw_crossovers(axis, found: dict) -> None:
     if found.get("measured"):
         axis.axvline(found["measured"], color="0.25", linewidth=1.0,
-                     label="crossover, measured")
+                     label=f"crossover, measured (per-sample angle, {DEFAULT_SAMPLES} vectors per class)")
     if found.get("predicted"):
         axis.axvline(found["predicted"], color="0.25", linewidth=1.0, linestyle=":",
                      label="crossover, predicted from the measured start (theory.md §12)")
