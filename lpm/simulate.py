@@ -49,8 +49,16 @@ class SimulationResult:
             "solver": s["solver"], "status": s["status"], "objective": s["objective"],
             "lower_bound": s["lower_bound"], "gap": s["gap"], "kkt_residual": s["kkt_residual"],
             "gap_to_certified_optimum": self.reference_gap, "iterations": s["iterations"], "time_s": s["time_s"],
-            "message": s["message"], "problem": self.problem.describe(), "metrics": self.metrics,
+            "message": s["message"], "problem": _described(self.problem), "metrics": self.metrics,
         }
+
+
+def _described(problem: Problem) -> dict[str, Any]:
+    """``problem.describe()`` without the norm budgets where they do not apply (the max-margin limit)."""
+    out = problem.describe()
+    if problem.budget == "max-margin":
+        out["E_W"] = out["E_H"] = None
+    return out
 
 
 def pairings(classifiers: Sequence[str] | None = None, loss: str | None = None) -> list[tuple[str, str]]:
@@ -73,6 +81,8 @@ def build_problems(K: int | None = None, ratio: float | None = None, loss: str |
     and ``lambda_H`` (budget ``weight-decay``) go to every problem, except
     that fixed classifiers, whose W is not trained, take no ``lambda_W``."""
     settings = pairings(classifiers, loss)
+    if budget == "max-margin" and classifiers is None and loss is None:
+        settings = [("learnable", "ce")]  # the limit exists for the learnable classifier only (theory.md §15)
     for c, _ in settings:
         check_choice("classifier", c, CLASSIFIERS)
     if budget is not None:
@@ -157,7 +167,22 @@ def describe_setting(results: Sequence[SimulationResult]) -> str:
     """One line: the class counts and budgets every column shares."""
     p = results[0].problem
     sizes = f"{p.profile} profile, R={p.ratio:g}" if p.ratio else f"counts {', '.join(f'{c:g}' for c in p.counts)}"
-    return f"K={p.K} classes (K_A={p.majority} majority), {sizes}, E_W={p.E_W:g}, E_H={p.E_H:g}, d={p.d}"
+    return f"K={p.K} classes (K_A={p.majority} majority), {sizes}, {_budget_words(results)}, d={p.d}"
+
+
+def _budget_words(results: Sequence[SimulationResult]) -> str:
+    """The budget parameters that apply: E_W, E_H for the norm budgets; λ_W, λ_H for weight decay
+    (with E_W, which scales a fixed classifier); none for the max-margin limit."""
+    p = results[0].problem
+    if p.budget == "max-margin":
+        return "max-margin limit (vanishing weight decay: no E_W, E_H or lambda)"
+    if p.budget == "weight-decay":
+        lam_W = next((r.problem.lambda_W for r in results if r.problem.lambda_W is not None), None)
+        words = ([f"lambda_W={lam_W:g}"] if lam_W is not None else []) + [f"lambda_H={p.lambda_H:g}"]
+        if any(r.problem.fixed for r in results):
+            words.append(f"E_W={p.E_W:g} (fixed classifier scale)")
+        return ", ".join(words)
+    return f"E_W={p.E_W:g}, E_H={p.E_H:g}"
 
 
 def render_table(results: Sequence[SimulationResult]):

@@ -19,6 +19,10 @@ and the feature budget form (``budget``)
                         (λ_W/2)‖W‖²_F (learnable only) + (λ_H/2) Σ_k n_k ‖h_k‖²
                         (theory.md §9: mean loss, penalty summed over
                         samples, so the absolute counts n_k matter).
+    max-margin:         the weight-decay form's limit as λ → 0, normalised
+                        (learnable only): min ½(‖W‖²_F + Σ_k p_k ‖h_k‖²)
+                        s.t. every margin (W h_k)_k − (W h_k)_j ≥ 1
+                        (theory.md §15; no E_W, E_H or λ enters).
 """
 from __future__ import annotations
 
@@ -35,7 +39,9 @@ from .losses import LOSS_NAMES, Loss, get_loss
 from .profiles import check_counts, check_ratio, profile_counts
 
 CLASSIFIERS = ("learnable", "fixed-etf", "fixed-random")
-BUDGETS = ("per-sample", "class-average", "weight-decay")
+BUDGETS = ("per-sample", "class-average", "weight-decay", "max-margin")
+#: losses whose vanishing-regularisation limit the ``max-margin`` budget solves (theory.md §15.3)
+MAX_MARGIN_LOSSES = ("ce",)
 DEFAULT_BUDGET = {"learnable": "class-average", "fixed-etf": "per-sample", "fixed-random": "per-sample"}
 #: the range of E_W, E_H, λ_W, λ_H accepted: at sqrt(E_W E_H) ≈ 1e3 the CE loss already underflows
 #: to 0 in double precision, products beyond ~1e16 overflow the SVDs of the solvers, and DR's
@@ -57,8 +63,8 @@ class Problem:
                 theory.md §5), ``dr-unscaled`` or ``mse``.
     E_W, E_H:   norm budgets (E_W also scales a fixed classifier; neither
                 enters the weight-decay form otherwise).
-    budget:     ``per-sample``, ``class-average`` or ``weight-decay``
-                (default: the paper's form for the classifier mode).
+    budget:     ``per-sample``, ``class-average``, ``weight-decay`` or
+                ``max-margin`` (default: the paper's form for the classifier mode).
     lambda_W, lambda_H: weight-decay coefficients (``weight-decay`` only;
                 λ_W for learnable classifiers).
     majority:   K_A; classes 0…K_A−1 are the majority, the rest the minority
@@ -102,6 +108,21 @@ class Problem:
         if self.ratio is not None:
             set_("ratio", check_ratio(self.ratio))
         self._check_weight_decay(set_)
+        self._check_max_margin()
+
+    def _check_max_margin(self) -> None:
+        if self.budget != "max-margin":
+            return
+        if self.classifier != "learnable":
+            raise LPMInputError("classifier", self.classifier, "'learnable' with budget='max-margin' (the limit of "
+                                                               "the learnable weight-decay model, theory.md §15)")
+        if self.loss not in MAX_MARGIN_LOSSES:
+            names = ", ".join(repr(n) for n in MAX_MARGIN_LOSSES)
+            raise LPMInputError("loss", self.loss, ("one of " if len(MAX_MARGIN_LOSSES) > 1 else "") + names
+                                + " with budget='max-margin' (losses with a max-margin limit, theory.md §15.3)")
+        if self.d < self.K - 1:
+            raise LPMInputError("d", self.d, f"an int >= K-1 = {self.K - 1} with budget='max-margin' (the rank of "
+                                             f"the max-margin logits)")
 
     def _check_weight_decay(self, set_) -> None:
         if self.budget != "weight-decay":
@@ -204,7 +225,10 @@ class Problem:
 
     def objective(self, W: np.ndarray, H: np.ndarray) -> float:
         """The objective at classifier W and class means H (both K×d), with the
-        weight-decay terms for ``budget='weight-decay'``."""
+        weight-decay terms for ``budget='weight-decay'``; for ``budget='max-margin'`` the
+        max-margin objective ½(‖W‖²_F + Σ_k p_k ‖h_k‖²) (theory.md §15)."""
+        if self.budget == "max-margin":
+            return 0.5 * (float(np.sum(W**2)) + float(self.weights @ np.sum(H**2, axis=1)))
         value = self.logit_objective(H @ W.T)[0]
         if self.regularised:
             n = np.asarray(self.counts)

@@ -18,13 +18,35 @@ FORM_STYLE = {"ce": dict(color=LOSS_COLORS["ce"], marker="o", label="CE"),
               "dr": dict(color=LOSS_COLORS["dr"], marker="s", markersize=6, markerfacecolor="none", linewidth=3.0,
                          alpha=0.7, label="DR (paper, §5)"),
               "dr-released": dict(color="#8c2d04", marker="D", markersize=3.5, label="DR (released, §6.1)")}
-#: the budget at which CE's one free constant (the initial amplitude of its slow mode) is fitted
+#: the budget at which the fitted variant of the prediction fits CE's one free constant (the
+#: initial amplitude of its slow mode); the headline prediction fits nothing (theory.md §12)
 FIT_AT = 20.0
+#: the angle measures of a convergence table: the per-sample angle that theory.md §12 analyses
+#: (the headline) and the angle of the class means of the s vectors per class
+MEASURES = {"per-sample": ("sample_iterations_to_", "initial_sample_angle_mean"),
+            "class-mean": ("iterations_to_", "initial_angle_mean")}
+DEFAULT_SAMPLES = 4
 
 
-def _threshold_columns(t: pd.DataFrame) -> list[tuple[float, str]]:
-    cols = [c for c in t.columns if c.startswith("iterations_to_")]
-    return sorted(((float(c[len("iterations_to_"):]), c) for c in cols), reverse=True)
+def _threshold_columns(t: pd.DataFrame, measure: str = "per-sample") -> list[tuple[float, str]]:
+    prefix = MEASURES[measure][0]
+    if not any(c.startswith(prefix) for c in t.columns):  # a table from before the per-sample angle
+        prefix = MEASURES["class-mean"][0]
+    cols = [c for c in t.columns if c.startswith(prefix)]
+    return sorted(((float(c[len(prefix):]), c) for c in cols), reverse=True)
+
+
+def _samples(t: pd.DataFrame) -> pd.Series:
+    return t["samples_per_class"].fillna(DEFAULT_SAMPLES) if "samples_per_class" in t else pd.Series(
+        DEFAULT_SAMPLES, index=t.index)
+
+
+def measured_start(t: pd.DataFrame, measure: str = "per-sample") -> float | None:
+    """The median over the rows of the measured mean start angle (radians) of ``measure``."""
+    column = MEASURES[measure][1]
+    if column not in t or t[column].dropna().empty:
+        return None
+    return float(t[column].median())
 
 
 def iteration_table(t: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -33,31 +55,40 @@ def iteration_table(t: pd.DataFrame, column: str) -> pd.DataFrame:
     t = t.copy()
     t["censored"] = t[column].isna()
     t["iterations"] = pd.to_numeric(t[column], errors="coerce").fillna(t["steps"].astype(float))
-    keys = ["budget", "ratio", "form", "lr", "ewh"]
+    t["samples_per_class"] = _samples(t)
+    keys = ["budget", "ratio", "form", "lr", "ewh", "samples_per_class"]
     return t.groupby(keys).agg(iterations=("iterations", "median"), censored=("censored", "all")).reset_index()
 
 
 def best_of_grid(table: pd.DataFrame) -> pd.DataFrame:
     """The fewest iterations over the step multipliers, per form, E_W·E_H and setting."""
-    keys = ["budget", "ratio", "form", "ewh"]
+    keys = ["budget", "ratio", "form", "ewh", "samples_per_class"]
     best = table.sort_values("iterations").groupby(keys, as_index=False).first()
     return best.sort_values(keys)
 
 
-def crossovers(panel: pd.DataFrame, threshold: float, K: int) -> dict:
+def crossovers(panel: pd.DataFrame, threshold: float, K: int, start: float | None = None) -> dict:
     """Measured and predicted E_W·E_H beyond which DR (paper) needs fewer iterations than CE
-    (own step, lr = 1): measured by interpolating the medians; predicted from CE's rate
-    (theory.md §12) with its initial amplitude fitted at E_W·E_H = :data:`FIT_AT` and DR's
-    measured count, which does not depend on E_W·E_H."""
+    (own step, lr = 1), for the angle measure the iterations of ``panel`` count:
+
+    * ``measured``: by interpolating the medians;
+    * ``predicted`` (needs ``start``, the measured mean start angle θ_0 of the per-sample
+      measure): nothing fitted, t_CE(θ_0) of theory.md §12 against t_DR = K/((K−1))·(θ⁻² − θ_0⁻²);
+    * ``predicted_fitted``: CE's initial amplitude ``fitted_start`` fitted to CE's measured count
+      at E_W·E_H = :data:`FIT_AT`, against DR's measured count."""
     own = panel[panel["lr"] == 1.0]
     ce = own[own["form"] == "ce"].set_index("ewh").sort_index()
     t_dr, measured = _measured_crossover(own, "dr")
-    out = {"measured": measured, "predicted": None}
+    out = {"measured": measured, "predicted": None, "predicted_fitted": None, "fitted_start": None,
+           "start": start}
+    if start is not None and start > threshold:
+        out["predicted"] = predicted_crossover(K, threshold, start, K / (K - 1) * (threshold**-2 - start**-2))
     if t_dr is None or ce.empty:
         return out
     if FIT_AT in ce.index and not ce.loc[FIT_AT, "censored"]:
-        start = fitted_start(FIT_AT, K, threshold, ce.loc[FIT_AT, "iterations"])
-        out["predicted"] = predicted_crossover(K, threshold, start, t_dr)
+        fitted = fitted_start(FIT_AT, K, threshold, ce.loc[FIT_AT, "iterations"])
+        out["fitted_start"] = fitted
+        out["predicted_fitted"] = predicted_crossover(K, threshold, fitted, t_dr)
     return out
 
 
@@ -86,7 +117,8 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
     t = t[t["task"] == "convergence"] if "task" in t else t
     if t.empty:
         raise ValueError("the convergence map needs 'convergence' rows with outcome 'ok'")
-    thresholds = _threshold_columns(t)
+    t = t[_samples(t) == DEFAULT_SAMPLES]  # panels: s = 4 vectors per class; the table has every s
+    thresholds = _threshold_columns(t, "per-sample")
     settings = sorted({(b, float(r)) for b, r in zip(t["budget"], t["ratio"])}, key=lambda s: (s[0] != "per-sample",
                                                                                              s[1]))
     K, cap = int(t["K"].iloc[0]), float(t["steps"].max())
@@ -100,7 +132,8 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                 axis = axes[row * len(settings) + col]
                 here = (table_at["budget"] == budget) & (table_at["ratio"] == ratio)
                 _draw_panel(axis, table_at[here], best[(best["budget"] == budget) & (best["ratio"] == ratio)], cap)
-                found = crossovers(table_at[here], threshold, K) if ratio == 1.0 else {"measured": None}
+                start = measured_start(t[(t["budget"] == budget) & (t["ratio"] == ratio)])
+                found = crossovers(table_at[here], threshold, K, start) if ratio == 1.0 else {"measured": None}
                 _draw_crossovers(axis, found)
                 panel_label(axis, f"{_setting_label(budget, ratio)}: angle < {threshold:g}")
                 axis.set_xscale("log")
@@ -110,12 +143,16 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                 if col == 0:
                     axis.set_ylabel("iterations")
         figure_legend(fig, axes, ncols=4)
-        caption(fig, "Each loss with its own 1/L step (lr = 1, solid; median over seeds) and with the best step "
+        caption(fig, "Angle: the mean over every feature vector (4 per class) of its angle to the optimum, the "
+                     "quantity theory.md §12 analyses (the class means' angle is smaller for DR; every crossover, "
+                     "both measures and each number of vectors per class: python -m lpm.figures.convergence_map). "
+                     "Each loss with its own 1/L step (lr = 1, solid; median over seeds) and with the best step "
                      "multiplier of the grid (dashed). CE converges linearly at a rate that collapses like "
                      "exp(-sqrt(E_W E_H)); DR sublinearly (angle ~ 1/sqrt(t)) at a speed independent of E_W E_H. "
                      "So CE reaches a coarse angle first at small budgets and DR at large ones; the crossover is "
-                     "marked where measured (solid) and where predicted from CE's curvature along the sphere "
-                     "(dotted, theory.md §12), in panels where DR (paper) reaches the angle. Triangles: not reached "
+                     "marked where measured (solid) and where predicted from the measured start angle with nothing "
+                     "fitted (dotted, theory.md §12), in panels where DR (paper) reaches the angle. "
+                     "Triangles: not reached "
                      "within the cap. Under the per-sample budget with E_W = 1 the two DR forms need the same "
                      "iterations (equal gradients on the sphere, theory.md §6.1).",
                 width=130)
@@ -141,33 +178,49 @@ def _draw_panel(axis, own_and_others: pd.DataFrame, best: pd.DataFrame, cap: flo
 def _draw_crossovers(axis, found: dict) -> None:
     if found.get("measured"):
         axis.axvline(found["measured"], color="0.25", linewidth=1.0,
-                     label="crossover, measured")
+                     label=f"crossover, measured (per-sample angle, {DEFAULT_SAMPLES} vectors per class)")
     if found.get("predicted"):
         axis.axvline(found["predicted"], color="0.25", linewidth=1.0, linestyle=":",
-                     label="crossover, predicted (theory.md §12)")
+                     label="crossover, predicted from the measured start (theory.md §12)")
 
 
 def crossover_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Every crossover the map shows, one row per threshold, budget form, R, DR form and step
-    choice (``own``: lr = 1; ``best``: the best step of the grid): the E_W·E_H beyond which that
-    DR form needs fewer iterations than CE (``measured``; empty where the DR form never reaches the
-    threshold within the cap, or never overtakes CE), DR's iteration count there, and, for the
-    paper form with its own step, the crossover predicted by :func:`crossovers` (theory.md §12).
+    """Every crossover the map shows, one row per angle measure (``per-sample``: every feature
+    vector; ``class-mean``: the means of the vectors of a class), vectors per class
+    (``samples_per_class``), threshold, budget form, R, DR form and step choice (``own``: lr = 1;
+    ``best``: the best step of the grid): the E_W·E_H beyond which that DR form needs fewer
+    iterations than CE (``measured``; empty where the DR form never reaches the threshold within
+    the cap, or never overtakes CE), DR's iteration count there, the measured mean start angle,
+    and, for the paper form with its own step, the crossovers of :func:`crossovers` (theory.md §12):
+    from the measured start with nothing fitted (``predicted``; per-sample measure, where every
+    sample sits on one sphere: per-sample budget or R = 1) and with CE's start fitted
+    (``predicted_fitted``, ``fitted_start``).
     ``python -m lpm.figures.convergence_map results/convergence-map/results.csv`` prints it."""
     t = ok_rows(table)
     t = t[t["task"] == "convergence"] if "task" in t else t
+    t = t.assign(samples_per_class=_samples(t))
     K = int(t["K"].iloc[0])
     rows = []
-    for threshold, column in _threshold_columns(t):
-        for (budget, ratio), panel in t.groupby(["budget", "ratio"]):
-            it = iteration_table(panel, column)
-            predicted = crossovers(it, threshold, K)["predicted"]
-            for step, chosen in (("own", it[it["lr"] == 1.0]), ("best", best_of_grid(it))):
-                for form in ("dr", "dr-released"):
-                    t_dr, measured = _measured_crossover(chosen, form)
-                    rows.append({"threshold": threshold, "budget": budget, "ratio": ratio, "dr_form": form,
-                                 "step": step, "dr_iterations": t_dr, "measured": measured,
-                                 "predicted": predicted if (form, step) == ("dr", "own") else None})
+    for measure in MEASURES:
+        if not any(c.startswith(MEASURES[measure][0]) for c in t.columns):
+            continue
+        for threshold, column in _threshold_columns(t, measure):
+            for (s, budget, ratio), panel in t.groupby(["samples_per_class", "budget", "ratio"]):
+                it = iteration_table(panel, column)
+                start = measured_start(panel, measure)
+                # the prediction assumes every sample on one sphere: the per-sample budget, or R = 1 (theory.md §12)
+                predictable = measure == "per-sample" and (budget == "per-sample" or ratio == 1.0)
+                found = crossovers(it, threshold, K, start if predictable else None)
+                for step, chosen in (("own", it[it["lr"] == 1.0]), ("best", best_of_grid(it))):
+                    for form in ("dr", "dr-released"):
+                        t_dr, measured = _measured_crossover(chosen, form)
+                        first = (form, step) == ("dr", "own")
+                        rows.append({"measure": measure, "samples_per_class": int(s), "threshold": threshold,
+                                     "budget": budget, "ratio": ratio, "dr_form": form, "step": step,
+                                     "dr_iterations": t_dr, "measured": measured, "start_angle": start,
+                                     "predicted": found["predicted"] if first else None,
+                                     "predicted_fitted": found["predicted_fitted"] if first else None,
+                                     "fitted_start": found["fitted_start"] if first else None})
     return pd.DataFrame(rows)
 
 
@@ -187,7 +240,8 @@ def _main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"Error: cannot read '{argv[0]}': {exc}", file=sys.stderr)
         return 2
-    found = crossover_table(table).round({"dr_iterations": 0, "measured": 1, "predicted": 1})
+    found = crossover_table(table).round({"dr_iterations": 0, "measured": 1, "predicted": 1, "predicted_fitted": 1,
+                                          "start_angle": 3, "fitted_start": 3})
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(found.to_string(index=False))
     return 0

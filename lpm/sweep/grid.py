@@ -177,13 +177,19 @@ class Grid:
         out = []
         axes = itertools.product(self.majority, self.classifier, self.loss, self.budget, self._budgets(), self.d,
                                  self.solver, self._sizes(), self.seed)
+        seen = set()
         for KA, clf, loss, budget, (ew, eh), d, solver, sizes, seed in axes:
             problem = {**sizes, "majority": KA, "classifier": clf, "loss": loss, "budget": budget,
                        "E_W": ew, "E_H": eh, "d": d, "seed": seed}
+            if budget == "max-margin":  # no norm budget enters the limit (theory.md §15): one cell per setting
+                del problem["E_W"], problem["E_H"]
             for decay in self._decays(budget, clf):
                 spec = {"problem": {**problem, **decay}, "solver": solver,
                         "settings": dict(self.solver_settings.get(solver, {}))}
-                out.append(Cell("solve", spec, self.name))
+                key = json.dumps(spec, sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(Cell("solve", spec, self.name))
         return out
 
     def _decays(self, budget: str | None, classifier: str) -> list[dict[str, Any]]:
@@ -269,8 +275,10 @@ class ConvergenceGrid:
     """Grid of the ``convergence`` task (theory.md §10.8, §12): for each form (``ce``, ``dr``,
     ``dr-released``) × E_W·E_H (``ewh``, E_W = 1) × budget form × R × step multiplier ``lr`` × seed,
     the iterations the gradient solver needs to bring the mean angle of the class means to the
-    fixed-ETF optimum below each of ``thresholds`` (at most ``steps``). ``ewh_for`` gives a
-    form its own list of budgets (DR's counts do not depend on E_W·E_H, theory.md §12)."""
+    fixed-ETF optimum below each of ``thresholds`` (at most ``steps``), with the mean angle measured
+    both on class means and on every feature vector. ``ewh_for`` gives a form its own list of budgets
+    (DR's counts do not depend on E_W·E_H, theory.md §12). ``samples_per_class`` (s) is an axis too:
+    averaging s vectors shrinks DR's class-mean angle, not its per-sample one (theory.md §12)."""
 
     form: Sequence[str] = ("ce", "dr", "dr-released")
     ewh: Sequence[float] = (0.5, 5.0, 50.0)
@@ -283,12 +291,13 @@ class ConvergenceGrid:
     majority: int = 5
     thresholds: Sequence[float] = (1e-2, 1e-4)
     steps: int = 20000
+    samples_per_class: Sequence[int] = (4,)
     name: str = "convergence"
 
     task = "convergence"
 
     def __post_init__(self):
-        for name in ("form", "ewh", "budget", "ratio", "lr", "seed", "thresholds"):
+        for name in ("form", "ewh", "budget", "ratio", "lr", "seed", "thresholds", "samples_per_class"):
             object.__setattr__(self, name, as_tuple(name, getattr(self, name)))
         if not isinstance(self.ewh_for, Mapping):
             raise LPMInputError("ewh_for", self.ewh_for, "a table from form to a list of E_W*E_H products")
@@ -299,10 +308,12 @@ class ConvergenceGrid:
         out = []
         for form in self.form:
             budgets = as_tuple("ewh_for", self.ewh_for.get(form, self.ewh))
-            for budget, ratio, lr, ewh, seed in itertools.product(self.budget, self.ratio, self.lr, budgets,
-                                                                  self.seed):
+            for budget, ratio, lr, ewh, seed, s in itertools.product(self.budget, self.ratio, self.lr, budgets,
+                                                                     self.seed, self.samples_per_class):
                 spec = {"form": form, "ewh": canonical_float(ewh), "budget": budget,
                         "ratio": canonical_float(ratio), "lr": canonical_float(lr), "seed": seed, **common}
+                if s != 4:  # cells at the default keep their identities (and resume)
+                    spec["samples_per_class"] = s
                 out.append(Cell("convergence", spec, self.name))
         return out
 

@@ -191,3 +191,31 @@ def test_fixed_etf_under_the_class_average_budget_is_not_called_collapsed():
     assert res.stdout.strip().splitlines()[-2:] == [
         "fixed-etf + ce: not collapsed",
         "  collapse index (1 = ETF, 0 = merged): angle-only 1.000, norm-aware 1.000"]
+
+
+def test_simulate_max_margin_limit():
+    """--budget max-margin solves learnable + CE's vanishing-regularisation limit (theory.md §15):
+    the SELI closed form, no norm budgets or weight decays in the labels."""
+    res = runner.invoke(app, ["simulate", "--budget", "max-margin", "--ratio", "100"])
+    assert res.exit_code == 0, res.output
+    first = res.stdout.splitlines()[0]
+    assert first == ("K=10 classes (K_A=5 majority), step profile, R=100, max-margin limit (vanishing weight "
+                     "decay: no E_W, E_H or lambda), d=10")
+    assert "learnable + ce" in res.stdout and "fixed-etf" not in res.stdout
+    res = runner.invoke(app, ["simulate", "--budget", "max-margin", "--counts", "50,20,7,3,1", "--json"])
+    [entry] = json.loads(res.stdout)
+    assert entry["solver"] == "analytic" and entry["budget"] == "max-margin"
+    assert entry["problem"]["E_W"] is None and entry["problem"]["lambda_H"] is None
+    assert entry["gap"] <= 1e-12
+    res = runner.invoke(app, ["simulate", "--budget", "max-margin", "--classifier", "fixed-etf"])
+    assert res.exit_code == 2
+    assert "Error: The 'classifier' parameter must be 'learnable' with budget='max-margin'" in res.output
+
+
+def test_simulate_weight_decay_labels_its_coefficients():
+    res = runner.invoke(app, ["simulate", "--budget", "weight-decay", "--counts", "50,5,5", "--loss", "ce",
+                              "--lambda-W", "1e-3", "--lambda-H", "1e-3"])
+    assert res.exit_code == 0, res.output
+    first = res.stdout.splitlines()[0]
+    assert first.endswith("lambda_W=0.001, lambda_H=0.001, E_W=1 (fixed classifier scale), d=3")
+    assert "E_H" not in first

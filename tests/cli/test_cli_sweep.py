@@ -34,3 +34,16 @@ def test_sweep_over_explicit_counts(tmp_path):
         sim = runner.invoke(app, ["simulate", "--counts", counts, "--classifier", "learnable", "--loss", "ce",
                                   "--solver", "nuclear", "--json"])
         assert objective == pytest.approx(json.loads(sim.stdout)[0]["objective"], rel=1e-9)
+
+
+def test_sweep_max_margin_has_no_norm_budgets(tmp_path):
+    out = tmp_path / "sweep"
+    res = runner.invoke(app, ["sweep", "-o", str(out), "--budget", "max-margin", "--ratios", "1,100",
+                              "--EW", "1,2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 2                                # one cell per R, not one per E_W
+    assert table[["E_W", "E_H", "ewh"]].isna().all().all()
+    assert (table["solver"] == "analytic").all() and (table["gap"] <= 1e-12).all()
+    q = (101 / 2) ** 0.5                                  # SELI's minority cosine at K_A = K/2 (theory.md §15)
+    assert table.loc[table["ratio"] == 100, "classifier_minority_cos"].item() == pytest.approx((q - 2) / (q + 8))

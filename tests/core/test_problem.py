@@ -53,7 +53,7 @@ def test_fixed_classifier_rows():
     (dict(classifier="etf"),
      "The 'classifier' parameter must be one of 'learnable', 'fixed-etf', 'fixed-random'. Got 'etf' instead."),
     (dict(profile="zipf"), "The 'profile' parameter must be one of 'step', 'exp'. Got 'zipf' instead."),
-    (dict(budget="sum"), "The 'budget' parameter must be one of 'per-sample', 'class-average', 'weight-decay'. Got 'sum' instead."),
+    (dict(budget="sum"), "The 'budget' parameter must be one of 'per-sample', 'class-average', 'weight-decay', 'max-margin'. Got 'sum' instead."),
     (dict(K=10, d=5, classifier="fixed-etf"),
      "The 'd' parameter must be an int >= K-1 = 9 for a fixed simplex ETF with K=10. Got 5 instead."),
     (dict(K=4, majority=4), "The 'majority' parameter must be an int >= 1 and <= 3. Got 4 instead."),

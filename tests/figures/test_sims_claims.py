@@ -123,19 +123,25 @@ def test_convergence_claim(run):
 
 
 def test_convergence_map_claim(run):
-    """theory.md §12 on the smoke grid (per-sample, own 1/L step, cap 5000): CE is linear with a rate
-    that collapses like exp(−sqrt(E_W E_H)), DR is sublinear at a speed independent of the budget,
-    so CE reaches 1e-2 first at small budgets and DR at large ones; the crossover lies where the
-    curvature argument puts it."""
+    """theory.md §12 on the smoke grid (per-sample, own 1/L step, cap 5000, 4 vectors per class): CE is
+    linear with a rate that collapses like exp(−sqrt(E_W E_H)), DR is sublinear at a speed independent
+    of the budget, so CE reaches a coarse angle first at small budgets and DR at large ones. The headline
+    is the per-sample angle that §12 analyses: its crossover lies where §12 puts it from the measured start
+    angle with nothing fitted. The class means' angle (averaged over 4 vectors) is smaller for DR, and
+    its crossover is reported beside it, measured and with CE's start fitted."""
     from lpm.core.rates import fitted_start, predicted_crossover
-    from lpm.figures.convergence_map import crossover_table, crossovers, iteration_table
+    from lpm.figures.convergence_map import crossover_table, crossovers, iteration_table, measured_start
 
     result = run("convergence-map")
     _figures_written(result)
     t = result.tables["results"]
-    ps = t[t["budget"] == "per-sample"]
+    vectors = t["samples_per_class"].fillna(4)
+    ps = t[(t["budget"] == "per-sample") & (vectors == 4)]
     at = lambda form, ewh, col: ps.loc[(ps["form"] == form) & (ps["ewh"] == ewh), col].iloc[0]  # noqa: E731
     coarse, fine = "iterations_to_0.01", "iterations_to_0.0001"
+    # averaging 16 vectors per class cuts DR's class-mean count to 0.03 far below its per-sample count
+    sixteen = t[(vectors == 16) & (t["form"] == "dr")].iloc[0]
+    assert sixteen["iterations_to_0.03"] < at("dr", 0.5, "sample_iterations_to_0.03") / 8
     assert at("ce", 0.5, coarse) <= 10 and at("dr", 0.5, coarse) >= 1000        # small budget: CE first
     assert at("dr", 100.0, coarse) <= 3000 and np.isnan(at("ce", 100.0, coarse))  # large budget: DR first
     assert ps.loc[ps["form"] != "ce", fine].isna().all()                         # DR: never 1e-4 in 5000
@@ -143,19 +149,39 @@ def test_convergence_map_claim(run):
         assert at(form, 0.5, coarse) == at(form, 100.0, coarse) == at("dr", 0.5, coarse)  # released = paper
     ce = ps[ps["form"] == "ce"].sort_values("ewh")[coarse].fillna(np.inf).to_numpy()
     assert np.all(np.diff(ce) > 0)
+    # per-sample angle (the headline): DR's count is §12's K/(K−1)·(θ⁻² − θ_0⁻²) from the measured start,
+    # and the crossover predicted from that start (nothing fitted) is within 25 % of the measured one
+    start = measured_start(ps, "per-sample")
+    assert 1.3 < start < 1.6 and (ps["initial_sample_angle_mean"] > ps["initial_angle_mean"]).all()
+    t_dr = at("dr", 0.5, "sample_iterations_to_0.03")
+    assert t_dr == pytest.approx(K / (K - 1) * (0.03**-2 - start**-2), rel=0.02)
+    assert at("dr", 0.5, "sample_iterations_to_0.03") > 4 * at("dr", 0.5, "iterations_to_0.03")  # averaging
+    per_sample = crossovers(iteration_table(ps, "sample_iterations_to_0.03"), 0.03, K, start)
+    assert 40 < per_sample["measured"] < 50 and 35 < per_sample["predicted"] < 40
+    assert abs(np.log(per_sample["predicted"] / per_sample["measured"])) < np.log(1.25)
+    # class-mean angle: measured, and predicted with one constant (CE's start) fitted at E_W·E_H = 20
     table = iteration_table(ps, coarse)
     found = crossovers(table, 1e-2, K)
-    assert 50 < found["measured"] < 70 and 40 < found["predicted"] < 60
-    assert abs(np.log(found["predicted"] / found["measured"])) < np.log(1.25)
-    # the prediction uses one constant, fitted at E_W·E_H = 20, and DR's measured count
-    start = fitted_start(20.0, K, 1e-2, at("ce", 20.0, coarse))
-    assert predicted_crossover(K, 1e-2, start, at("dr", 0.5, coarse)) == pytest.approx(found["predicted"])
-    # the printed crossover table (python -m lpm.figures.convergence_map) gives the same numbers
-    listed = crossover_table(t).set_index(["threshold", "budget", "dr_form", "step"])
-    row = listed.loc[(0.01, "per-sample", "dr", "own")]
+    assert found["predicted"] is None                                     # no start: nothing predicted unfitted
+    assert 50 < found["measured"] < 70 and 40 < found["predicted_fitted"] < 60
+    assert abs(np.log(found["predicted_fitted"] / found["measured"])) < np.log(1.25)
+    fitted = fitted_start(20.0, K, 1e-2, at("ce", 20.0, coarse))
+    assert found["fitted_start"] == pytest.approx(fitted) and fitted < 0.1 * measured_start(ps, "class-mean")
+    assert predicted_crossover(K, 1e-2, fitted, at("dr", 0.5, coarse)) == pytest.approx(found["predicted_fitted"])
+    # the printed crossover table (python -m lpm.figures.convergence_map) gives the same numbers, and says how
+    # each crossover was measured
+    listed = crossover_table(t).set_index(["measure", "samples_per_class", "threshold", "budget", "dr_form", "step"])
+    row = listed.loc[("class-mean", 4, 0.01, "per-sample", "dr", "own")]
     row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-    assert row["measured"] == pytest.approx(found["measured"]) and row["predicted"] == pytest.approx(found["predicted"])
-    assert pd.isna(np.atleast_1d(listed.loc[(1e-4, "per-sample", "dr", "own"), "measured"])).all()  # never 1e-4
+    assert row["measured"] == pytest.approx(found["measured"])
+    assert row["predicted_fitted"] == pytest.approx(found["predicted_fitted"])
+    row = listed.loc[("per-sample", 4, 0.03, "per-sample", "dr", "own")]
+    row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+    assert row["measured"] == pytest.approx(per_sample["measured"]) and row["predicted"] == pytest.approx(
+        per_sample["predicted"]) and row["start_angle"] == pytest.approx(start)
+    assert pd.isna(np.atleast_1d(listed.loc[("per-sample", 4, 1e-4, "per-sample", "dr", "own"), "measured"])).all()
+    assert pd.isna(np.atleast_1d(listed.loc[("per-sample", 4, 0.03, "class-average", "dr", "own"),
+                                            "predicted"])).all()  # R = 100, class-average: measured only
 
 
 def test_crossover_command_prints_the_table_and_refuses_other_files(run, tmp_path, capsys):
@@ -170,8 +196,9 @@ def test_crossover_command_prints_the_table_and_refuses_other_files(run, tmp_pat
     printed = capsys.readouterr().out
     found = crossover_table(table)
     measured = found[(found["threshold"] == 0.01) & (found["dr_form"] == "dr") & (found["step"] == "own")
-                     & (found["budget"] == "per-sample")]["measured"].iloc[0]
-    assert 50 < measured < 70 and f"{measured:.1f}" in printed and "threshold" in printed.splitlines()[0]
+                     & (found["budget"] == "per-sample") & (found["measure"] == "class-mean")]["measured"].iloc[0]
+    assert 50 < measured < 70 and f"{measured:.1f}" in printed
+    assert printed.splitlines()[0].split()[:3] == ["measure", "samples_per_class", "threshold"]
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
     for argv, message in (([], "Usage: python -m lpm.figures.convergence_map"),

@@ -52,6 +52,8 @@ def _weight_decay_value(problem: Problem) -> float:
 
 
 def _known_value(problem: Problem) -> float:
+    if problem.budget == "max-margin":  # balanced SELI: tr (P D P)^{1/2} = (K−1)/sqrt(K) (theory.md §15)
+        return (K - 1) / np.sqrt(K)
     if problem.regularised:
         return _weight_decay_value(problem)
     if problem.loss.startswith("dr"):
@@ -68,6 +70,7 @@ BATTERY = [
       for budget in ("per-sample", "class-average")],
     _balanced("learnable", "ce", "weight-decay", lambda_W=1e-3, lambda_H=1e-3),
     _balanced("fixed-etf", "ce", "weight-decay", lambda_H=1e-3),
+    _balanced("learnable", "ce", "max-margin"),
 ]
 CASES = [(name, problem) for name in available_solvers() for problem in BATTERY]
 

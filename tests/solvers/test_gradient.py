@@ -169,12 +169,17 @@ def test_riemannian_step_at_a_small_budget_converges_instead_of_oscillating():
 
 
 def test_angles_are_measured_as_the_run_goes_and_stop_angle_stops_it():
-    """With a closed-form optimum the max and the mean angle are recorded every step; stop_angle
-    stops at the first recorded step whose mean angle is below it."""
+    """With a closed-form optimum the max and the mean angle of the class means, and of every
+    sample, are recorded every step; stop_angle stops at the first recorded step where both mean
+    angles are below it."""
     p = Problem.from_profile(K=10, ratio=1, classifier="fixed-etf", loss="ce", E_W=1.0, E_H=5.0)
     full = get_solver("gradient", steps=400, record_every=1, tol=0.0).run(p)
-    angles = np.array(full.trajectory.values["angle_mean"])
-    assert np.all(np.array(full.trajectory.values["angle"]) >= angles - 1e-15)
+    values = full.trajectory.values
+    assert np.all(np.array(values["angle"]) >= np.array(values["angle_mean"]) - 1e-15)
+    assert np.all(np.array(values["sample_angle"]) >= np.array(values["sample_angle_mean"]) - 1e-15)
+    # each sample starts at its own random direction: its angle exceeds that of its class mean
+    assert values["sample_angle_mean"][0] > values["angle_mean"][0]
+    angles = np.maximum(values["angle_mean"], values["sample_angle_mean"])
     first = int(np.argmax(angles <= 1e-4))
     assert angles[first] <= 1e-4 < angles[first - 1]
     stopped = get_solver("gradient", steps=400, record_every=1, tol=0.0, stop_angle=1e-4).run(p)

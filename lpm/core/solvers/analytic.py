@@ -19,12 +19,19 @@ with p_k = n_k/N reads f'(r) + N λ_H r = 0 for every class, so all classes
 share one norm r, the root of a(K−1)/(e^{a r} + K − 1) = N λ_H r: a fixed ETF
 with weight decay shows no collapse and no re-allocation either.
 
+Max-margin (theory.md §15, learnable classifier): the vanishing-regularisation
+limit has the closed-form logits Z* = diag(t ⊙ a)(I − a aᵀ/‖a‖²) of
+:mod:`lpm.core.maxmargin` (plain CE: a = t = 1, the SELI geometry), factored
+as W = V S^{1/2}, H = D^{-1/2} U S^{1/2} from the SVD of D^{1/2} Z*, and
+certified by the dual bound of that module.
+
 The certificates of :mod:`lpm.core.certificates` confirm every returned point.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import maxmargin
 from ..certificates import fixed_classifier_certificate
 from ..problem import Problem
 from ..solution import Solution, Status
@@ -96,6 +103,8 @@ class AnalyticSolver(Solver):
 
     @classmethod
     def supports(cls, problem: Problem) -> str | None:
+        if problem.budget == "max-margin":
+            return None  # the Problem admits only the losses with a closed-form limit
         if problem.classifier != "fixed-etf":
             return f"closed forms exist only for the fixed-etf classifier, not '{problem.classifier}'"
         if problem.loss == "mse" or (problem.regularised and problem.loss != "ce"):
@@ -103,6 +112,8 @@ class AnalyticSolver(Solver):
         return None
 
     def _run(self, problem: Problem) -> Solution:
+        if problem.budget == "max-margin":
+            return self._run_max_margin(problem)
         W = problem.fixed_classifier
         M = W.T / np.sqrt(problem.E_W)  # d×K unit ETF
         if problem.budget == "per-sample":
@@ -117,3 +128,14 @@ class AnalyticSolver(Solver):
         return Solution(problem=problem, W=W, H=H, objective=objective, solver=self.name,
                         status=Status.OPTIMAL, certificate=certificate,
                         message="closed-form optimum (Y22 Theorems 1–2)")
+
+    def _run_max_margin(self, problem: Problem) -> Solution:
+        p = problem.weights
+        a, t = maxmargin.problem_temperatures(problem)
+        Z = maxmargin.closed_form_logits(p, a, t)
+        certificate, scale = maxmargin.certificate(p, maxmargin.temperature_matrix(problem.K, a, t), Z)
+        W, H = maxmargin.balanced_factors(p, Z * scale, problem.d)
+        status = Status.OPTIMAL if certificate.relative_gap <= 1e-9 else Status.OPTIMAL_INACCURATE
+        return Solution(problem=problem, W=W, H=H, objective=maxmargin.objective(p, W, H), solver=self.name,
+                        status=status, certificate=certificate,
+                        message="closed-form max-margin optimum (SELI, theory.md §15)")

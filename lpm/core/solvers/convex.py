@@ -23,6 +23,10 @@ learnable model is min_Y Σ_k p_k L(n_k^{-1/2} Y[k], k) + sqrt(λ_W λ_H)‖Y‖
 (``cp.normNuc``); the fixed one is min_H Σ_k p_k L(W h_k, k) +
 (λ_H/2) Σ_k n_k ‖h_k‖².
 
+Max-margin (theory.md §15): min ‖D^{1/2} Z‖_* s.t. T_kk Z_kk − T_kj Z_kj ≥ 1
+(D = diag p_k, T the temperature matrix of :mod:`lpm.core.maxmargin`, all ones
+for CE), certified by that module's dual bound with the solver's multipliers.
+
 Losses: the ``cvxpy_value`` form of each loss in :mod:`lpm.core.losses`.
 
 Recovery and certificate. The solver's point is turned into a feasible (W, H)
@@ -56,6 +60,7 @@ import numpy as np
 
 from ..certificates import (fixed_classifier_certificate, gram_certificate, nuclear_certificate,
                             penalised_nuclear_certificate, project_features)
+from .. import maxmargin
 from ..errors import LPMInputError, SolverFailed, check_number
 from ..problem import Problem
 from ..solution import Solution, Status
@@ -69,6 +74,8 @@ _PREFERRED = ("CLARABEL", "SCS")  # both ship with cvxpy and handle exp + PSD co
 #: for 1e-12; the fixed-classifier programs meet 1e-9 without warnings.
 GRAM_DEFAULTS = {"CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12}}
 FIXED_DEFAULTS = {"CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}}
+#: the max-margin SDP meets 1e-10 without CLARABEL's inaccuracy warning
+MAX_MARGIN_DEFAULTS = {"CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}}
 #: A second try when CLARABEL stops early with a certified gap above ``gap_tol`` (and the user set no
 #: options): ten times its default static regularisation. Seen at K = 10, R = 10^1.1 in one BLAS
 #: thread, where the first solve stalls after 20 iterations at a relative gap of 1.4e-5 and the
@@ -122,6 +129,20 @@ def _penalised_program(problem: Problem):
     mu = float(np.sqrt(problem.lambda_W * problem.lambda_H))
     loss = logit_loss(problem, cp.multiply(1.0 / root[:, None], Y))
     return cp.Problem(cp.Minimize(loss + mu * cp.normNuc(Y))), Y
+
+
+def max_margin_program(weights: np.ndarray, T: np.ndarray):
+    """min ‖D^{1/2} Z‖_* s.t. T_kk Z_kk − T_kj Z_kj ≥ 1 (k ≠ j), D = diag(weights): the cvxpy
+    problem, its variable Z and the margin constraint (whose dual value holds the multipliers)."""
+    cp = _cvxpy()
+    weights = np.asarray(weights, dtype=np.float64)
+    K = len(weights)
+    Z = cp.Variable((K, K))
+    M = cp.multiply(T, Z)
+    own = cp.reshape(cp.diag(M), (K, 1), order="F") @ np.ones((1, K))
+    margins = own - M + np.eye(K) >= 1  # the diagonal reads 1 >= 1 and carries no multiplier
+    objective = cp.normNuc(np.diag(np.sqrt(weights / weights.sum())) @ Z)
+    return cp.Problem(cp.Minimize(objective), [margins]), Z, margins
 
 
 def _fixed_program(problem: Problem):
@@ -208,7 +229,8 @@ class ConvexSolver(Solver):
                 options = ", ".join(f"{k}={v:g}" for k, v in RETRY_OPTIONS[backend].items())
                 message = (f"{message} (second try with {options}; the first stopped at a certified relative "
                            f"gap {first[5].relative_gap:.2e})")
-        objective = problem.objective(W, H)
+        objective = (maxmargin.objective(problem.weights, W, H) if problem.budget == "max-margin"
+                     else problem.objective(W, H))
         rel = certificate.relative_gap
         parts = [message, f"certified relative gap {rel:.2e} ({certificate.method})", note]
         # Status.OPTIMAL means "certified gap within tolerance", so the status
@@ -237,6 +259,16 @@ class ConvexSolver(Solver):
         return program, message, W, H, note, fixed_classifier_certificate(problem, H, W)
 
     def _run_learnable(self, problem: Problem, retry: bool = False):
+        if problem.budget == "max-margin":
+            T = maxmargin.temperature_matrix(problem.K, *maxmargin.problem_temperatures(problem))
+            program, Z_var, margins = max_margin_program(problem.weights, T)
+            message = self._solve(program, MAX_MARGIN_DEFAULTS, retry)
+            Z = _value(Z_var, self.name)
+            certificate, scale = maxmargin.certificate(problem.weights, T, Z, margins.dual_value)
+            if not np.isfinite(scale):
+                raise SolverFailed(self.name, "infeasible_point", "the solver's logits violate a margin constraint")
+            W, H = maxmargin.balanced_factors(problem.weights, Z * scale, problem.d)
+            return program, message, W, H, "", certificate
         if problem.regularised:
             program, Y_var = _penalised_program(problem)
             message = self._solve(program, GRAM_DEFAULTS, retry)  # an SDP too (the nuclear norm's cone)

@@ -45,7 +45,9 @@ Recording. ``record_every`` steps (or ``"log"``: every step up to 200, then
 every t/200 steps), and at the returned iterate, the loss is recorded and, for fixed classifiers, the
 largest and the mean angle of the class means to the optimum and the
 distance to it (measured as the run goes where the optimum has a closed
-form). ``stop_angle`` stops the run once the mean angle is below it (used to
+form), and the same two angles for every feature vector h_{k,i} against its class's optimal
+mean (``sample_angle``, ``sample_angle_mean``). ``stop_angle`` stops the run once both mean
+angles (class means and samples) are below it (used to
 count iterations to a target angle, e.g. the convergence map of
 theory.md §10.8).
 
@@ -89,6 +91,8 @@ class GradientSolver(Solver):
     def supports(cls, problem: Problem) -> str | None:
         if problem.regularised:
             return "weight decay is solved by the certified back ends ('nuclear', 'convex', 'analytic')"
+        if problem.budget == "max-margin":
+            return "the max-margin limit is solved by the certified back ends ('analytic', 'convex')"
         return None
 
     def __init__(self, **settings):

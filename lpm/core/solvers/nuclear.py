@@ -89,6 +89,8 @@ class NuclearSolver(Solver):
     def supports(cls, problem: Problem) -> str | None:
         if problem.classifier != "learnable":
             return f"the nuclear-norm form needs a learnable classifier, not '{problem.classifier}'"
+        if problem.budget == "max-margin":
+            return "the max-margin limit is solved by 'analytic' (closed form) and 'convex'"
         if problem.budget == "per-sample":
             return ("the nuclear-norm form holds for the class-average and weight-decay forms, "
                     "not 'per-sample' (the 'convex' solver handles it)")
