@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import LPMInputError, check_choice, check_number
+from .errors import LPMInputError, check_choice, check_number, check_seed
 from .etf import random_unit_rows, simplex_etf
 from .losses import LOSS_NAMES, Loss, get_loss
 from .profiles import check_counts, check_ratio, profile_counts
@@ -98,7 +98,7 @@ class Problem:
         set_("d", d)
         KA = K // 2 if self.majority is None else check_number("majority", self.majority, low=1, high=K - 1, integer=True)
         set_("majority", KA)
-        set_("seed", check_number("seed", self.seed, low=0, integer=True))
+        set_("seed", check_seed("seed", self.seed))
         if self.ratio is not None:
             set_("ratio", check_ratio(self.ratio))
         self._check_weight_decay(set_)
