@@ -71,9 +71,16 @@ def check_number(name: str, value: Any, low: float | None = None, high: float | 
 
 def check_seed(name: str, value: Any, owner: str | None = None) -> int:
     """A seed: an int in [0, 2**32 - 1] (what every generator of the project accepts)."""
-    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= SEED_MAX:
-        raise LPMInputError(name, value, "an int >= 0 and <= 4294967295 (2**32 - 1)", owner)
-    return check_number(name, value, low=0, high=SEED_MAX, integer=True, owner=owner)
+    allowed = f"an int >= 0 and <= {SEED_MAX}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise LPMInputError(name, value, allowed, owner)
+    try:
+        seed = check_number(name, value, integer=True, owner=owner)
+    except LPMInputError:
+        raise LPMInputError(name, value, allowed, owner) from None
+    if not 0 <= seed <= SEED_MAX:
+        raise LPMInputError(name, value, allowed, owner)
+    return seed
 
 
 class SolverFailed(RuntimeError):

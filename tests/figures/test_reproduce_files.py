@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from lpm.core.errors import LPMInputError
-from lpm.reproduce import build_grid, get_simulation, load_simulation, reproduce
+from lpm.figures import register_plot
+from lpm.reproduce import build_grid, get_simulation, load_simulation, register_runner, reproduce
 
 CALLS: list[dict] = []
 
@@ -31,14 +32,16 @@ def write(folder, name, text):
     return path
 
 
-def test_custom_runner_and_plot_by_path(tmp_path):
+def test_custom_runner_and_plot_registered_in_python(tmp_path):
+    register_runner("fake-runner")(fake_runner)
+    register_plot("fake-plot")(fake_plot)
     sims = tmp_path / "sims"
     sims.mkdir()
     write(sims, "plugin", '''
 name = "plugin"
 description = "a plug-in"
-runner = "test_reproduce_files:fake_runner"
-plot = "test_reproduce_files:fake_plot"
+runner = "fake-runner"
+plot = "fake-plot"
 table = "points"
 plot_options = { marker = "s" }
 options = { slope = 2.5 }
