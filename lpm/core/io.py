@@ -205,6 +205,7 @@ def folder_lock(folder: Path | str, name: str = "out", what: str = "run") -> Ite
     removing it on exit never lets two writers in.
     """
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     if fcntl is None:  # pragma: no cover - Windows: no folder lock
@@ -230,15 +231,20 @@ def folder_lock(folder: Path | str, name: str = "out", what: str = "run") -> Ite
         if same:
             break
         os.close(fd)  # the holder removed it as we opened it: take the new one
+    failed = True
     try:
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:6]))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"lpm process {os.getpid()} ({command})\n".encode(), 0)
         yield path
+        failed = False
     finally:
         with suppress(OSError):
             os.unlink(path)  # still ours: nobody else can lock a file we hold
         os.close(fd)  # releases the lock
+        if created and failed:  # refused before writing anything: leave no empty folder behind
+            with suppress(OSError):
+                folder.rmdir()
 
 
 # ------------------------------------------------------------------ structured files
