@@ -99,8 +99,8 @@ class DeepRun:
         return self.geometry["train_counts"]
 
 
-def _run_error(path, problem: str) -> LPMInputError:
-    return LPMInputError("run_dir", str(path), f"a run folder written by `lpm train-deep` ({problem})")
+def _run_error(path, problem: str, name: str = "run_dir") -> LPMInputError:
+    return LPMInputError(name, str(path), f"a run folder written by `lpm train-deep` ({problem})")
 
 
 def read_metrics(path) -> list[dict]:
@@ -169,16 +169,16 @@ def load_run(path) -> DeepRun:
     return DeepRun(path, config, metrics, geometry, summary)
 
 
-def check_run_ids(path, ids: dict, read: tuple[str, ...] = ()) -> None:
+def check_run_ids(path, ids: dict, read: tuple[str, ...] = (), name: str = "run_dir") -> None:
     """Refuse a run folder whose files come from different runs: every file that carries a
     ``run_id`` (``ids``, plus the JSON files named in ``read``) must carry the same one. Files of
     runs written before run ids existed carry none and are not compared."""
     path = Path(path)
     ids = dict(ids)
-    for name in read:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            value = json.loads((path / name).read_text())
-            ids[name] = value.get("run_id") if isinstance(value, dict) else None
+    for file in read:
+        with contextlib.suppress(OSError, ValueError, AttributeError, RecursionError):
+            value = json.loads((path / file).read_text())
+            ids[file] = value.get("run_id") if isinstance(value, dict) else None
     known = {name: str(v) for name, v in ids.items() if v is not None}
     if len(set(known.values())) > 1:
         groups: dict[str, list[str]] = {}
@@ -187,7 +187,7 @@ def check_run_ids(path, ids: dict, read: tuple[str, ...] = ()) -> None:
         detail = " but ".join(f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} from run {value[:8]}"
                               for value, names in groups.items())
         raise _run_error(path, f"its files disagree: {detail}, as when two runs wrote into one folder; delete "
-                               "the folder and start again")
+                               "the folder and start again", name)
 
 
 #: what each field read by ``lpm compare`` must be

@@ -214,7 +214,7 @@ def _check_run_dir(run_dir: Path, resume: bool) -> dict | None:
     if not resume:
         return None
     state = ckpt.load(run_dir / rf.CHECKPOINT_FILE)
-    rf.check_run_ids(run_dir, {rf.CHECKPOINT_FILE: state.get("run_id")}, (rf.CONFIG_FILE,))
+    rf.check_run_ids(run_dir, {rf.CHECKPOINT_FILE: state.get("run_id")}, (rf.CONFIG_FILE,), name="out")
     return state
 
 
@@ -469,10 +469,10 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # tensors that do not fit this model
-            first = str(exc).strip().splitlines()
+            lines = [" ".join(line.split()) for line in str(exc).strip().splitlines() if line.strip()]
+            why = " ".join(lines[:2]) if lines else type(exc).__name__
             raise LPMInputError("out", str(self.run_dir), f"a run folder whose {rf.CHECKPOINT_FILE} fits the model "
-                                                          f"of its settings ({rf.CHECKPOINT_FILE} does not: "
-                                                          f"{' '.join(first[:2]) if first else type(exc).__name__}; "
+                                                          f"of its settings ({rf.CHECKPOINT_FILE} does not: {why}; "
                                                           "delete the folder and start again)") from None
         self.scheduler.lr_lambdas[0] = self._schedule()  # the (possibly extended) epoch count of this config
         ckpt.restore_rng(state["rng"], self.data_rng)

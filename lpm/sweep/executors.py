@@ -29,6 +29,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -96,10 +97,56 @@ class InProcess(Executor):
         return "in-process"
 
 
-def _init_worker() -> None:
-    """A pool worker: one thread, and Ctrl-C is the client's to handle."""
+#: seconds between a worker's checks that the process that started it is still alive
+PARENT_CHECK_S = 0.5
+
+
+def _init_worker(client_pid: int | None = None) -> None:
+    """A pool worker: one thread, Ctrl-C is the client's to handle, and it exits on its own
+    when the client dies (see :func:`exit_with_parent`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_threads()
+    exit_with_parent(client_pid)
+
+
+def exit_with_parent(client_pid: int | None = None, every: float = PARENT_CHECK_S) -> threading.Thread:
+    """Watch, from a daemon thread, that this process's parent (and ``client_pid``, the process
+    that owns the pool) are alive, and exit at once when either is gone.
+
+    A client killed with SIGKILL cannot stop its workers; without this they would wait for
+    work forever: they hold their own queue's pipes open, so they never see it close, and
+    they hold the fork server's pipe too, so it never exits either (the fork server exits,
+    and the resource tracker after it, once the workers are gone). A worker started by the
+    fork server is its child, so the client's death is seen through ``client_pid`` (a
+    zombie that its parent has not reaped yet counts as dead); a worker started directly
+    also sees its parent change."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent or (client_pid is not None and not _alive(client_pid)):
+                os._exit(1)  # noqa: SLF001 - no clean-up to run: the client that wanted the result is gone
+
+    thread = threading.Thread(target=watch, name="lpm-exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - alive, owned by another user
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # not Linux: kill(pid, 0) is all there is
+        return True
+    return state not in (b"Z", b"X")
 
 
 #: imported once by the fork server, so that workers start without re-importing them
@@ -138,7 +185,7 @@ class LocalPool(Executor):
 
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context(),
-                                             initializer=_init_worker)
+                                             initializer=_init_worker, initargs=(os.getpid(),))
         return self._pool
 
     def run(self, units):

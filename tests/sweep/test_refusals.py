@@ -92,7 +92,8 @@ def test_sweep_refuses_a_folder_another_sweep_holds(tmp_path):
         before = snapshot(tmp_path)
         result = runner.invoke(app, ["sweep", "-o", str(out), "--solver", "nuclear", "--no-progress"])
         assert_refused(result, f"The 'out' parameter must be a folder that no other sweep is writing to (lpm "
-                               f"process {os.getpid()} holds {out / '.lock'}", tmp_path, before)
+                               f"process {os.getpid()} (", tmp_path, before)
+        assert f"holds {out / '.lock'}; wait for it to finish" in result.stderr
     assert runner.invoke(app, ["sweep", "-o", str(out), "--solver", "nuclear", "--no-progress"]).exit_code == 0
 
 
