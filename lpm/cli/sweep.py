@@ -70,6 +70,12 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
     """
     from ..sweep import Grid, parse_ratio_range
 
+    if ewh is not None:  # the products replace both budgets: --EW/--EH would have no effect
+        for name, value in (("EW", E_W), ("EH", E_H)):
+            if value is not None:
+                raise LPMInputError(name, value, "left out with --ewh (each cell then uses E_W = 1, E_H = the "
+                                                 "product)")
+    E_W, E_H = E_W or "1", E_H or "5"
     if ratios is not None and ratio_range is not None:
         raise LPMInputError("ratios", ratios, "omitted when --ratio-range is given (use one of them)")
     count_lists = parse_counts("counts", counts) if counts else None
@@ -124,8 +130,8 @@ def sweep_command(
     ewh: Optional[str] = typer.Option(
         None, "--ewh", metavar="<list>",
         help="E_W·E_H products; each cell then uses E_W=1, E_H=product (overrides --EW/--EH)."),
-    E_W: str = typer.Option("1", "--EW", metavar="<list>", help="Classifier budgets E_W."),
-    E_H: str = typer.Option("5", "--EH", metavar="<list>", help="Feature budgets E_H."),
+    E_W: Optional[str] = typer.Option(None, "--EW", metavar="<list>", help="Classifier budgets E_W (default 1)."),
+    E_H: Optional[str] = typer.Option(None, "--EH", metavar="<list>", help="Feature budgets E_H (default 5)."),
     d: Optional[str] = typer.Option(None, "--d", metavar="<list>", help="Feature dimensions (default K)."),
     lambda_W: Optional[str] = typer.Option(None, "--lambda-W", metavar="<list>",
                                            help="Classifier weight decays, for --budget weight-decay."),

@@ -124,6 +124,7 @@ def train_deep_command(
                 typer.echo(NO_DATASET, err=True)
                 raise typer.Exit(2)
             cfg = build_config(overrides, config)
+        refuse_unused(overrides, cfg)
         try:
             result = train(cfg, resume=resume)
         except TrainingDiverged as exc:
@@ -134,6 +135,23 @@ def train_deep_command(
             typer.echo(f"epochs: {result.epochs}  last test accuracy: {_fmt(result.last_test_accuracy)}  "
                        f"best test accuracy: {_fmt(result.best_test_accuracy)} (epoch {result.best_epoch}; "
                        "selected on the test set)")
+
+
+def refuse_unused(given: dict, cfg) -> None:
+    """Refuse options given on the command line that the resolved run would not read."""
+    from full_model.data import dataset_needs_root
+
+    if given.get("dr_form") is not None and cfg.loss != "dr":
+        raise LPMInputError("dr-form", given["dr_form"], f"given only with --loss dr (this run's loss is "
+                                                         f"'{cfg.loss}')")
+    if (given.get("milestones") is not None or given.get("milestone_fractions") is not None) \
+            and cfg.schedule != "step":
+        value = given.get("milestones") or given.get("milestone_fractions")
+        raise LPMInputError("milestones", value, f"given only with --schedule step (this run's schedule is "
+                                                 f"'{cfg.schedule}', which has no milestones)")
+    if given.get("root") is not None and not dataset_needs_root(cfg.dataset):
+        raise LPMInputError("root", given["root"], f"left out for '{cfg.dataset}', which is made in memory "
+                                                   "and reads no files")
 
 
 #: what `lpm train-deep` prints when no data set is given

@@ -367,6 +367,29 @@ def _unreachable(address: str, why: str) -> LPMInputError:
     return LPMInputError("cluster", address, f"the address of a running Dask scheduler ({why})")
 
 
+#: the address schemes a Dask scheduler is reached by (no scheme means tcp)
+SCHEMES = ("tcp", "tls")
+
+
+def check_address(cluster: str) -> str:
+    """A well-formed scheduler address, ``[tcp|tls://]HOST:PORT`` (checked before any connection)."""
+    text = str(cluster).strip()
+    usage = "'local:N' or a scheduler address [tcp://|tls://]HOST:PORT, e.g. 'tcp://10.0.0.5:8786'"
+    if not text or text.startswith("-") or any(c.isspace() for c in text):
+        raise LPMInputError("cluster", cluster, usage)
+    try:
+        parts = urlsplit(text if "://" in text else f"tcp://{text}")
+        port = parts.port
+    except ValueError:  # a malformed IPv6 address, a port that is not a number or out of range
+        raise LPMInputError("cluster", cluster, usage) from None
+    if parts.scheme not in SCHEMES:
+        raise LPMInputError("cluster", cluster, f"{usage} (the '{parts.scheme}' scheme is not supported; "
+                                                "use " + " or ".join(SCHEMES) + ")")
+    if not parts.hostname or port is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise LPMInputError("cluster", cluster, usage)
+    return text
+
+
 def _check_reachable(address: str, timeout: float) -> None:
     """Fail fast, naming the address, when nothing listens at a tcp:// address."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
@@ -398,9 +421,7 @@ def make_executor(jobs: int | None = None, cluster: str | None = None) -> Execut
             count = text.partition(":")[2]
             workers = usable_cores() if not count else _count(count, text)
             return DaskExecutor(workers=workers)
-        if not text or text.startswith("-"):
-            raise LPMInputError("cluster", cluster, "'local:N' or a scheduler address, e.g. 'tcp://10.0.0.5:8786'")
-        return DaskExecutor(address=text)
+        return DaskExecutor(address=check_address(cluster))
     jobs = usable_cores() if jobs is None else check_number("jobs", jobs, low=1, integer=True)
     return InProcess() if jobs == 1 else LocalPool(jobs)
 
