@@ -70,13 +70,12 @@ def parse_float_list(name: str, text: str | None) -> list[float] | None:
     items = text.replace(" ", "").split(",")
     if items == [""]:
         return []
+    if "" in items:  # '5,,5' or '1,10,': a value is missing, never silently dropped
+        raise LPMInputError(name, text, "a comma-separated list of numbers without empty entries, e.g. '1,10,100'")
     try:
-        if "" in items:  # '5,,5' or '1,10,': a value is missing, never silently dropped
-            raise ValueError
         return [float(t) for t in items]
     except ValueError:
-        raise LPMInputError(name, text, "a comma-separated list of numbers with no empty entries, "
-                                        "e.g. '1,10,100'") from None
+        raise LPMInputError(name, text, "a comma-separated list of numbers, e.g. '1,10,100'") from None
 
 
 def parse_counts(name: str, texts: list[str] | str | None) -> list[list[float]] | None:

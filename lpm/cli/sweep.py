@@ -20,9 +20,9 @@ from ._common import CLUSTER_HELP, JOBS_HELP, interrupted, parse_counts, parse_f
 def _words(name: str, text: str | None, choices=None) -> list | None:
     if text is None:
         return None
-    items = [t for t in text.replace(" ", "").split(",") if t]
-    if not items:
-        raise LPMInputError(name, text, "a comma-separated list, e.g. 'ce,dr'")
+    items = text.replace(" ", "").split(",")
+    if not text.strip() or "" in items:  # an empty entry ('ce,,dr') is a value left out, never dropped
+        raise LPMInputError(name, text, "a comma-separated list without empty entries, e.g. 'ce,dr'")
     for item in items:
         if choices is not None:
             check_choice(name, item, choices)

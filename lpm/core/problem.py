@@ -23,6 +23,7 @@ and the feature budget form (``budget``)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
@@ -109,6 +110,9 @@ class Problem:
                 if getattr(self, name) is not None:
                     raise LPMInputError(name, getattr(self, name), "left unset unless budget='weight-decay'")
             return
+        if not math.isfinite(sum(self.counts)):  # this form reads absolute counts: their sum enters the objective
+            raise LPMInputError("counts", list(self.counts), "counts whose total is finite with budget='weight-decay' "
+                                                             "(this form reads absolute counts)")
         if self.loss.startswith("dr"):
             raise LPMInputError("loss", self.loss, "'ce' or 'mse' with budget='weight-decay' (DR's target "
                                                    "sqrt(E_W E_H) is set by the norm budgets, theory.md §5)")

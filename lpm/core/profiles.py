@@ -80,9 +80,6 @@ def check_counts(counts: Sequence[float], num_classes: int | None = None) -> tup
         raise LPMInputError("counts", counts, "a list of positive numbers") from None
     if len(values) < 2 or any(not math.isfinite(c) or c <= 0 for c in values):
         raise LPMInputError("counts", list(counts), "a list of at least 2 positive, finite numbers")
-    if not math.isfinite(sum(values)) or max(values) / min(values) > 1e300:
-        raise LPMInputError("counts", list(counts), "a list of positive numbers whose total is finite and whose "
-                                                    "largest/smallest ratio is at most 1e300")
     if num_classes is not None and len(values) != num_classes:
         raise LPMInputError("counts", list(counts), f"a list of K={num_classes} numbers (one per class)")
     return values
