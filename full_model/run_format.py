@@ -3,7 +3,8 @@
 A run folder holds, written atomically (temporary file, then rename):
 
 ``config.json``
-    {"format_version": 1, "config": the resolved TrainConfig (its
+    {"format_version": 1, "run_id": 32 hex digits naming the run (the same
+     in every file of the run; see :func:`check_run_ids`), "config": the resolved TrainConfig (its
      ``weight_decay`` is the decay of every parameter, the head's included),
      "data": {"name", "num_classes", "train_counts" (list, n_k), "train_size",
               "test_size", "input_shape", "profile" (how the counts were made)},
@@ -38,11 +39,11 @@ A run folder holds, written atomically (temporary file, then rename):
     ``num_classes``, ``epoch``, ``head``, ``loss``, ``dr_form``, ``dataset``,
     ``center``, ``train_per_class_accuracy``, ``test_per_class_accuracy``
     (K, NaN where a class has no sample; the training accuracy is what
-    flags classes the network never fitted).
+    flags classes the network never fitted), ``run_id``.
 ``summary.json``
     ``best_test_accuracy`` and ``best_epoch`` (selected on the test set, as
     [Y22] reports), ``last_test_accuracy``, ``last_train_accuracy``,
-    last-epoch group accuracies, ``epochs``, ``wall_time_s``.
+    last-epoch group accuracies, ``epochs``, ``wall_time_s``, ``run_id``.
 ``checkpoint.pt``, ``checkpoint.prev.pt``
     model, optimiser, scheduler, epoch, metrics rows and every RNG state
     (see :mod:`full_model.checkpoint`), as tensors and plain values, read
@@ -51,8 +52,14 @@ A run folder holds, written atomically (temporary file, then rename):
 ``metrics.png``
     figures of the metrics over epochs.
 
+``.lock``
+    held by the one process writing the folder (:func:`lpm.core.io.folder_lock`),
+    naming it; removed when the run ends (a killed run leaves it, unlocked).
+
 Files are written through temporary files ``.NAME.*.tmp`` in the folder; a
 crash can leave one behind, and the next start of the run removes them.
+:func:`load_run` refuses a folder whose files carry different ``run_id`` values
+or disagree on the epochs run (files of two runs), and fields of the wrong type.
 :func:`load_run` reads and checks a folder; a damaged file is named with how
 to recover it.
 """
