@@ -130,3 +130,38 @@ def test_a_full_disk_at_the_checkpoint_names_it_and_keeps_the_last_one(tmp_path,
     assert res.stderr == f"Error: cannot write {run / rf.CHECKPOINT_FILE}: No space left on device.\n"
     assert (run / rf.CHECKPOINT_FILE).read_bytes() == kept  # the last good checkpoint stays whole
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp") or p.name == LOCK_FILE]
+
+
+def test_a_setting_that_differs_from_the_checkpoint_names_the_checkpoint(tmp_path, two_runs):
+    """A checkpoint of another run without a run id (older lpm): the setting that differs is
+    blamed on checkpoint.pt, where it came from, not on config.json."""
+    a, b = two_runs
+    mixed = tmp_path / "mixed"
+    shutil.copytree(a, mixed)
+    state = torch.load(b / rf.CHECKPOINT_FILE, weights_only=True)
+    del state["run_id"]
+    torch.save(state, mixed / rf.CHECKPOINT_FILE)
+    res = runner.invoke(app, ["train-deep", "--out", str(mixed), "--resume", "--epochs", "3", "--no-progress"])
+    assert res.exit_code == 2
+    assert res.stderr == (f"Error: The 'seed' parameter must be 1 as saved in {mixed / rf.CHECKPOINT_FILE} when "
+                          "resuming that run. Got 0 instead.\n")
+
+
+def test_an_unreadable_config_is_bad_input_naming_the_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    config = tmp_path / "c.json"
+    config.write_text("{}")
+    real = Path.read_bytes
+
+    def denied(self):
+        if self == config:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    res = runner.invoke(app, ["train-deep", "--config", str(config), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert res.stderr == (f"Error: The 'config' parameter must be a file you can read (cannot read it: Permission "
+                          f"denied). Got '{config}' instead.\n")
+    assert not (tmp_path / "r").exists()
