@@ -48,7 +48,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .core.errors import LPMInputError
-from .core.io import read_structured, write_json_atomic
+from .core.io import folder_lock, read_structured, write_json_atomic
 from .figures import load_ref
 from .sweep import Executor, SweepFailed, as_executor, check_cells, expand, located
 
@@ -319,13 +319,14 @@ def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, 
     if sim.table not in tables or tables[sim.table].empty:
         detail = f"; the first cell error: {first_error}" if first_error else ""
         raise SweepFailed(f"simulation '{sim.name}' produced no '{sim.table}' table in {out_dir}{detail}")
-    fig = plot(tables[sim.table], **sim.plot_options)
-    figures = save_figure(fig, out_dir / sim.name)
-    plt.close(fig)
-    seconds = time.perf_counter() - start
-    write_json_atomic(out_dir / "figure.json", {"simulation": sim.name, "title": sim.title, "plot": sim.plot,
-                                                "table": sim.table, "smoke": smoke, "seconds": seconds,
-                                                "figures": [p.name for p in figures], "failed_cells": failed})
+    with folder_lock(out_dir, "out", "simulation"):  # one process draws into the folder at a time
+        fig = plot(tables[sim.table], **sim.plot_options)
+        figures = save_figure(fig, out_dir / sim.name)
+        plt.close(fig)
+        seconds = time.perf_counter() - start
+        write_json_atomic(out_dir / "figure.json", {"simulation": sim.name, "title": sim.title, "plot": sim.plot,
+                                                    "table": sim.table, "smoke": smoke, "seconds": seconds,
+                                                    "figures": [p.name for p in figures], "failed_cells": failed})
     return Reproduction(sim.name, out_dir, figures, tables, seconds, failed, first_error)
 
 

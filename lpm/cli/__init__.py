@@ -29,7 +29,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
-from ..core.errors import LPMInputError, StdoutFailed
+from ..core.errors import LPMInputError, StdoutFailed, show_warning_one_line
 
 #: command name → (module in this package, one-line summary for ``lpm --help``)
 COMMANDS = {
@@ -282,16 +282,11 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    text = " ".join(str(message).split())
-    sys.stderr.write(f"Warning: {text}\n")
-
-
 @contextlib.contextmanager
 def _one_line_warnings():
     """Warnings (NumPy's RuntimeWarnings included) as one ``Warning:`` line each, never with source lines."""
     previous = warnings.showwarning
-    warnings.showwarning = _show_warning
+    warnings.showwarning = show_warning_one_line
     try:
         yield
     finally:

@@ -149,9 +149,14 @@ def refuse_unused(given: dict, cfg) -> None:
         value = given.get("milestones") or given.get("milestone_fractions")
         raise LPMInputError("milestones", value, f"given only with --schedule step (this run's schedule is "
                                                  f"'{cfg.schedule}', which has no milestones)")
-    if given.get("root") is not None and not dataset_needs_root(cfg.dataset):
-        raise LPMInputError("root", given["root"], f"left out for '{cfg.dataset}', which is made in memory "
-                                                   "and reads no files")
+    if not dataset_needs_root(cfg.dataset):
+        for option, key in (("root", "root"), ("num-workers", "num_workers")):
+            if given.get(key) is not None:
+                raise LPMInputError(option, given[key], f"left out for '{cfg.dataset}', which is made in memory "
+                                                        "and reads no files")
+    if given.get("allow_degenerate") and not (cfg.loss == "dr" and cfg.head == "learnable"):
+        raise LPMInputError("allow-degenerate", True, "given only with --loss dr and the learnable head (the "
+                                                      "degenerate pairing it allows)")
 
 
 #: what `lpm train-deep` prints when no data set is given

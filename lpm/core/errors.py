@@ -136,3 +136,15 @@ def check_fits_in_memory(name: str, value: Any, need: float, what: str, availabl
     if available is not None and need > available:
         raise LPMInputError(name, value, f"small enough to fit in memory: {what} needs about {need / 2**30:.3g} "
                                          f"GiB, this machine has {available / 2**30:.1f} GiB", owner)
+
+
+def show_warning_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A ``warnings.showwarning`` that prints ``Warning: MESSAGE`` on one line (stderr), without the
+    source line and location that Python's default adds."""
+    import sys
+
+    text = " ".join(str(message).split())
+    try:
+        (file or sys.stderr).write(f"Warning: {text}\n")
+    except (OSError, ValueError):  # stderr closed: nowhere to warn
+        pass

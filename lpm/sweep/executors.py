@@ -34,7 +34,7 @@ from collections import Counter
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from ..core.errors import LPMInputError, check_number
+from ..core.errors import LPMInputError, check_number, show_warning_one_line
 from .units import Unit, limit_threads, run_unit, single_thread
 
 #: how often a unit may be handed to a fresh local pool after its worker died
@@ -104,7 +104,10 @@ PARENT_CHECK_S = 0.5
 def _init_worker(client_pid: int | None = None) -> None:
     """A pool worker: one thread, Ctrl-C is the client's to handle, and it exits on its own
     when the client dies (see :func:`exit_with_parent`)."""
+    import warnings
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.showwarning = show_warning_one_line  # a cell's warning is one line on the terminal, too
     limit_threads()
     exit_with_parent(client_pid)
 
@@ -251,6 +254,9 @@ def _distributed(value: str):
 
 def run_unit_in_worker(unit: Unit) -> list[dict]:
     """A Dask task: one thread in this worker process from now on, then the unit."""
+    import warnings
+
+    warnings.showwarning = show_warning_one_line
     limit_threads()
     return run_unit(unit)
 
