@@ -11,6 +11,11 @@ Every error is one line on stderr, ``Error: …``: the parser's (a missing
 option, a bad choice, an unknown option) and the library's
 (:class:`lpm.core.errors.LPMInputError`) exit with status 2, runtime failures
 with status 1. Help is plain text that reads well at 80 columns.
+
+Faults are handled here once for every command (:func:`run_one_line`): a
+closed standard output (``| head``) ends a command quietly, a full one is one
+error line; SIGTERM stops a command as Ctrl-C does; warnings are one line; and
+no exception reaches the user as a traceback (docs/faults.md).
 """
 from __future__ import annotations
 

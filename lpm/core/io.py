@@ -167,7 +167,7 @@ def refuse_special_target(name: str, path: Path) -> None:
     """
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a new file (a parent that is a file is refused elsewhere)
         return
     except OSError as exc:
         raise LPMInputError(name, str(path), f"a path that can be inspected ({exc.strerror or exc})") from None
