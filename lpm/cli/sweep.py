@@ -75,7 +75,7 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
             if value is not None:
                 raise LPMInputError(name, value, "left out with --ewh (each cell then uses E_W = 1, E_H = the "
                                                  "product)")
-    E_W, E_H = E_W or "1", E_H or "5"
+    E_W, E_H = ("1" if E_W is None else E_W), ("5" if E_H is None else E_H)
     if ratios is not None and ratio_range is not None:
         raise LPMInputError("ratios", ratios, "omitted when --ratio-range is given (use one of them)")
     count_lists = parse_counts("counts", counts) if counts else None

@@ -173,7 +173,7 @@ class LocalPool(Executor):
     """``--jobs n``: n worker processes on this machine."""
 
     def __init__(self, workers: int):
-        self.workers = check_number("jobs", workers, low=1, integer=True)
+        self.workers = check_jobs("jobs", workers)
         self._pool = None
 
     @property
@@ -428,7 +428,7 @@ def make_executor(jobs: int | None = None, cluster: str | None = None) -> Execut
             workers = usable_cores() if not count else _count(count, text)
             return DaskExecutor(workers=workers)
         return DaskExecutor(address=check_address(cluster))
-    jobs = usable_cores() if jobs is None else check_number("jobs", jobs, low=1, integer=True)
+    jobs = usable_cores() if jobs is None else check_jobs("jobs", jobs)
     return InProcess() if jobs == 1 else LocalPool(jobs)
 
 
@@ -439,7 +439,24 @@ def _count(text: str, whole: str) -> int:
         value = 0
     if value < 1:
         raise LPMInputError("cluster", whole, "'local:N' with N >= 1 workers, or a scheduler address")
+    if value > max_workers():
+        raise LPMInputError("cluster", whole, f"'local:N' with N <= {max_workers()} workers (16 per usable core "
+                                              "of this machine)")
     return value
+
+
+def max_workers() -> int:
+    """The most local worker processes started: 16 per usable core (more only thrash, and a typo such as
+    ``--jobs 1000000`` must not start a million processes)."""
+    return 16 * usable_cores()
+
+
+def check_jobs(name: str, value) -> int:
+    jobs = check_number(name, value, low=1, integer=True)
+    if jobs > max_workers():
+        raise LPMInputError(name, value, f"an int >= 1 and <= {max_workers()} (16 worker processes per usable "
+                                         "core of this machine)")
+    return jobs
 
 
 def as_executor(executor: Any = None, jobs: int | None = None) -> tuple[Executor, bool]:
