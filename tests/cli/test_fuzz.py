@@ -237,6 +237,10 @@ FAULT_CASES = [
     # -------------------------------------------- sizes that cannot be allocated, estimated first
     case("train-deep-feature-dim-huge", lambda p: ["train-deep", "--config", p.write(
         "c.json", '{"dataset": "synthetic-lt", "feature_dim": 100000000}'), "--out", "r"], 2, "'feature_dim'"),
+    case("train-deep-n-max-trillion", lambda p: ["train-deep", "--dataset", "synthetic-lt", "--n-max",
+                                                 "1000000000000", "--out", "r"], 2, "'n_max'"),
+    case("train-deep-n-max-huge-images", lambda p: ["train-deep", "--dataset", "synthetic-images-lt", "--n-max",
+                                                    "100000000", "--out", "r"], 2, "'n_max'"),
     case("simulate-K-trillion-names-K", lambda p: ["simulate", "--K", "1000000000000"], 2, "'K'"),
     case("sweep-K-trillion-names-K", lambda p: ["sweep", "-o", "s", "--K", "1000000000000"], 2, "'K'"),
     case("simulate-counts-1e308-no-warning", lambda p: ["simulate", "--counts", "1e308,1e308", "--loss", "ce",
