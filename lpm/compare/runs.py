@@ -88,7 +88,8 @@ def load_run_geometry(path) -> RunGeometry:
         if isinstance(exc, LPMInputError):
             raise
         raise LPMInputError("run_dir", str(path), f"a run folder written by `lpm train-deep` (a value in its "
-                                                  f"config.json or final_geometry.npz has the wrong type: {exc})") from None
+                                                  f"config.json or final_geometry.npz has the wrong type: "
+                                                  f"{exc})") from None
 
 
 def _geometry_of(deep, path) -> RunGeometry:
