@@ -16,9 +16,10 @@ import pytest
 pytestmark = [pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc"), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-#: cells slow enough (gradient descent, many steps) that the pool is busy when the client is killed
+#: cells slow enough (gradient descent, two million steps with no early stop: minutes each) that the
+#: pool is busy when the client is killed
 SWEEP = ["sweep", "--solver", "gradient", "--ratios", "1,2,3,4,5,6", "--setting", "gradient.steps=2000000",
-         "--jobs", "2", "--no-progress"]
+         "--setting", "gradient.tol=0", "--jobs", "2", "--no-progress"]
 SIM = """
 name = "slow"
 description = "slow gradient cells"
@@ -30,7 +31,7 @@ name = "g"
 ratio = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 classifier = ["learnable"]
 solver = ["gradient"]
-solver_settings = { gradient = { steps = 2000000 } }
+solver_settings = { gradient = { steps = 2000000, tol = 0 } }
 """
 
 
