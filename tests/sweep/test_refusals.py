@@ -95,6 +95,7 @@ def test_sweep_refuses_a_folder_another_sweep_holds(tmp_path):
                                f"process {os.getpid()} (", tmp_path, before)
         assert f"holds {out / '.lock'}; wait for it to finish" in result.stderr
     assert runner.invoke(app, ["sweep", "-o", str(out), "--solver", "nuclear", "--no-progress"]).exit_code == 0
+    assert not (out / ".lock").exists()  # a finished sweep leaves no lock file behind
 
 
 def test_stale_temporaries_are_removed_on_the_next_start(tmp_path):
