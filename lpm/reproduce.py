@@ -107,6 +107,11 @@ class Simulation:
         if not smoke:
             return [dict(g) for g in self.grids]
         overrides = {g.get("name"): g for g in self.smoke_grids}
+        unknown = set(overrides) - {g.get("name") for g in self.grids}
+        if unknown:  # an override that no grid would take would silently change nothing
+            raise LPMInputError("smoke.grids", sorted(map(str, unknown))[0], "the name of a grid of the file: one of "
+                                + ", ".join(repr(g.get("name")) for g in self.grids),
+                                owner=f"simulation file {self.path.name}")
         specs = []
         for grid in self.grids:
             change = overrides.get(grid.get("name"), {})

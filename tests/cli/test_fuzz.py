@@ -256,6 +256,8 @@ FAULT_CASES = [
         'options = { speed = 2 }\n' + SIM_OK)], 2, "'options'"),
     case("reproduce-unknown-table", lambda p: ["reproduce", "x", "--sims-dir", p.sims(
         'table = "nope"\n' + SIM_OK)], 2, "'table'"),
+    case("reproduce-smoke-override-of-no-grid", lambda p: ["reproduce", "x", "--smoke", "--sims-dir", p.sims(
+        SIM_OK + '[[smoke.grids]]\nname = "h"\nratio = [1.0]\n')], 2, "'smoke.grids'"),
     case("reproduce-duplicate-names", lambda p: ["reproduce", "--list", "--sims-dir", p.sims(
         'name = "same"\n' + SIM_OK, 'name = "same"\n' + SIM_OK)], 2, "'same'"),
     case("reproduce-duplicate-name-of-stem", lambda p: ["reproduce", "x", "--sims-dir", p.sims(
