@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lpm.core.errors import LPMInputError, check_choice, check_number
+from lpm.core.errors import INDEX_MAX, SEED_MAX, LPMInputError, check_choice, check_number
+from lpm.core.io import read_structured
 from lpm.core.geometry import CENTERS
 from lpm.core.losses import DR_VARIANTS, LOSS_NAMES
 from lpm.core.problem import CLASSIFIERS
@@ -272,24 +273,12 @@ def recipe_defaults(dataset: str) -> dict[str, Any]:
 
 
 def load_config_file(path) -> dict[str, Any]:
-    """Read a JSON (``.json``) or TOML (``.toml``) file of settings."""
+    """Read a JSON (``.json``) or TOML (``.toml``) file of settings (every failure to read
+    or parse it, a file nested too deeply included, is one error naming the file)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LPMInputError("config", str(path), "an existing .json or .toml file")
-    if path.suffix.lower() not in (".json", ".toml"):
-        raise LPMInputError("config", str(path), "a file ending in .json or .toml")
-    try:
-        text = path.read_text()
-        if path.suffix.lower() == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
-            values = tomllib.loads(text)
-        else:
-            values = json.loads(text)
-    except (ValueError, TypeError) as exc:  # decoding errors (UnicodeDecodeError is a ValueError) included
-        raise LPMInputError("config", str(path), f"valid {path.suffix[1:].upper()} ({exc})") from None
+    values = read_structured(path, "config")
     if not isinstance(values, dict):
         raise LPMInputError("config", str(path), "a table of settings (JSON object or TOML table)")
     return values
@@ -447,6 +436,8 @@ class Rule(NamedTuple):
             return False
         if self.kind == "int" and not isinstance(value, numbers.Integral):
             return False
+        if self.kind == "int" and abs(value) > (INDEX_MAX if self.high is None else self.high):
+            return False  # beyond any size, count or seed the run can use
         if self.kind == "float" and not isinstance(value, numbers.Real):
             return False
         try:
@@ -466,15 +457,16 @@ class Rule(NamedTuple):
             if self.low is not None:
                 bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
             if self.high is not None:
-                bounds.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+                high = f"{int(self.high)}" if single == "int" else f"{self.high:g}"
+                bounds.append(f"{'<' if self.high_open else '<='} {high}")
             text = noun + (" " + " and ".join(bounds) if bounds else "")
             if self.kind in ("ints", "floats"):
                 text = "a list of " + {"int": "ints", "float": "numbers"}[single] + text[len(noun):]
         return text + (f" ({self.what})" if self.what else "")
 
 
-def _int(low, optional=False, what=""):
-    return Rule("int", optional, low=low, what=what)
+def _int(low, optional=False, what="", high=None):
+    return Rule("int", optional, low=low, high=high, what=what)
 
 
 def _float(low=None, optional=False, low_open=False, high=None, what=""):
@@ -493,8 +485,10 @@ def _choice(choices, optional=False):
 FIELD_RULES: dict[str, Rule] = {
     "dataset": _choice(DATASETS), "root": Rule("path", True), "ratio": _float(1, optional=True),
     "profile": _choice(PROFILES), "n_max": _int(1, True), "majority": _int(1, True), "num_classes": _int(2, True),
-    "subset_seed": _int(0), "subset_draw": _choice(SUBSET_DRAWS), "augment": _bool(True), "image_size": _int(1, True),
-    "backbone": _choice(BACKBONES, True), "feature_dim": _int(1), "head": _choice(HEADS), "head_seed": _int(0),
+    "subset_seed": _int(0, high=SEED_MAX), "subset_draw": _choice(SUBSET_DRAWS), "augment": _bool(True),
+    "image_size": _int(1, True),
+    "backbone": _choice(BACKBONES, True), "feature_dim": _int(1), "head": _choice(HEADS),
+    "head_seed": _int(0, high=SEED_MAX),
     "head_bias": _bool(), "head_batchnorm": _bool(), "normalize_features": _bool(True),
     "cosine_scale": _float(0, optional=True, low_open=True),
     "loss": _choice(LOSS_NAMES), "dr_form": _choice(DR_VARIANTS), "balance_batch": _bool(True),
@@ -513,7 +507,7 @@ FIELD_RULES: dict[str, Rule] = {
     "milestones": Rule("ints", True, low=1, what="epochs at which the lr decays"),
     "milestone_fractions": Rule("floats", low=0, high=1, low_open=True, high_open=True,
                                 what="fractions of the run at which the lr decays"),
-    "lr_decay": _float(0, low_open=True, high=1), "seed": _int(0),
+    "lr_decay": _float(0, low_open=True, high=1), "seed": _int(0, high=SEED_MAX),
     "device": _choice(DEVICES), "amp": _bool(True), "channels_last": _bool(True), "data_on_device": _bool(True),
     "sync_bn": _bool(), "compile": _bool(), "num_workers": _int(0), "eval_batch_size": _int(1),
     "max_batches_per_epoch": _int(1, True), "track_every": _int(1), "nc4_on_train": _bool(),

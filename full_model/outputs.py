@@ -24,8 +24,9 @@ def provenance(device: torch.device, world_size: int) -> dict:
 
 
 def write_config(run_dir: Path, config: dict, data_info: dict, model_info: dict, prov: dict,
-                 resumes: list[dict] | None = None) -> None:
-    write_json_atomic(run_dir / rf.CONFIG_FILE, {"format_version": rf.FORMAT_VERSION, "config": config,
+                 resumes: list[dict] | None = None, run_id: str | None = None) -> None:
+    write_json_atomic(run_dir / rf.CONFIG_FILE, {"format_version": rf.FORMAT_VERSION, "run_id": run_id,
+                                                 "config": config,
                                                  "data": data_info, "model": model_info, "provenance": prov,
                                                  "resumes": resumes or []})
 
@@ -35,7 +36,7 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     write_text_atomic(run_dir / rf.METRICS_FILE, text)
 
 
-def write_geometry(run_dir: Path, snap, *, epoch: int, train_counts, config) -> None:
+def write_geometry(run_dir: Path, snap, *, epoch: int, train_counts, config, run_id: str | None = None) -> None:
     K, d = snap.classifier.shape
     nan_list = lambda v: np.array([np.nan if a is None else a for a in v], dtype=np.float64)  # noqa: E731
     arrays = {
@@ -57,6 +58,8 @@ def write_geometry(run_dir: Path, snap, *, epoch: int, train_counts, config) -> 
             arrays[f"test_bin_{key}"] = np.asarray(value, dtype=np.float64)
     if snap.shot_split is not None:
         arrays["shot_split"] = np.str_(snap.shot_split)
+    if run_id is not None:
+        arrays["run_id"] = np.str_(run_id)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_bytes_atomic(run_dir / rf.GEOMETRY_FILE, buffer.getvalue())

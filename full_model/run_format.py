@@ -3,7 +3,8 @@
 A run folder holds, written atomically (temporary file, then rename):
 
 ``config.json``
-    {"format_version": 1, "config": the resolved TrainConfig (its
+    {"format_version": 1, "run_id": 32 hex digits naming the run (the same
+     in every file of the run; see :func:`check_run_ids`), "config": the resolved TrainConfig (its
      ``weight_decay`` is the decay of every parameter, the head's included),
      "data": {"name", "num_classes", "train_counts" (list, n_k), "train_size",
               "test_size", "input_shape", "profile" (how the counts were made)},
@@ -55,11 +56,11 @@ A run folder holds, written atomically (temporary file, then rename):
     ``class_variances`` (K, tr Cov_k), ``test_bin_count``,
     ``test_bin_confidence``, ``test_bin_correct`` (15 confidence bins),
     ``test_confusion`` (K×K, rows true class; up to 1000 classes) and
-    ``shot_split``.
+    ``shot_split``; ``run_id``.
 ``summary.json``
     ``best_test_accuracy`` and ``best_epoch`` (selected on the test set, as
     [Y22] reports), ``last_test_accuracy``, ``last_train_accuracy``,
-    last-epoch group accuracies, ``epochs``, ``wall_time_s``.
+    last-epoch group accuracies, ``epochs``, ``wall_time_s``, ``run_id``.
 ``checkpoint.pt``, ``checkpoint.prev.pt``
     model (with the buffer ``logit_offset`` after a logit adjustment),
     optimiser, scheduler, epoch, metrics rows and every RNG state
@@ -77,8 +78,14 @@ A run folder holds, written atomically (temporary file, then rename):
     ``metrics.jsonl`` (step = epoch) and the figures; rebuilt from
     ``metrics.jsonl`` on resume, which stays the source of truth.
 
+``.lock``
+    held by the one process writing the folder (:func:`lpm.core.io.folder_lock`),
+    naming it; removed when the run ends (a killed run leaves it, unlocked).
+
 Files are written through temporary files ``.NAME.*.tmp`` in the folder; a
 crash can leave one behind, and the next start of the run removes them.
+:func:`load_run` refuses a folder whose files carry different ``run_id`` values
+or disagree on the epochs run (files of two runs), and fields of the wrong type.
 :func:`load_run` reads and checks a folder; a damaged file is named with how
 to recover it.
 """
@@ -129,8 +136,8 @@ class DeepRun:
         return self.geometry["train_counts"]
 
 
-def _run_error(path, problem: str) -> LPMInputError:
-    return LPMInputError("run_dir", str(path), f"a run folder written by `lpm train-deep` ({problem})")
+def _run_error(path, problem: str, name: str = "run_dir") -> LPMInputError:
+    return LPMInputError(name, str(path), f"a run folder written by `lpm train-deep` ({problem})")
 
 
 def read_metrics(path) -> list[dict]:
@@ -181,10 +188,69 @@ def load_run(path) -> DeepRun:
     missing = [k for k in GEOMETRY_KEYS if k not in geometry]
     if missing:
         raise _run_error(path, f"{GEOMETRY_FILE} lacks {', '.join(missing)}")
+    _check_types(path, config, summary, geometry)
     if int(geometry["format_version"]) != FORMAT_VERSION:
         raise _run_error(path, f"{GEOMETRY_FILE} has format_version {int(geometry['format_version'])}, "
                                f"this lpm reads {FORMAT_VERSION}")
-    return DeepRun(path, config, read_metrics(path / METRICS_FILE), geometry, summary)
+    metrics = read_metrics(path / METRICS_FILE)
+    run_id = geometry.get("run_id")
+    check_run_ids(path, {SUMMARY_FILE: summary.get("run_id"), GEOMETRY_FILE: None if run_id is None else str(run_id),
+                         CONFIG_FILE: config.get("run_id")})
+    epochs = {SUMMARY_FILE: summary.get("epochs"), GEOMETRY_FILE: int(geometry["epoch"]),
+              METRICS_FILE: metrics[-1]["epoch"] if metrics else None}
+    if len({e for e in epochs.values() if e is not None}) > 1:
+        detail = ", ".join(f"{name} {epoch}" for name, epoch in epochs.items())
+        raise _run_error(path, f"its files disagree on the epochs run ({detail}): they come from different runs "
+                               f"or an interrupted resume; run `lpm train-deep --resume --out {path}` to write them "
+                               "again, or delete the folder")
+    return DeepRun(path, config, metrics, geometry, summary)
+
+
+def check_run_ids(path, ids: dict, read: tuple[str, ...] = (), name: str = "run_dir") -> None:
+    """Refuse a run folder whose files come from different runs: every file that carries a
+    ``run_id`` (``ids``, plus the JSON files named in ``read``) must carry the same one. Files of
+    runs written before run ids existed carry none and are not compared."""
+    path = Path(path)
+    ids = dict(ids)
+    for file in read:
+        with contextlib.suppress(OSError, ValueError, AttributeError, RecursionError):
+            value = json.loads((path / file).read_text())
+            ids[file] = value.get("run_id") if isinstance(value, dict) else None
+    known = {name: str(v) for name, v in ids.items() if v is not None}
+    if len(set(known.values())) > 1:
+        groups: dict[str, list[str]] = {}
+        for name, value in known.items():
+            groups.setdefault(value, []).append(name)
+        detail = " but ".join(f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} from run {value[:8]}"
+                              for value, names in groups.items())
+        raise _run_error(path, f"its files disagree: {detail}, as when two runs wrote into one folder; delete "
+                               "the folder and start again", name)
+
+
+#: what each field read by ``lpm compare`` must be
+_JSON_TABLES = ((CONFIG_FILE, ("config", "data", "model", "provenance")), )
+_ARRAY_KINDS = {"class_means": "f", "classifier": "f", "class_counts": "f", "train_counts": "if",
+                "within_class_cov": "f", "feature_dim": "i", "num_classes": "i", "epoch": "i",
+                "train_per_class_accuracy": "f", "test_per_class_accuracy": "f", "format_version": "i",
+                "head": "U", "loss": "U", "dr_form": "U", "dataset": "U", "center": "U"}
+
+
+def _check_types(path: Path, config: dict, summary: dict, geometry: dict) -> None:
+    """Refuse files with the right names but the wrong types inside, naming the file and the key."""
+    for name, keys in _JSON_TABLES:
+        for key in keys:
+            if key in config and not isinstance(config[key], dict):
+                raise _run_error(path, f"\"{key}\" in {name} is not a JSON object")
+    epochs = summary.get("epochs")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)):
+        raise _run_error(path, f"\"epochs\" in {SUMMARY_FILE} is not an integer")
+    for key, kinds in _ARRAY_KINDS.items():
+        arr = geometry[key]
+        if arr.dtype.kind not in kinds and not (arr.dtype.kind in "iu" and "f" in kinds):
+            raise _run_error(path, f"'{key}' in {GEOMETRY_FILE} holds {arr.dtype} values, not "
+                                   + {"f": "numbers", "i": "integers", "U": "text", "if": "numbers"}[kinds])
+        if kinds in ("i", "U") and arr.ndim != 0:
+            raise _run_error(path, f"'{key}' in {GEOMETRY_FILE} is an array of shape {arr.shape}, not one value")
 
 
 def _read_json(path: Path, name: str, rerun: str) -> dict:
@@ -192,6 +258,8 @@ def _read_json(path: Path, name: str, rerun: str) -> dict:
         value = json.loads((path / name).read_text())
     except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise _run_error(path, f"{name} is not valid JSON ({exc}); {rerun}") from None
+    except RecursionError:
+        raise _run_error(path, f"{name} is nested too deeply to be a run file; {rerun}") from None
     if not isinstance(value, dict):
         raise _run_error(path, f"{name} is not a JSON object; {rerun}")
     return value

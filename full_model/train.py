@@ -51,8 +51,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +63,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lpm.core.errors import LPMInputError
-from lpm.core.io import check_output_path, json_default
+from lpm.core.errors import LPMInputError, check_fits_in_memory
+from lpm.core.io import check_output_path, folder_lock, json_default
 
 from . import checkpoint as ckpt
 from . import outputs
@@ -140,22 +142,38 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         check_tensorboard()
     run_dir = check_output_path("out", cfg.out, "folder")
     device = resolve_device(cfg.device)
-    state = _check_run_dir(run_dir, resume)
-    if state is not None:
-        _check_same(state["config"], cfg.to_dict(), run_dir)
-        if cfg.epochs < state["epoch"]:
-            raise LPMInputError("epochs", cfg.epochs, f"at least the {state['epoch']} epochs already done in "
-                                                      f"{run_dir}")
-        _warn_schedule_change(TrainConfig.from_dict(state["config"]), cfg, state["epoch"])
-    ctx = setup(device.type)
-    if ctx.active and device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
-    try:
-        if ctx.is_main and run_dir.is_dir():
-            rf.remove_stale_temporaries(run_dir)
-        return Trainer(cfg, device, ctx, fresh=state is None).run(state)
-    finally:
-        teardown(ctx)
+    check_memory(cfg)
+    writer = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes (and locks) the folder
+    with folder_lock(run_dir, "out", "training run") if writer else contextlib.nullcontext():
+        state = _check_run_dir(run_dir, resume)
+        if state is not None:
+            _check_same(state["config"], cfg.to_dict(), run_dir / rf.CHECKPOINT_FILE)
+            if cfg.epochs < state["epoch"]:
+                raise LPMInputError("epochs", cfg.epochs, f"at least the {state['epoch']} epochs already done in "
+                                                          f"{run_dir}")
+            _warn_schedule_change(TrainConfig.from_dict(state["config"]), cfg, state["epoch"])
+        ctx = setup(device.type)
+        if ctx.active and device.type == "cuda":
+            device = torch.device("cuda", ctx.local_rank)
+        try:
+            if ctx.is_main and run_dir.is_dir():
+                rf.remove_stale_temporaries(run_dir)
+            return Trainer(cfg, device, ctx, fresh=state is None).run(state)
+        finally:
+            teardown(ctx)
+
+
+#: bytes per float64 value
+_F64 = 8
+
+
+def check_memory(cfg: TrainConfig) -> None:
+    """Refuse, before allocating, a feature dimension whose arrays cannot fit in memory: the
+    d × d within-class covariance that tracking measures (float64, about four copies while it is
+    computed and written); the layers around the features are smaller for any backbone."""
+    d = int(cfg.feature_dim)
+    check_fits_in_memory("feature_dim", d, 4 * _F64 * float(d) ** 2,
+                         f"feature_dim={d} (4 float64 arrays of d × d for the covariance)")
 
 
 def resume_config(run_dir, overrides: dict | None = None) -> TrainConfig:
@@ -176,7 +194,8 @@ def resume_config(run_dir, overrides: dict | None = None) -> TrainConfig:
                       f"(and writing {rf.CONFIG_FILE} again)", RunWarning, stacklevel=2)
     values = {**saved, **{k: v for k, v in (overrides or {}).items() if v is not None}, "out": str(run_dir)}
     source = f"saved config {path}"
-    _check_same(saved, TrainConfig.from_dict(values, source).resolved().to_dict(), run_dir)
+    _check_same(saved, TrainConfig.from_dict(values, source).resolved().to_dict(),
+                path if path.is_file() else checkpoint)
     return TrainConfig.from_dict(values, source).resolved()
 
 
@@ -195,14 +214,14 @@ def _read_saved_config(path: Path) -> dict:
     return saved["config"]
 
 
-def _check_same(saved: dict, new: dict, run_dir) -> None:
-    """Refuse a change of a setting that is not RESUMABLE; a remedy setting missing from an older run's
-    config is its default (those runs were made without it)."""
+def _check_same(saved: dict, new: dict, source) -> None:
+    """Refuse a change of a setting that is not RESUMABLE; ``source`` is the file the saved settings came
+    from. A remedy setting missing from an older run's config is its default (those runs were made
+    without it)."""
     for key, value in new.items():
         old = saved.get(key, REMEDY_DEFAULTS.get(key))
         if key not in RESUMABLE and old != value:
-            raise LPMInputError(key, value, f"{old!r} as saved in {Path(run_dir) / rf.CONFIG_FILE} "
-                                            "when resuming that run")
+            raise LPMInputError(key, value, f"{old!r} as saved in {source} when resuming that run")
 
 
 def _check_run_dir(run_dir: Path, resume: bool) -> dict | None:
@@ -213,7 +232,11 @@ def _check_run_dir(run_dir: Path, resume: bool) -> dict | None:
     if not resume and has_checkpoint:
         raise LPMInputError("out", str(run_dir), "a new run folder (this one holds a checkpoint; resume it "
                                                  "instead or choose another folder)")
-    return ckpt.load(run_dir / rf.CHECKPOINT_FILE) if resume else None
+    if not resume:
+        return None
+    state = ckpt.load(run_dir / rf.CHECKPOINT_FILE)
+    rf.check_run_ids(run_dir, {rf.CHECKPOINT_FILE: state.get("run_id")}, (rf.CONFIG_FILE,), name="out")
+    return state
 
 
 def schedule_of(c: TrainConfig) -> "EpochSchedule":
@@ -340,6 +363,8 @@ class Trainer:
     def run(self, state: dict | None = None) -> RunResult:
         """Train from scratch, or from the checkpoint ``state`` (loaded by :func:`train`)."""
         rows, start, elapsed = self._restore(state) if state is not None else ([], 0, 0.0)
+        # one identity for every file of this run (checked by --resume and by lpm compare)
+        self.run_id = (state or {}).get("run_id") or uuid.uuid4().hex
         if self.cfg.stage in POST_HOC_STAGES:
             return self._run_post_hoc(elapsed, rows if state is not None else None)
         if self.ctx.is_main:
@@ -357,10 +382,10 @@ class Trainer:
             barrier(self.ctx)
         if self.snapshot is None:  # resumed after the last epoch: measure the final model again
             self.track(len(rows))
-        summary = outputs.summarize(rows, time.time() - began)
+        summary = {**outputs.summarize(rows, time.time() - began), "run_id": self.run_id}
         if self.ctx.is_main:
             outputs.write_geometry(self.run_dir, self.snapshot, epoch=len(rows), train_counts=self.data.counts,
-                                   config=self.cfg)
+                                   config=self.cfg, run_id=self.run_id)
             outputs.write_summary(self.run_dir, summary)
             if self.cfg.figures or log is not None:
                 figures = outputs.final_figures(rows, self.snapshot, self.data.counts, outputs.figure_title(self.cfg))
@@ -569,12 +594,12 @@ class Trainer:
         row = {"epoch": 0, "stage": self.cfg.stage, **extra, **self.track(0)}
         row["eval_time_s"] = time.time() - t0
         rows = [json.loads(json.dumps(row, default=json_default))]
-        summary = outputs.summarize(rows, time.time() - began)
+        summary = {**outputs.summarize(rows, time.time() - began), "run_id": self.run_id}
         if self.ctx.is_main:
             outputs.write_metrics(self.run_dir, rows)
             self.save(0, time.time() - began, rows)
             outputs.write_geometry(self.run_dir, self.snapshot, epoch=0, train_counts=self.data.counts,
-                                   config=self.cfg)
+                                   config=self.cfg, run_id=self.run_id)
             outputs.write_summary(self.run_dir, summary)
         barrier(self.ctx)
         return RunResult(self.run_dir, 0, summary["best_test_accuracy"], summary["best_epoch"],
@@ -586,13 +611,20 @@ class Trainer:
                  "epoch": epochs_done, "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": ckpt.capture_rng(self.data_rng),
                  "config": self.cfg.to_dict(), "wall_time_s": wall_time_s, "metrics": rows,
-                 "first_loss": self.first_loss}
+                 "first_loss": self.first_loss, "run_id": self.run_id}
         ckpt.save_atomic(state, self.run_dir / rf.CHECKPOINT_FILE)
 
     def _restore(self, state: dict) -> tuple[list[dict], int, float]:
-        self._load_model(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        try:
+            self._load_model(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # tensors that do not fit this model
+            lines = [" ".join(line.split()) for line in str(exc).strip().splitlines() if line.strip()]
+            why = " ".join(lines[:2]) if lines else type(exc).__name__
+            raise LPMInputError("out", str(self.run_dir), f"a run folder whose {rf.CHECKPOINT_FILE} fits the model "
+                                                          f"of its settings ({rf.CHECKPOINT_FILE} does not: {why}; "
+                                                          "delete the folder and start again)") from None
         self.scheduler.lr_lambdas[0] = self._schedule()  # the (possibly extended) epoch count of this config
         ckpt.restore_rng(state["rng"], self.data_rng)
         self.first_loss = state.get("first_loss")
@@ -633,7 +665,8 @@ class Trainer:
             except (OSError, ValueError, AttributeError):  # missing or damaged: rewritten whole
                 pass
             resumes.append({"from_epoch": resumed_from, "epochs": self.cfg.epochs, "provenance": prov})
-        outputs.write_config(self.run_dir, self.cfg.to_dict(), self.data_info(), self.model_info(), first, resumes)
+        outputs.write_config(self.run_dir, self.cfg.to_dict(), self.data_info(), self.model_info(), first, resumes,
+                             run_id=self.run_id)
 
     def data_info(self) -> dict:
         d = self.data

@@ -6,8 +6,8 @@ A simulation file is declarative TOML::
     name = "minority-collapse"           # = the file's stem
     title = "..."
     description = "one line for --list"
-    runner = "sweep"                     # registered runner, or "module:function"
-    plot = "minority_collapse"           # lpm.figures name, or "module:function"
+    runner = "sweep"                     # a registered runner
+    plot = "minority_collapse"           # a registered figure (lpm.figures)
     table = "results"                    # table handed to the plot function
     [[grids]]                            # one or more grids (a sweep)
     task = "solve"                       # solve | threshold | regularised
@@ -24,9 +24,12 @@ dict[str, DataFrame]`` (tables by name; ``executor`` is an open
 :class:`lpm.sweep.Executor`, ``runs_dir`` the declared shared folder for deep
 runs or ``None``). The default ``sweep`` runner runs every grid through
 :func:`lpm.sweep.run_cells` (checked up front, resumable) in ``out_dir``.
-Other files (e.g. ``theory-vs-practice.toml``) plug in with
-:func:`register_runner` or a ``"module:function"`` path. The figure is
-written as ``out_dir/NAME.png`` and ``.pdf`` beside the tables.
+Other runners are registered: ``theory-vs-practice`` (shipped), and plug-ins
+registered in Python with :func:`register_runner` (and figures with
+:func:`lpm.figures.register_plot`). A simulation file names registered code
+only, never a ``"module:function"`` of its own choosing: sharing a file must
+not share the power to run code. The figure is written as
+``out_dir/NAME.png`` and ``.pdf`` beside the tables.
 
 A simulation file is checked before anything runs: its keys and their types
 here, and every cell of its grids by :func:`lpm.sweep.run_cells` (errors
@@ -34,6 +37,7 @@ name the file and the grid).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -44,14 +48,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from .core.errors import LPMInputError
-from .core.io import write_json_atomic
+from .core.io import folder_lock, read_structured, write_json_atomic
 from .figures import load_ref
 from .sweep import Executor, SweepFailed, as_executor, check_cells, expand, located
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 RunnerFn = Callable[..., dict[str, pd.DataFrame]]
 _RUNNERS: dict[str, RunnerFn] = {}
@@ -68,15 +67,23 @@ def register_runner(name: str) -> Callable[[RunnerFn], RunnerFn]:
     return deco
 
 
+#: runners shipped with lpm outside this module, imported only when a file names them
+_BUILTIN_RUNNERS = {"theory-vs-practice": "lpm.compare.practice:run_theory_vs_practice"}
+
+
 def resolve(ref: str, registry: dict[str, Callable], what: str) -> Callable:
-    """A registered name, or a ``"package.module:function"`` path."""
+    """A registered runner (or the ``module:function`` path of a shipped one). Any other name
+    is refused before anything is imported: a simulation file must not be able to run code."""
     if ref in registry:
         return registry[ref]
-    found = load_ref(ref) if ":" in ref else None
-    if found is not None:
+    shipped = {**_BUILTIN_RUNNERS, **{path: path for path in _BUILTIN_RUNNERS.values()}}
+    if ref in shipped:
+        found = load_ref(shipped[ref])
+        assert found is not None, shipped[ref]
         return found
-    allowed = ", ".join(repr(r) for r in sorted(registry)) + ", or 'module:function'"
-    raise LPMInputError(what, ref, f"one of {allowed}")
+    allowed = ", ".join(repr(r) for r in sorted({*registry, *_BUILTIN_RUNNERS}))
+    raise LPMInputError(what, ref, f"one of {allowed} (plug-ins are registered in Python with "
+                                   "lpm.reproduce.register_runner; simulation files cannot name other code)")
 
 
 @dataclass
@@ -100,6 +107,11 @@ class Simulation:
         if not smoke:
             return [dict(g) for g in self.grids]
         overrides = {g.get("name"): g for g in self.smoke_grids}
+        unknown = set(overrides) - {g.get("name") for g in self.grids}
+        if unknown:  # an override that no grid would take would silently change nothing
+            raise LPMInputError("smoke.grids", sorted(map(str, unknown))[0], "the name of a grid of the file: one of "
+                                + ", ".join(repr(g.get("name")) for g in self.grids),
+                                owner=f"simulation file {self.path.name}")
         specs = []
         for grid in self.grids:
             change = overrides.get(grid.get("name"), {})
@@ -142,10 +154,7 @@ def _check_types(data: dict, path: Path) -> None:
 def load_simulation(path: Path | str) -> Simulation:
     """Read and type-check a simulation file (its grids' cells are checked when it runs)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise LPMInputError("simulation file", str(path), f"a readable TOML file ({exc})") from None
+    data = read_structured(path, "simulation file", (".toml",))
     _check_types(data, path)
     return Simulation(name=data.get("name", path.stem), title=data.get("title", path.stem),
                       description=data.get("description", ""), path=path, runner=data.get("runner", "sweep"),
@@ -162,7 +171,15 @@ def list_simulations(sims_dir: Path | str | None = None) -> list[Simulation]:
     paths = sorted(folder.glob("*.toml"), key=lambda p: p.stem)
     if not paths:
         raise LPMInputError("sims-dir", str(folder), "a folder holding simulation files (*.toml); it has none")
-    return [load_simulation(p) for p in paths]
+    sims = [load_simulation(p) for p in paths]
+    seen: dict[str, Path] = {}
+    for sim in sims:  # one name, one file: never two simulations listed (and run) under one name
+        if sim.name in seen:
+            raise LPMInputError("name", sim.name, f"unique among the simulation files of {folder} (both "
+                                                  f"{seen[sim.name].name} and {sim.path.name} use it)",
+                                owner=f"simulation file {sim.path.name}")
+        seen[sim.name] = sim.path
+    return sims
 
 
 def get_simulation(name: str, sims_dir: Path | str | None = None) -> Simulation:
@@ -211,10 +228,39 @@ def check_simulation(sim: Simulation, smoke: bool = False) -> None:
     for the ``sweep`` runner, every cell of its grids."""
     from .figures import get_plot
 
-    runner = resolve(sim.runner, _RUNNERS, "runner")
-    get_plot(sim.plot)
+    owner = f"simulation file {sim.path.name}"
+    with located(owner):
+        runner = resolve(sim.runner, _RUNNERS, "runner")
+        plot = get_plot(sim.plot)
+    check_plot_options(plot, sim)
     if runner is _RUNNERS["sweep"]:
+        if sim.options:
+            raise LPMInputError("options", sorted(sim.options), "left out with the 'sweep' runner, which reads no "
+                                                                "options (they are for plug-in runners)", owner)
+        if sim.table not in SWEEP_TABLES:
+            raise LPMInputError("table", sim.table, "one of " + ", ".join(repr(t) for t in SWEEP_TABLES)
+                                + " (the tables of the 'sweep' runner)", owner)
         checked_grids(sim, smoke)
+
+
+#: the tables that the ``sweep`` runner returns
+SWEEP_TABLES = ("results", "trajectory", "per_class")
+
+
+def check_plot_options(plot: Callable, sim: Simulation) -> None:
+    """Refuse ``plot_options`` that the plot function does not take, before any cell runs."""
+    try:
+        signature = inspect.signature(plot)
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return
+    try:
+        signature.bind(None, **sim.plot_options)
+    except TypeError:
+        taken = [p.name for p in list(signature.parameters.values())[1:]
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "ax"]
+        unknown = sorted(set(sim.plot_options) - set(taken)) or sorted(sim.plot_options)
+        raise LPMInputError("plot_options", unknown[0], f"options of the '{sim.plot}' figure: "
+                            + (", ".join(taken) or "none"), owner=f"simulation file {sim.path.name}") from None
 
 
 @register_runner("sweep")
@@ -265,6 +311,7 @@ def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, 
     out_dir = Path(out) if out is not None else Path("results") / (sim.name + ("-smoke" if smoke else ""))
     runner = resolve(sim.runner, _RUNNERS, "runner")
     plot = get_plot(sim.plot)
+    check_plot_options(plot, sim)
     engine, owned = as_executor(executor, jobs)
     start = time.perf_counter()
     try:
@@ -277,13 +324,14 @@ def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, 
     if sim.table not in tables or tables[sim.table].empty:
         detail = f"; the first cell error: {first_error}" if first_error else ""
         raise SweepFailed(f"simulation '{sim.name}' produced no '{sim.table}' table in {out_dir}{detail}")
-    fig = plot(tables[sim.table], **sim.plot_options)
-    figures = save_figure(fig, out_dir / sim.name)
-    plt.close(fig)
-    seconds = time.perf_counter() - start
-    write_json_atomic(out_dir / "figure.json", {"simulation": sim.name, "title": sim.title, "plot": sim.plot,
-                                                "table": sim.table, "smoke": smoke, "seconds": seconds,
-                                                "figures": [p.name for p in figures], "failed_cells": failed})
+    with folder_lock(out_dir, "out", "simulation"):  # one process draws into the folder at a time
+        fig = plot(tables[sim.table], **sim.plot_options)
+        figures = save_figure(fig, out_dir / sim.name)
+        plt.close(fig)
+        seconds = time.perf_counter() - start
+        write_json_atomic(out_dir / "figure.json", {"simulation": sim.name, "title": sim.title, "plot": sim.plot,
+                                                    "table": sim.table, "smoke": smoke, "seconds": seconds,
+                                                    "figures": [p.name for p in figures], "failed_cells": failed})
     return Reproduction(sim.name, out_dir, figures, tables, seconds, failed, first_error)
 
 

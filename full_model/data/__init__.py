@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lpm.core.errors import LPMInputError, check_choice, check_number
+from lpm.core.errors import LPMInputError, check_choice, check_fits_in_memory, check_number
 from lpm.core.profiles import check_ratio
 
 from . import cifar, offline, stl10, svhn
@@ -117,6 +117,7 @@ def load_dataset(name: str, root=None, ratio: float | None = None, profile: str 
         raise LPMInputError("num_classes", num_classes, f"left unset for '{name}' (it has {spec.num_classes} classes)")
     K = spec.num_classes or check_number("num_classes", 10 if num_classes is None else num_classes, low=2, integer=True)
     nmax = None if n_max is None else check_number("n_max", n_max, low=1, integer=True)
+    _check_generated_size(name, K, nmax or spec.n_max)
     x_pool, y_pool, x_test, y_test, nmax, cap = _read_pools(name, root, K, nmax, subset_seed)
     counts = long_tail_counts(K, ratio, profile, nmax, majority)
     x_train, y_train = subset_split(x_pool, y_pool, counts, subset_seed, cap=cap, draw=subset_draw)
@@ -125,6 +126,20 @@ def load_dataset(name: str, root=None, ratio: float | None = None, profile: str 
             "majority": majority if profile == "step" else None, "requested_counts": list(counts)}
     return ArrayData(name, x_train, y_train, x_test, y_test, K, spec.mean, spec.std, spec.augment,
                      spec.backbone, "index", info)
+
+
+#: values per sample of the sets generated in memory (float64 while generated)
+_GENERATED_VALUES = {"mnist1d-lt": 40, "synthetic-lt": SYNTHETIC_DIM, "synthetic-images-lt": 3 * 32 * 32}
+
+
+def _check_generated_size(name: str, K: int, n_max: int) -> None:
+    """Refuse, before generating anything, a set whose samples cannot fit in memory (about three
+    float64 copies of K × (n_max + test) samples while it is generated and split)."""
+    if name not in _GENERATED_VALUES:
+        return
+    samples = float(K) * (n_max + _TEST_PER_CLASS[name])
+    check_fits_in_memory("n_max", n_max, 3 * 8 * samples * _GENERATED_VALUES[name],
+                         f"{name} with K={K} classes of up to n_max={n_max} samples")
 
 
 def _read_pools(name, root, K, n_max, seed):

@@ -11,19 +11,30 @@ Every error is one line on stderr, ``Error: …``: the parser's (a missing
 option, a bad choice, an unknown option) and the library's
 (:class:`lpm.core.errors.LPMInputError`) exit with status 2, runtime failures
 with status 1. Help is plain text that reads well at 80 columns.
+
+Faults are handled here once for every command (:func:`run_one_line`): a
+closed standard output (``| head``) ends a command quietly, a full one is one
+error line; SIGTERM stops a command as Ctrl-C does; warnings are one line; and
+no exception reaches the user as a traceback (docs/faults.md).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import re
+import signal
 import sys
+import threading
+import warnings
 from difflib import get_close_matches
+from types import SimpleNamespace
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
-from ..core.errors import LPMInputError
+from ..core.errors import LPMInputError, StdoutFailed, show_warning_one_line
 
 #: command name → (module in this package, one-line summary for ``lpm --help``)
 COMMANDS = {
@@ -135,9 +146,32 @@ class LazyGroup(TyperGroup):
 
 
 def run_one_line(main, **kwargs) -> int:
-    """Run a click ``main`` in non-standalone mode; print any error as one line; return the exit code."""
+    """Run a click ``main`` in non-standalone mode; print any error as one line; return the exit code.
+
+    Around the command: standard output is guarded (:class:`_GuardedStream`:
+    a reader that closed the pipe, as ``| head`` does, ends the command
+    quietly with status 0; any other failure to write it, such as ``>
+    /dev/full``, is one ``Error:`` line and status 1); SIGTERM is handled as
+    Ctrl-C is (the command stops its workers and says how to resume; status
+    143); a warning prints as one ``Warning:`` line; and an unexpected
+    exception prints as one line too (``LPM_DEBUG=1`` shows its traceback).
+    """
+    with _stdout_guarded() as guard, _sigterm_as_interrupt() as term, _one_line_warnings():
+        try:
+            code = _run(main, **kwargs)
+            guard.flush()
+        except StdoutFailed as exc:
+            code = guard.failed(exc)
+        if code == 130 and term.received:
+            code = 143
+    return code
+
+
+def _run(main, **kwargs) -> int:
     try:
         rv = main(standalone_mode=False, **kwargs)
+    except StdoutFailed:
+        raise
     except LPMInputError as exc:  # raised outside a command's user_errors() block
         typer.echo(f"Error: {exc}", err=True)
         return 2
@@ -150,10 +184,118 @@ def run_one_line(main, **kwargs) -> int:
     except typer.Abort:
         typer.echo("Error: aborted.", err=True)
         return 1
+    except Exception as exc:  # noqa: BLE001 - the last net: one line, never a traceback
+        if os.environ.get("LPM_DEBUG"):
+            raise
+        text = " ".join(str(exc).split()) or "no message"
+        typer.echo(f"Error: unexpected failure ({type(exc).__name__}: {text}); set LPM_DEBUG=1 to see where.",
+                   err=True)
+        return 1
     code = rv if isinstance(rv, int) else 0
     if code == 130 and not _interrupt_reported():  # typer turns Ctrl-C into exit code 130
         typer.echo("Interrupted.", err=True)
     return code
+
+
+class _GuardedStream:
+    """A stream whose write failures become :class:`StdoutFailed` (never an
+    ``OSError`` that a command would report as a file it could not write)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, data):
+        try:
+            return self._stream.write(data)
+        except OSError as exc:
+            raise StdoutFailed(exc) from None
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise StdoutFailed(exc) from None
+
+    @property
+    def buffer(self):
+        return _GuardedStream(self._stream.buffer)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class _StdoutGuard:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            raise StdoutFailed(exc) from None
+        except ValueError:  # closed by the caller
+            pass
+
+    def failed(self, exc: StdoutFailed) -> int:
+        """Silence standard output for good (the interpreter flushes it at exit) and return the code."""
+        try:
+            fd = self.stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
+            pass
+        if exc.broken_pipe:
+            return 0  # the reader stopped reading (`| head`): normal use
+        typer.echo(f"Error: {exc}.", err=True)
+        return 1
+
+
+@contextlib.contextmanager
+def _stdout_guarded():
+    original = sys.stdout
+    sys.stdout = _GuardedStream(original)
+    try:
+        yield _StdoutGuard(original)
+    finally:
+        sys.stdout = original
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same clean-up runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    state = SimpleNamespace(received=False)
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        state.received = True
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings (NumPy's RuntimeWarnings included) as one ``Warning:`` line each, never with source lines."""
+    previous = warnings.showwarning
+    warnings.showwarning = show_warning_one_line
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def _interrupt_reported() -> bool:

@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 import typer
 
-from ..core.errors import LPMInputError, SolverFailed
+from ..core.errors import FileOperationFailed, LPMInputError, SolverFailed
 from ..core.problem import BUDGETS
 
 
@@ -16,8 +16,10 @@ from ..core.problem import BUDGETS
 def user_errors() -> Iterator[None]:
     """Turn failures into one line on stderr: an :class:`LPMInputError` (a
     bad value) exits with code 2; a :class:`SolverFailed` (no usable
-    optimum), a numerical failure, running out of memory or an output file
-    that cannot be written exit with code 1."""
+    optimum), a numerical failure, running out of memory or a file that
+    cannot be written (:class:`FileOperationFailed`, naming the file and the
+    operation) exit with code 1. Standard output failing is not handled here
+    (:func:`lpm.cli.run_one_line` does)."""
     try:
         yield
     except LPMInputError as exc:
@@ -34,9 +36,12 @@ def user_errors() -> Iterator[None]:
         detail = f" ({exc})" if str(exc) else ""
         typer.echo(f"Error: out of memory{detail}; try a smaller problem.", err=True)
         raise typer.Exit(1) from None
-    except OSError as exc:  # checked up front, so only a disk filling up or a race lands here
-        where = f" {exc.filename}" if exc.filename else ""
-        typer.echo(f"Error: cannot write{where}: {exc.strerror or exc}.", err=True)
+    except FileOperationFailed as exc:  # a write that failed at run time (a full disk): names the file
+        typer.echo(f"Error: {exc}.", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:  # checked up front, so only a race or a failing device lands here
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.echo(f"Error: a file operation failed{where}: {exc.strerror or exc}.", err=True)
         raise typer.Exit(1) from None
 
 
@@ -62,8 +67,13 @@ def parse_float_list(name: str, text: str | None) -> list[float] | None:
     """Parse '1,10,100' into floats, naming the option on failure."""
     if text is None:
         return None
+    items = text.replace(" ", "").split(",")
+    if items == [""]:
+        return []
+    if "" in items:  # '5,,5' or '1,10,': a value is missing, never silently dropped
+        raise LPMInputError(name, text, "a comma-separated list of numbers without empty entries, e.g. '1,10,100'")
     try:
-        return [float(t) for t in text.replace(" ", "").split(",") if t]
+        return [float(t) for t in items]
     except ValueError:
         raise LPMInputError(name, text, "a comma-separated list of numbers, e.g. '1,10,100'") from None
 

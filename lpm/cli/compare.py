@@ -14,7 +14,7 @@ from ..compare.classes import FITTED_ABOVE
 from ..compare.runs import GROUPINGS
 from ..core.geometry import CENTERS
 from ..core.solvers import CERTIFYING
-from ..core.io import check_output_path
+from ..core.io import check_output_path, folder_lock
 from ._common import Budget, choice_enum, user_errors
 
 BudgetRule = choice_enum("BudgetRule", BUDGET_RULES)
@@ -82,7 +82,8 @@ def compare_command(
                               center=None if center is None else center.value, grouping=groups.value,
                               curve_points=curve_points, lambda_W=lambda_W, lambda_H=lambda_H,
                               minority_below=minority_below, fitted_above=fitted_above)
-        paths = write_report(report, folder)
+        with folder_lock(folder, "out", "comparison"):  # one writer of the report at a time
+            paths = write_report(report, folder)
     for line in summary_lines(report):
         typer.echo(line)
     typer.echo(f"wrote {len(paths)} files to {folder}: distances.csv (table), "

@@ -47,6 +47,12 @@ def reproduce_command(
     from ..sweep import SweepFailed, SweepInterrupted, make_executor
 
     with user_errors():
+        if list_:  # options that --list would ignore
+            given = {"name": name, "out": out, "jobs": jobs, "cluster": cluster, "runs-dir": runs_dir,
+                     "smoke": smoke or None}
+            for option, value in given.items():
+                if value is not None:
+                    raise LPMInputError(option, value, "left out with --list (it only lists the simulations)")
         sims = list_simulations(sims_dir)
         if list_:
             width = max(len(s.name) for s in sims) + 2
@@ -61,6 +67,9 @@ def reproduce_command(
         chosen = sims if name == "all" else [get_simulation(name, sims_dir)]
         for sim in chosen:  # every file is checked before the first one runs
             check_simulation(sim, smoke)
+        if runs_dir is not None and all(s.runner == "sweep" for s in chosen):
+            raise LPMInputError("runs-dir", str(runs_dir), "left out for simulations without deep runs (the "
+                                                           "'sweep' runner trains no networks)")
         names = [s.name for s in chosen]
         check_output_path("out", out if out is not None else Path("results"), "folder")
         failures = []

@@ -33,8 +33,8 @@ def simulate_command(
         None, "--counts", metavar="<n1,n2,...>",
         help="Explicit class counts, e.g. 500,500,5,5; K is their number. Relative sizes: only the proportions "
              "enter the model, so fractions are fine (the weight-decay form reads absolute counts)."),
-    E_W: float = typer.Option(1.0, "--EW", help="Classifier budget E_W (> 0)."),
-    E_H: float = typer.Option(5.0, "--EH", help="Feature budget E_H (> 0)."),
+    E_W: Optional[float] = typer.Option(None, "--EW", help="Classifier budget E_W (> 0) (default 1)."),
+    E_H: Optional[float] = typer.Option(None, "--EH", help="Feature budget E_H (> 0) (default 5)."),
     d: Optional[int] = typer.Option(None, "--d", help="Feature dimension (default K)."),
     budget: Optional[Budget] = typer.Option(
         None, "--budget", help="Feature budget form for every column (default: class-average for learnable, "
@@ -75,6 +75,13 @@ def simulate_command(
         if out is not None:
             check_output_path("out", out, "file")
         count_list = parse_float_list("counts", counts)
+        if budget is not None and budget.value == "weight-decay" and classifier == Classifier("learnable"):
+            for name, value in (("E_W", E_W), ("E_H", E_H)):  # the weight-decay model has no norm budgets
+                if value is not None:
+                    raise LPMInputError(name, value, "left out with --budget weight-decay for the learnable "
+                                                     "classifier (that model has weight decays: --lambda-W, "
+                                                     "--lambda-H)")
+        E_W, E_H = 1.0 if E_W is None else E_W, 5.0 if E_H is None else E_H
         settings = {}
         if cvx_solver is not None:
             if solver not in (SolverName("auto"), SolverName("convex")):

@@ -20,9 +20,9 @@ from ._common import CLUSTER_HELP, JOBS_HELP, interrupted, parse_counts, parse_f
 def _words(name: str, text: str | None, choices=None) -> list | None:
     if text is None:
         return None
-    items = [t for t in text.replace(" ", "").split(",") if t]
-    if not items:
-        raise LPMInputError(name, text, "a comma-separated list, e.g. 'ce,dr'")
+    items = text.replace(" ", "").split(",")
+    if not text.strip() or "" in items:  # an empty entry ('ce,,dr') is a value left out, never dropped
+        raise LPMInputError(name, text, "a comma-separated list without empty entries, e.g. 'ce,dr'")
     for item in items:
         if choices is not None:
             check_choice(name, item, choices)
@@ -70,6 +70,12 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
     """
     from ..sweep import Grid, parse_ratio_range
 
+    if ewh is not None:  # the products replace both budgets: --EW/--EH would have no effect
+        for name, value in (("EW", E_W), ("EH", E_H)):
+            if value is not None:
+                raise LPMInputError(name, value, "left out with --ewh (each cell then uses E_W = 1, E_H = the "
+                                                 "product)")
+    E_W, E_H = ("1" if E_W is None else E_W), ("5" if E_H is None else E_H)
     if ratios is not None and ratio_range is not None:
         raise LPMInputError("ratios", ratios, "omitted when --ratio-range is given (use one of them)")
     count_lists = parse_counts("counts", counts) if counts else None
@@ -124,8 +130,8 @@ def sweep_command(
     ewh: Optional[str] = typer.Option(
         None, "--ewh", metavar="<list>",
         help="E_W·E_H products; each cell then uses E_W=1, E_H=product (overrides --EW/--EH)."),
-    E_W: str = typer.Option("1", "--EW", metavar="<list>", help="Classifier budgets E_W."),
-    E_H: str = typer.Option("5", "--EH", metavar="<list>", help="Feature budgets E_H."),
+    E_W: Optional[str] = typer.Option(None, "--EW", metavar="<list>", help="Classifier budgets E_W (default 1)."),
+    E_H: Optional[str] = typer.Option(None, "--EH", metavar="<list>", help="Feature budgets E_H (default 5)."),
     d: Optional[str] = typer.Option(None, "--d", metavar="<list>", help="Feature dimensions (default K)."),
     lambda_W: Optional[str] = typer.Option(None, "--lambda-W", metavar="<list>",
                                            help="Classifier weight decays, for --budget weight-decay."),

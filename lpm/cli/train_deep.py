@@ -181,6 +181,7 @@ def train_deep_command(
                 typer.echo(NO_DATASET, err=True)
                 raise typer.Exit(2)
             cfg = build_config(overrides, config)
+        refuse_unused(overrides, cfg)
         try:
             result = train(cfg, resume=resume)
         except TrainingDiverged as exc:
@@ -197,6 +198,28 @@ def train_deep_command(
                 split = str(last.get("shot_split") or "").split(" (")[0]
                 typer.echo(f"last test balanced accuracy: {_fmt(last['test_balanced_accuracy'])}  many/medium/few-shot: "
                            f"{shots} (split by {split})  ECE: {_fmt(last.get('test_ece'))}")
+
+
+def refuse_unused(given: dict, cfg) -> None:
+    """Refuse options given on the command line that the resolved run would not read."""
+    from full_model.data import dataset_needs_root
+
+    if given.get("dr_form") is not None and cfg.loss != "dr":
+        raise LPMInputError("dr-form", given["dr_form"], f"given only with --loss dr (this run's loss is "
+                                                         f"'{cfg.loss}')")
+    if (given.get("milestones") is not None or given.get("milestone_fractions") is not None) \
+            and cfg.schedule != "step":
+        value = given.get("milestones") or given.get("milestone_fractions")
+        raise LPMInputError("milestones", value, f"given only with --schedule step (this run's schedule is "
+                                                 f"'{cfg.schedule}', which has no milestones)")
+    if not dataset_needs_root(cfg.dataset):
+        for option, key in (("root", "root"), ("num-workers", "num_workers")):
+            if given.get(key) is not None:
+                raise LPMInputError(option, given[key], f"left out for '{cfg.dataset}', which is made in memory "
+                                                        "and reads no files")
+    if given.get("allow_degenerate") and not (cfg.loss == "dr" and cfg.head == "learnable"):
+        raise LPMInputError("allow-degenerate", True, "given only with --loss dr and the learnable head (the "
+                                                      "degenerate pairing it allows)")
 
 
 #: what `lpm train-deep` prints when no data set is given

@@ -54,6 +54,7 @@ not decayed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def problem_for_run(run: RunGeometry, E_W: float | None = None, E_H: float | Non
                     budget: str | None = None, rule: str = "norms", method: str = "auto",
                     lambda_W: float | None = None, lambda_H: float | None = None) -> tuple[Problem, Budgets]:
     """The LPM with exactly the run's counts, K, d, head (seed included) and loss, and its budgets."""
-    check_choice("budget_rule", rule, BUDGET_RULES)
+    check_options(rule, lambda_W, lambda_H)
     if rule == "weight-decay" and run.head == "learnable" and budget in (None, "weight-decay"):
         b = weight_decay_for_run(run, lambda_W, lambda_H)
         return _base_problem(run, "weight-decay", 1.0, 1.0, lambda_W=b.lambda_W, lambda_H=b.lambda_H), b
@@ -106,6 +107,25 @@ def problem_for_run(run: RunGeometry, E_W: float | None = None, E_H: float | Non
     if rule == "weight-decay":
         b = Budgets(b.E_W, b.E_H, b.source + "; the weight-decay rule applies to learnable heads only")
     return _base_problem(run, form, b.E_W, b.E_H), b
+
+
+def check_options(rule: str, lambda_W: float | None = None, lambda_H: float | None = None, E_W=None, E_H=None,
+                  heads: Sequence[str] = ()) -> None:
+    """Refuse options that would have no effect under ``rule``: λ_W, λ_H without the weight-decay
+    rule, and E_W, E_H with it when every run (``heads``) has a learnable head (the weight-decay
+    model has no norm budgets)."""
+    check_choice("budget_rule", rule, BUDGET_RULES)
+    if rule != "weight-decay":
+        for name, value in (("lambda_W", lambda_W), ("lambda_H", lambda_H)):
+            if value is not None:
+                raise LPMInputError(name, value, f"given only with the 'weight-decay' budget rule (--budget-rule "
+                                                 f"weight-decay); the '{rule}' rule does not read it")
+    elif heads and all(h == "learnable" for h in heads):
+        for name, value in (("E_W", E_W), ("E_H", E_H)):
+            if value is not None:
+                raise LPMInputError(name, value, "left out with the 'weight-decay' budget rule for learnable heads "
+                                                 "(that model has weight decays, not norm budgets: give --lambda-W, "
+                                                 "--lambda-H)")
 
 
 def weight_decay_for_run(run: RunGeometry, lambda_W: float | None = None, lambda_H: float | None = None) -> Budgets:

@@ -2,7 +2,7 @@
 
 The simulation file declares the runs as grids (one per head × loss pairing)::
 
-    runner = "lpm.compare.practice:run_theory_vs_practice"
+    runner = "theory-vs-practice"   # registered in lpm.reproduce
     [options.train]          # TrainConfig settings shared by every run
     dataset = "mnist1d-lt"
     epochs = 100

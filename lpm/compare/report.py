@@ -36,6 +36,7 @@ from ..core.io import write_json_atomic, write_text_atomic
 from ..core.provenance import provenance
 from ..figures import compare as figs
 from ..figures.style import save_figure
+from .budgets import check_options
 from .classes import FITTED_ABOVE
 from .core import RunComparison, compare_run, group_history
 from .curve import collapse_table
@@ -77,7 +78,9 @@ def compare_runs(runs: Sequence[RunGeometry | str | Path], *, E_W: float | None 
     """Load each run (a folder or a :class:`RunGeometry`), solve its LPM, and build every table."""
     if not runs:
         raise LPMInputError("run_dirs", [], "at least one run folder written by `lpm train-deep`")
+    check_options(budget_rule, lambda_W, lambda_H)
     loaded = _unique_names([r if isinstance(r, RunGeometry) else load_run_geometry(r) for r in runs])
+    check_options(budget_rule, lambda_W, lambda_H, E_W, E_H, [r.head for r in loaded])
     check_number("curve_points", curve_points, low=2, integer=True)
     classes = {"minority_below": minority_below, "fitted_above": fitted_above}
     comparisons = [compare_run(r, E_W=E_W, E_H=E_H, budget=budget, budget_rule=budget_rule, method=method,

@@ -82,6 +82,17 @@ def load_run_geometry(path) -> RunGeometry:
     from full_model.run_format import load_run
 
     deep = load_run(path)
+    try:
+        return _geometry_of(deep, path)
+    except (TypeError, ValueError) as exc:  # a field of the right name holding the wrong type
+        if isinstance(exc, LPMInputError):
+            raise
+        raise LPMInputError("run_dir", str(path), f"a run folder written by `lpm train-deep` (a value in its "
+                                                  f"config.json or final_geometry.npz has the wrong type: "
+                                                  f"{exc})") from None
+
+
+def _geometry_of(deep, path) -> RunGeometry:
     g, config, data = deep.geometry, deep.config.get("config", {}), deep.config.get("data", {})
     made = data.get("profile") if isinstance(data.get("profile"), dict) else {}
     head = str(g["head"])
@@ -89,6 +100,11 @@ def load_run_geometry(path) -> RunGeometry:
     if data.get("groups") is not None and data.get("group_names") is not None:
         groups = (np.asarray(data["groups"], dtype=int), tuple(data["group_names"]))
     ratio = config.get("ratio", made.get("ratio"))
+    for where, key, value, kinds in (("data", "majority", data.get("majority"), (int,)),
+                                     ("data.profile", "n_max", made.get("n_max"), (int, float)),
+                                     ("data.profile", "profile", made.get("profile"), (str,))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise TypeError(f"{where}.{key} is {value!r}")
     return RunGeometry(
         name=Path(path).resolve().name, counts=g["train_counts"], means=g["class_means"], W=g["classifier"],
         head=head, loss=str(g["loss"]), dr_form=str(g["dr_form"]), ratio=None if ratio is None else float(ratio),

@@ -27,13 +27,14 @@ and the feature budget form (``budget``)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
 
 import numpy as np
 
-from .errors import LPMInputError, check_choice, check_number
+from .errors import LPMInputError, check_choice, check_number, check_seed
 from .etf import random_unit_rows, simplex_etf
 from .losses import LOSS_NAMES, Loss, get_loss
 from .profiles import check_counts, check_ratio, profile_counts
@@ -104,7 +105,7 @@ class Problem:
         set_("d", d)
         KA = K // 2 if self.majority is None else check_number("majority", self.majority, low=1, high=K - 1, integer=True)
         set_("majority", KA)
-        set_("seed", check_number("seed", self.seed, low=0, integer=True))
+        set_("seed", check_seed("seed", self.seed))
         if self.ratio is not None:
             set_("ratio", check_ratio(self.ratio))
         self._check_weight_decay(set_)
@@ -130,6 +131,9 @@ class Problem:
                 if getattr(self, name) is not None:
                     raise LPMInputError(name, getattr(self, name), "left unset unless budget='weight-decay'")
             return
+        if not math.isfinite(sum(self.counts)):  # this form reads absolute counts: their sum enters the objective
+            raise LPMInputError("counts", list(self.counts), "counts whose total is finite with budget='weight-decay' "
+                                                             "(this form reads absolute counts)")
         if self.loss.startswith("dr"):
             raise LPMInputError("loss", self.loss, "'ce' or 'mse' with budget='weight-decay' (DR's target "
                                                    "sqrt(E_W E_H) is set by the norm budgets, theory.md §5)")

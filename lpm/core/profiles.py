@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .errors import LPMInputError, check_choice, check_number
+from .errors import LPMInputError, check_choice, check_fits_in_memory, check_number
 
 PROFILES = ("step", "exp")
 
@@ -28,6 +28,14 @@ def check_ratio(ratio, name: str = "ratio") -> float:
     return check_number(name, ratio, low=1)
 
 
+def _check_K(num_classes) -> int:
+    """K >= 2, and small enough that the K×K arrays of any solve fit in memory (checked before the
+    counts themselves are built, which for an absurd K would exhaust memory first)."""
+    K = check_number("K", num_classes, low=2, integer=True)
+    check_fits_in_memory("K", K, 10 * 8 * float(K) ** 2, f"K={K} (at least 10 float64 arrays of K × K)")
+    return K
+
+
 def step_counts(num_classes: int, ratio: float, majority: int | None = None,
                 n_majority: float | None = None) -> tuple[float, ...]:
     """Counts (n_A,…,n_A, n_B,…,n_B) with n_A/n_B = ratio.
@@ -35,7 +43,7 @@ def step_counts(num_classes: int, ratio: float, majority: int | None = None,
     Without ``n_majority`` the minority count is 1 and n_A = ratio exactly, so
     the proportions are exact for non-integer ratios.
     """
-    K = check_number("K", num_classes, low=2, integer=True)
+    K = _check_K(num_classes)
     R = check_ratio(ratio)
     KA = K // 2 if majority is None else check_number("majority", majority, low=1, high=K - 1, integer=True)
     if n_majority is None:
@@ -48,7 +56,7 @@ def step_counts(num_classes: int, ratio: float, majority: int | None = None,
 
 def exp_counts(num_classes: int, ratio: float, n_max: float = 5000) -> tuple[float, ...]:
     """Long-tailed counts n_k = ⌊n_max · ratio^{−k/(K−1)}⌋, k = 0…K−1."""
-    K = check_number("K", num_classes, low=2, integer=True)
+    K = _check_K(num_classes)
     R = check_ratio(ratio)
     n_max = check_number("n_max", n_max, low=1)
     counts = [math.floor(n_max * R ** (-k / (K - 1)) + 1e-9) for k in range(K)]

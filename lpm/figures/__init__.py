@@ -1,8 +1,11 @@
 """Theorem-checking figures (theory.md §10): functions ``plot_x(table, ax=None)
 -> Figure`` that only draw a results table; nothing here solves.
 
-:func:`get_plot` maps the names used in ``sims/*.toml`` to these functions
-(or resolves a ``"module:function"`` path for figures defined elsewhere).
+:func:`get_plot` maps the names used in ``sims/*.toml`` to these functions.
+Only registered names are drawn: a simulation file cannot name an arbitrary
+``"module:function"`` (that would let a shared file run code). A plug-in
+figure is registered in Python with :func:`register_plot`; the ``module:function``
+path of a registered figure is accepted as its name.
 """
 from __future__ import annotations
 
@@ -19,7 +22,18 @@ FIGURES = {
     "phase_diagram": "lpm.figures.phase:plot_phase_diagram",
     "long_tailed": "lpm.figures.longtail:plot_long_tailed",
     "convergence_map": "lpm.figures.convergence_map:plot_convergence_map",
+    "collapse_vs_ratio": "lpm.figures.compare:plot_collapse_vs_ratio",
 }
+#: plot functions registered from Python (:func:`register_plot`)
+_PLUGINS: dict[str, Callable] = {}
+
+
+def register_plot(name: str) -> Callable[[Callable], Callable]:
+    """Register ``fn(table, **plot_options) -> Figure`` under ``name`` for simulation files."""
+    def deco(fn: Callable) -> Callable:
+        _PLUGINS[name] = fn
+        return fn
+    return deco
 
 
 def load_ref(ref: str) -> Callable | None:
@@ -36,12 +50,18 @@ def load_ref(ref: str) -> Callable | None:
 
 
 def get_plot(name: str) -> Callable:
-    """The plot function registered as ``name``, or at ``"module:function"``."""
-    ref = FIGURES.get(name, name)
-    found = load_ref(ref) if ":" in ref else None
-    if found is not None:
+    """The plot function registered as ``name`` (or whose registered ``module:function`` path is
+    ``name``); any other name is refused without importing anything."""
+    if name in _PLUGINS:
+        return _PLUGINS[name]
+    refs = {**FIGURES, **{ref: ref for ref in FIGURES.values()}}
+    if name in refs:
+        found = load_ref(refs[name])
+        assert found is not None, refs[name]
         return found
-    raise LPMInputError("plot", name, "one of " + ", ".join(repr(f) for f in FIGURES) + ", or 'module:function'")
+    allowed = ", ".join(repr(f) for f in (*FIGURES, *_PLUGINS))
+    raise LPMInputError("plot", name, f"one of {allowed} (a figure registered with lpm.figures.register_plot; "
+                                      "simulation files cannot name other code)")
 
 
-__all__ = ["FIGURES", "get_plot"]
+__all__ = ["FIGURES", "get_plot", "register_plot"]

@@ -29,11 +29,12 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from ..core.errors import LPMInputError, check_number
+from ..core.errors import LPMInputError, check_number, show_warning_one_line
 from .units import Unit, limit_threads, run_unit, single_thread
 
 #: how often a unit may be handed to a fresh local pool after its worker died
@@ -96,10 +97,59 @@ class InProcess(Executor):
         return "in-process"
 
 
-def _init_worker() -> None:
-    """A pool worker: one thread, and Ctrl-C is the client's to handle."""
+#: seconds between a worker's checks that the process that started it is still alive
+PARENT_CHECK_S = 0.5
+
+
+def _init_worker(client_pid: int | None = None) -> None:
+    """A pool worker: one thread, Ctrl-C is the client's to handle, and it exits on its own
+    when the client dies (see :func:`exit_with_parent`)."""
+    import warnings
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.showwarning = show_warning_one_line  # a cell's warning is one line on the terminal, too
     limit_threads()
+    exit_with_parent(client_pid)
+
+
+def exit_with_parent(client_pid: int | None = None, every: float = PARENT_CHECK_S) -> threading.Thread:
+    """Watch, from a daemon thread, that this process's parent (and ``client_pid``, the process
+    that owns the pool) are alive, and exit at once when either is gone.
+
+    A client killed with SIGKILL cannot stop its workers; without this they would wait for
+    work forever: they hold their own queue's pipes open, so they never see it close, and
+    they hold the fork server's pipe too, so it never exits either (the fork server exits,
+    and the resource tracker after it, once the workers are gone). A worker started by the
+    fork server is its child, so the client's death is seen through ``client_pid`` (a
+    zombie that its parent has not reaped yet counts as dead); a worker started directly
+    also sees its parent change."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent or (client_pid is not None and not _alive(client_pid)):
+                os._exit(1)  # noqa: SLF001 - no clean-up to run: the client that wanted the result is gone
+
+    thread = threading.Thread(target=watch, name="lpm-exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - alive, owned by another user
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # not Linux: kill(pid, 0) is all there is
+        return True
+    return state not in (b"Z", b"X")
 
 
 #: imported once by the fork server, so that workers start without re-importing them
@@ -123,7 +173,7 @@ class LocalPool(Executor):
     """``--jobs n``: n worker processes on this machine."""
 
     def __init__(self, workers: int):
-        self.workers = check_number("jobs", workers, low=1, integer=True)
+        self.workers = check_jobs("jobs", workers)
         self._pool = None
 
     @property
@@ -138,7 +188,7 @@ class LocalPool(Executor):
 
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context(),
-                                             initializer=_init_worker)
+                                             initializer=_init_worker, initargs=(os.getpid(),))
         return self._pool
 
     def run(self, units):
@@ -204,6 +254,9 @@ def _distributed(value: str):
 
 def run_unit_in_worker(unit: Unit) -> list[dict]:
     """A Dask task: one thread in this worker process from now on, then the unit."""
+    import warnings
+
+    warnings.showwarning = show_warning_one_line
     limit_threads()
     return run_unit(unit)
 
@@ -320,6 +373,29 @@ def _unreachable(address: str, why: str) -> LPMInputError:
     return LPMInputError("cluster", address, f"the address of a running Dask scheduler ({why})")
 
 
+#: the address schemes a Dask scheduler is reached by (no scheme means tcp)
+SCHEMES = ("tcp", "tls")
+
+
+def check_address(cluster: str) -> str:
+    """A well-formed scheduler address, ``[tcp|tls://]HOST:PORT`` (checked before any connection)."""
+    text = str(cluster).strip()
+    usage = "'local:N' or a scheduler address [tcp://|tls://]HOST:PORT, e.g. 'tcp://10.0.0.5:8786'"
+    if not text or text.startswith("-") or any(c.isspace() for c in text):
+        raise LPMInputError("cluster", cluster, usage)
+    try:
+        parts = urlsplit(text if "://" in text else f"tcp://{text}")
+        port = parts.port
+    except ValueError:  # a malformed IPv6 address, a port that is not a number or out of range
+        raise LPMInputError("cluster", cluster, usage) from None
+    if parts.scheme not in SCHEMES:
+        raise LPMInputError("cluster", cluster, f"{usage} (the '{parts.scheme}' scheme is not supported; "
+                                                "use " + " or ".join(SCHEMES) + ")")
+    if not parts.hostname or port is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise LPMInputError("cluster", cluster, usage)
+    return text
+
+
 def _check_reachable(address: str, timeout: float) -> None:
     """Fail fast, naming the address, when nothing listens at a tcp:// address."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
@@ -351,10 +427,8 @@ def make_executor(jobs: int | None = None, cluster: str | None = None) -> Execut
             count = text.partition(":")[2]
             workers = usable_cores() if not count else _count(count, text)
             return DaskExecutor(workers=workers)
-        if not text or text.startswith("-"):
-            raise LPMInputError("cluster", cluster, "'local:N' or a scheduler address, e.g. 'tcp://10.0.0.5:8786'")
-        return DaskExecutor(address=text)
-    jobs = usable_cores() if jobs is None else check_number("jobs", jobs, low=1, integer=True)
+        return DaskExecutor(address=check_address(cluster))
+    jobs = usable_cores() if jobs is None else check_jobs("jobs", jobs)
     return InProcess() if jobs == 1 else LocalPool(jobs)
 
 
@@ -365,7 +439,24 @@ def _count(text: str, whole: str) -> int:
         value = 0
     if value < 1:
         raise LPMInputError("cluster", whole, "'local:N' with N >= 1 workers, or a scheduler address")
+    if value > max_workers():
+        raise LPMInputError("cluster", whole, f"'local:N' with N <= {max_workers()} workers (16 per usable core "
+                                              "of this machine)")
     return value
+
+
+def max_workers() -> int:
+    """The most local worker processes started: 16 per usable core (more only thrash, and a typo such as
+    ``--jobs 1000000`` must not start a million processes)."""
+    return 16 * usable_cores()
+
+
+def check_jobs(name: str, value) -> int:
+    jobs = check_number(name, value, low=1, integer=True)
+    if jobs > max_workers():
+        raise LPMInputError(name, value, f"an int >= 1 and <= {max_workers()} (16 worker processes per usable "
+                                         "core of this machine)")
+    return jobs
 
 
 def as_executor(executor: Any = None, jobs: int | None = None) -> tuple[Executor, bool]:

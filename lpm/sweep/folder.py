@@ -4,8 +4,10 @@
   by the client (workers never write here). A record is the commit mark of
   its cell: a rerun skips every cell that has one.
 * ``.lock``: held (``flock``) by the one process that writes the folder; a
-  second sweep into it is refused while the first runs. The kernel drops the
-  lock when its holder dies, however it dies.
+  second sweep into it is refused while the first runs, naming the holder.
+  The kernel drops the lock when its holder dies, however it dies; the file
+  is removed when the sweep ends (stopped, failed or done), so only a killed
+  sweep leaves it, unlocked and harmless.
 * A folder holding records of cells that the new grid does not contain is
   refused: rebuilding its tables would silently drop those rows. A grid that
   extends the recorded one (more ratios, seeds, ...) is accepted.
@@ -21,15 +23,11 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from ..core.errors import LPMInputError
-from ..core.io import write_bytes_atomic, write_json_atomic
+from ..core.io import LOCK_FILE, folder_lock, write_bytes_atomic, write_json_atomic
 from .grid import Cell
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no folder lock
-    fcntl = None
-
-LOCK_FILE = ".lock"
+__all__ = ["LOCK_FILE", "cell_path", "check_folder", "load_record", "locked", "recorded_ids",
+           "remove_stale_temporaries", "write_record"]
 
 
 def cell_path(out_dir: Path | str, cell: Cell | str) -> Path:
@@ -67,25 +65,10 @@ def check_folder(out_dir: Path | str, cells: list[Cell]) -> None:
 
 @contextlib.contextmanager
 def locked(out_dir: Path) -> Iterator[None]:
-    """Create ``out_dir`` and hold its lock for the block (one writer at a time)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
+    """Create ``out_dir`` and hold its lock for the block (one writer at a time):
+    :func:`lpm.core.io.folder_lock`, which removes the lock file again when the block ends."""
+    with folder_lock(out_dir, "out", "sweep"):
         yield
-        return
-    path = out_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise LPMInputError("out", str(out_dir), f"a folder that no other sweep is writing to ({holder} holds "
-                                f"{path}; wait for it to finish, or choose another folder)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"lpm process {os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def remove_stale_temporaries(*folders: Path) -> int:

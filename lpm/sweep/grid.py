@@ -159,6 +159,12 @@ class Grid:
                                     + ", ".join(repr(s) for s in self.solver))
             if not isinstance(settings, Mapping):
                 raise LPMInputError("setting", settings, f"a table of settings for the solver '{name}'")
+        if "weight-decay" not in self.budget:  # weight decays that no cell of this grid would read
+            for name in ("lambda_W", "lambda_H"):
+                given = [v for v in getattr(self, name) if v is not None]
+                if given:
+                    raise LPMInputError(name, given[0], "given only when the budget forms include "
+                                                        "'weight-decay' (--budget weight-decay)")
 
     def _budgets(self) -> list[tuple[float, float]]:
         if self.ewh is not None:

@@ -95,5 +95,6 @@ def test_a_problem_too_large_for_memory_is_refused_before_allocating():
     from lpm import solve
 
     with pytest.raises(LPMInputError, match=r"^The 'K' parameter must be small enough to fit in memory: "
-                                            r"K=100000, d=100000 needs about 745.1 GiB, this machine has"):
+                                            r"K=100000 \(at least 10 float64 arrays of K × K\) needs about 745 GiB, "
+                                            r"this machine has"):
         solve(Problem.from_profile(K=100000, ratio=10, classifier="fixed-etf"))

@@ -130,7 +130,7 @@ BAD_FIELDS = [
     ("lr = nan", "The 'lr' parameter must be a number > 0 and <= 3.40282e+38. Got nan instead."),
     ("batch_size = 12.0", "The 'batch_size' parameter must be an int >= 2 (BatchNorm needs 2 rows). Got 12.0 instead."),
     ("momentum = 2", "The 'momentum' parameter must be a number >= 0 and <= 1. Got 2 instead."),
-    ("seed = true", "The 'seed' parameter must be an int >= 0. Got True instead."),
+    ("seed = true", "The 'seed' parameter must be an int >= 0 and <= 4294967295. Got True instead."),
     ('head_bias = "yes"', "The 'head_bias' parameter must be true or false. Got 'yes' instead."),
     ("root = 5", "The 'root' parameter must be a path (string). Got 5 instead."),
     ('head = "etf"', "The 'head' parameter must be one of 'learnable', 'fixed-etf', 'fixed-random'. Got 'etf' "

@@ -73,7 +73,8 @@ def test_unreachable_scheduler_is_one_line_exit_2_nothing_written(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("--cluster", "local:0"), "The 'cluster' parameter must be 'local:N' with N >= 1 workers"),
-    (("--cluster", "tcp://127.0.0.1"), "The 'cluster' parameter must be 'local:N' or a scheduler address HOST:PORT"),
+    (("--cluster", "tcp://127.0.0.1"),
+     "The 'cluster' parameter must be 'local:N' or a scheduler address [tcp://|tls://]HOST:PORT"),
     (("--cluster", "local:2", "--jobs", "2"), "The 'jobs' parameter must be omitted with --cluster"),
 ])
 def test_bad_cluster_choices_exit_2(tmp_path, args, message):

@@ -28,7 +28,7 @@ SWEEP_CASES = [
     (["--K", "nan"], "The 'K' parameter must be a comma-separated list of integers, e.g. '0,1,2'. Got 'nan'"),
     (["--K", "inf"], "The 'K' parameter must be a comma-separated list of integers, e.g. '0,1,2'. Got 'inf'"),
     (["--majority", "20"], "The 'majority' parameter must be an int >= 1 and <= 9. Got 20 instead."),
-    (["--seeds", "-1"], "The 'seed' parameter must be an int >= 0. Got -1 instead."),
+    (["--seeds", "-1"], "The 'seed' parameter must be an int >= 0 and <= 4294967295. Got -1 instead."),
     (["--EW", "0"], "The 'E_W' parameter must be a number >= 1e-08 and <= 1e+08. Got 0.0 instead."),
     (["--EH", "-1"], "The 'E_H' parameter must be a number >= 1e-08 and <= 1e+08. Got -1.0 instead."),
     (["--EW", ""], "The 'EW' parameter must be a comma-separated list of numbers, e.g. '1,10,100'. Got ''"),
@@ -92,8 +92,10 @@ def test_sweep_refuses_a_folder_another_sweep_holds(tmp_path):
         before = snapshot(tmp_path)
         result = runner.invoke(app, ["sweep", "-o", str(out), "--solver", "nuclear", "--no-progress"])
         assert_refused(result, f"The 'out' parameter must be a folder that no other sweep is writing to (lpm "
-                               f"process {os.getpid()} holds {out / '.lock'}", tmp_path, before)
+                               f"process {os.getpid()} (", tmp_path, before)
+        assert f"holds {out / '.lock'}; wait for it to finish" in result.stderr
     assert runner.invoke(app, ["sweep", "-o", str(out), "--solver", "nuclear", "--no-progress"]).exit_code == 0
+    assert not (out / ".lock").exists()  # a finished sweep leaves no lock file behind
 
 
 def test_stale_temporaries_are_removed_on_the_next_start(tmp_path):
@@ -173,7 +175,7 @@ REPRODUCE_CASES = [
     ("bad", 'name = "bad"\nplot = "minority_collapse"\n' + GOOD_GRID + 'solver_settings = { nuclear = { tol = 0 } }\n',
      "simulation file bad.toml, grid 'g': The 'setting' parameter must be a solver of this grid: one of 'analytic'"),
     ("bad", 'name = "bad"\nplot = "minority_collapse"\n' + GOOD_GRID.replace('"analytic"', '"gradient"') + 'seed = [-2]\n',
-     "simulation file bad.toml, grid 'g': The 'seed' parameter must be an int >= 0. Got -2 instead."),
+     "simulation file bad.toml, grid 'g': The 'seed' parameter must be an int >= 0 and <= 4294967295. Got -2 instead."),
 ]
 
 

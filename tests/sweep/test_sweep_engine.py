@@ -104,7 +104,7 @@ def test_invalid_grids_are_refused_before_any_cell_runs(tmp_path):
          "The 'd' parameter must be an int >= K-1 = 9 for the 'convex' solver"),
         (small_grid(majority=[20]), "The 'majority' parameter must be an int >= 1 and <= 9. Got 20 instead."),
         (small_grid(K=[1]), "The 'K' parameter must be an int >= 2. Got 1 instead."),
-        (small_grid(seed=[-1]), "The 'seed' parameter must be an int >= 0. Got -1 instead."),
+        (small_grid(seed=[-1]), "The 'seed' parameter must be an int >= 0 and <= 4294967295. Got -1 instead."),
     ]
     for grid, message in cases:
         with pytest.raises(LPMInputError) as info:

@@ -20,7 +20,7 @@ SIM = """
 name = "threads"
 description = "gradient cells that report their threads"
 runner = "sweep"
-plot = "sweep_plugins:objective_plot"
+plot = "objective"
 [[grids]]
 task = "solve"
 name = "g"
@@ -39,7 +39,11 @@ def test_default_reproduce_uses_one_thread_per_worker(tmp_path, ratios, pooled):
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}  # no help from outside
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE), env.get("PYTHONPATH", "")])
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "lpm", "reproduce", "threads", "--sims-dir", str(sims), "-o",
+    # a plug-in figure is registered in Python (a simulation file cannot name code by path)
+    script = ("import sys, sweep_plugins; from lpm.figures import register_plot; "
+              "register_plot('objective')(sweep_plugins.objective_plot); from lpm.cli import main; "
+              "main(sys.argv[1:], prog_name='lpm')")
+    res = subprocess.run([sys.executable, "-c", script, "reproduce", "threads", "--sims-dir", str(sims), "-o",
                           str(out), "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     records = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
