@@ -181,8 +181,9 @@ def describe_setting(results: Sequence[SimulationResult]) -> str:
     sizes = f"{p.profile} profile, R={p.ratio:g}" if p.ratio else f"counts {', '.join(f'{c:g}' for c in p.counts)}"
     losses = "; ".join(dict.fromkeys(f"{r.problem.loss}: {r.problem.loss_fn.description}" for r in results
                                      if r.problem.loss in LOSS_FAMILIES))
-    return (f"K={p.K} classes (K_A={p.majority} majority), {sizes}, E_W={p.E_W:g}, E_H={p.E_H:g}, d={p.d}, "
-            f"class weights {weights_label(p)}" + (f"; {losses}" if losses else ""))
+    weights = f", class weights {weights_label(p)}" if p.class_weights != "none" else ""
+    return (f"K={p.K} classes (K_A={p.majority} majority), {sizes}, E_W={p.E_W:g}, E_H={p.E_H:g}, d={p.d}{weights}"
+            + (f"; {losses}" if losses else ""))
 
 
 def render_table(results: Sequence[SimulationResult]):

@@ -79,7 +79,8 @@ def simulate_command(
       lpm simulate --counts 500,500,5,5 --loss ce --budget weight-decay \\
         --lambda-W 5e-4 --lambda-H 5e-4
       lpm simulate --loss la --tau 1 --classifier learnable
-      lpm simulate --loss cdt --gamma 0.5 --class-weights class-balanced --beta 0.999
+      lpm simulate --loss cdt --gamma 0.5 --class-weights class-balanced \\
+        --beta 0.999
     """
     from .. import simulate as sim
     from ..core.io import write_text_atomic

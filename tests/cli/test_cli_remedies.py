@@ -21,8 +21,7 @@ def test_simulate_la_prints_its_hyperparameter_and_the_certified_optimum():
                               "--ratio", "20"])
     assert res.exit_code == 0, res.output
     first = res.stdout.splitlines()[0]
-    assert first.startswith("K=6 classes (K_A=3 majority), step profile, R=20, E_W=1, E_H=5, d=6, class weights none; "
-                            "la: logit-adjusted CE")
+    assert first.startswith("K=6 classes (K_A=3 majority), step profile, R=20, E_W=1, E_H=5, d=6; la: logit-adjusted CE")
     assert "(tau=0.5)" in first and "learnable + la (tau=0.5)" in res.stdout
     res = runner.invoke(app, ["simulate", "--loss", "la", "--tau", "0.5", "--classifier", "learnable", "--K", "6",
                               "--ratio", "20", "--json"])
@@ -36,6 +35,9 @@ def test_simulate_cdt_with_class_balanced_weights():
     res = runner.invoke(app, ["simulate", "--loss", "cdt", "--gamma", "0.5", "--class-weights", "class-balanced",
                               "--beta", "0.999", "--classifier", "learnable", "--json"])
     assert res.exit_code == 0, res.output
+    assert "class weights class-balanced (beta=0.999); cdt: class-dependent temperatures" in runner.invoke(
+        app, ["simulate", "--loss", "cdt", "--gamma", "0.5", "--class-weights", "class-balanced", "--beta", "0.999",
+              "--classifier", "learnable"]).stdout.splitlines()[0]
     [entry] = json.loads(res.stdout)
     p = entry["problem"]
     assert (p["loss"], p["gamma"], p["class_weights"], p["beta"]) == ("cdt", 0.5, "class-balanced", 0.999)
