@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 from lpm.core.errors import LPMInputError, check_choice, check_number
 from lpm.core.geometry import CENTERS
-from lpm.core.losses import DR_VARIANTS, LOSS_NAMES
+from lpm.core.losses import DR_VARIANTS, PLAIN_LOSS_NAMES
 from lpm.core.problem import CLASSIFIERS
 from lpm.core.profiles import PROFILES
 
@@ -347,7 +347,7 @@ FIELD_RULES: dict[str, Rule] = {
     "subset_seed": _int(0), "augment": _bool(True), "image_size": _int(1, True),
     "backbone": _choice(BACKBONES, True), "feature_dim": _int(1), "head": _choice(HEADS), "head_seed": _int(0),
     "head_bias": _bool(), "head_batchnorm": _bool(), "normalize_features": _bool(True),
-    "loss": _choice(LOSS_NAMES), "dr_form": _choice(DR_VARIANTS), "balance_batch": _bool(True),
+    "loss": _choice(PLAIN_LOSS_NAMES), "dr_form": _choice(DR_VARIANTS), "balance_batch": _bool(True),
     "dr_target": _float(0, low_open=True), "feature_norm_penalty": _float(0, optional=True),
     "allow_degenerate": _bool(), "mixup_alpha": _float(0),
     "epochs": _int(1), "batch_size": _int(2, what="BatchNorm needs 2 rows"),

@@ -27,7 +27,7 @@ from full_model.data import DATASETS
 from full_model.errors import RunWarning, TrainingDiverged
 
 from ..core.errors import LPMInputError
-from ..core.losses import DR_VARIANTS, LOSS_NAMES
+from ..core.losses import DR_VARIANTS, PLAIN_LOSS_NAMES
 from ..core.profiles import PROFILES
 from ._common import parse_float_list, user_errors
 
@@ -36,7 +36,7 @@ def _enum(name: str, values) -> type[Enum]:
     return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
 
 
-Dataset, Head, Loss = _enum("Dataset", DATASETS), _enum("Head", HEADS), _enum("Loss", LOSS_NAMES)
+Dataset, Head, Loss = _enum("Dataset", DATASETS), _enum("Head", HEADS), _enum("Loss", PLAIN_LOSS_NAMES)
 DRForm, Backbone, Profile = _enum("DRForm", DR_VARIANTS), _enum("Backbone", BACKBONES), _enum("Profile", PROFILES)
 Device, Schedule = _enum("Device", DEVICES), _enum("Schedule", SCHEDULES)
 

@@ -31,14 +31,34 @@ name           L(z, y)                           logit curvature bound c
 ``dr`` is the paper's dot-regression loss; ``dr-unscaled`` has the same
 minimiser and a gradient t times larger (theory.md §5).
 
+Count-aware losses (theory.md §14), :data:`LOSS_FAMILIES`: each is CE of a
+per-class affine map of the logits, L(z, y) = CE(s ⊙ z + b − m_y e_y, y),
+with s, b, m set by the class counts (π_j = n_j/N) and hyperparameters:
+
+=========  =====================================================  ================
+name       map                                                    defaults
+=========  =====================================================  ================
+``la``     z_j + τ log π_j                                        τ = 1
+``cdt``    z_j / a_j,  a_j = (n_max/n_j)^γ                        γ = 0.2
+``ldam``   z − Δ_y e_y,  Δ_j = C n_j^{−1/4}, max Δ = ``margin``    margin = 0.5
+``vs``     Δ_j z_j + τ log π_j,  Δ_j = (n_j/n_max)^γ              γ = 0.3, τ = 1
+=========  =====================================================  ================
+
+:func:`bind_loss` binds one to counts and hyperparameters and returns an
+:class:`AffineCrossEntropy`, which has every method of :class:`Loss` (its
+curvature bound is ½ max_j s_j²); the losses above bind to themselves.
+:data:`LOSS_HYPERPARAMETERS` says which hyperparameters each loss takes and
+:data:`DEFAULT_HYPERPARAMETERS` gives the published defaults.
+
 The released code of [Y22] trains DR through a surrogate in the features
 (theory.md §6.1–6.2). It is not a function of the logits alone, so it is
 given here as :func:`released_dr_value` and :func:`released_dr_logit_grad`
 (torch tensors), with the in-batch class balancing of
 :func:`batch_balance_scale`.
 
-Adding a loss means adding one entry to :data:`LOSSES`; the contract tests
-then run it through every back end.
+Adding a loss means adding one entry to :data:`LOSSES` (or to
+:data:`LOSS_FAMILIES` for one with count-dependent parameters); the contract
+tests then run it through every back end.
 """
 from __future__ import annotations
 
@@ -443,6 +463,8 @@ LOSS_FAMILIES: dict[str, LossFamily] = {
 
 #: every loss the project knows, by name (the CLI and the validation read this)
 LOSS_NAMES: tuple[str, ...] = (*LOSSES, *LOSS_FAMILIES)
+#: the losses without class-count parameters (what deep training takes: it has no binding to counts yet)
+PLAIN_LOSS_NAMES: tuple[str, ...] = tuple(LOSSES)
 #: which hyperparameters each loss takes (theory.md §14)
 LOSS_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
     **{name: () for name in LOSSES}, **{name: f.hyperparameters for name, f in LOSS_FAMILIES.items()}}
