@@ -473,10 +473,12 @@ LOSS_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
 #: (Cao et al. 2019), VS γ = 0.3 and τ = 1 (Kini et al. 2021, their released defaults)
 DEFAULT_HYPERPARAMETERS: dict[str, dict[str, float]] = {
     "la": {"tau": 1.0}, "cdt": {"gamma": 0.2}, "ldam": {"margin": 0.5}, "vs": {"gamma": 0.3, "tau": 1.0}}
-#: the range each hyperparameter is checked against (wide enough for any tuning; bounded so that the
-#: scales (n_j/n_max)^γ and offsets τ log π_j stay far from under- and overflow)
-HYPERPARAMETER_RANGES: dict[str, tuple[float, float]] = {"tau": (0.0, 100.0), "gamma": (0.0, 10.0),
-                                                         "margin": (0.0, 100.0)}
+#: the range each hyperparameter is checked against: the published remedies use τ, γ ≥ 0, and the
+#: negative values (the opposite adjustment) are allowed for tuning searches (theory.md §14); bounded
+#: so that the scales (n_j/n_max)^γ, whose square sets the curvature bound, and the offsets τ log π_j
+#: stay far from under- and overflow
+HYPERPARAMETER_RANGES: dict[str, tuple[float, float]] = {"tau": (-10.0, 10.0), "gamma": (-2.0, 2.0),
+                                                         "margin": (0.0, 10.0)}
 HYPERPARAMETER_NAMES: tuple[str, ...] = ("tau", "gamma", "margin")
 
 

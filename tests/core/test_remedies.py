@@ -128,8 +128,10 @@ def test_bind_loss_fills_published_defaults_and_refuses_what_a_loss_does_not_tak
         bind_loss("ce", (5.0, 1.0), margin=1.0)
     assert str(info.value) == ("The 'margin' parameter must be left unset for the loss 'ce' (it has no "
                                "hyperparameters; margin is for 'ldam'). Got 1.0 instead.")
-    with pytest.raises(LPMInputError, match="'tau' parameter must be a number >= 0 and <= 100. Got -1"):
-        bind_loss("vs", (5.0, 1.0), tau=-1)
+    with pytest.raises(LPMInputError, match="'tau' parameter must be a number >= -10 and <= 10. Got -11"):
+        bind_loss("vs", (5.0, 1.0), tau=-11)
+    with pytest.raises(LPMInputError, match="'gamma' parameter must be a number >= -2 and <= 2. Got 3"):
+        bind_loss("cdt", (5.0, 1.0), gamma=3)
     with pytest.raises(LPMInputError, match="bind the count-aware ones with bind_loss"):
         get_loss("la")
 
