@@ -19,6 +19,8 @@ FIGURES = {
     "phase_diagram": "lpm.figures.phase:plot_phase_diagram",
     "long_tailed": "lpm.figures.longtail:plot_long_tailed",
     "convergence_map": "lpm.figures.convergence_map:plot_convergence_map",
+    "remedies": "lpm.figures.remedies:plot_remedies",
+    "remedy_tuning": "lpm.figures.remedies:plot_remedy_tuning",
 }
 
 

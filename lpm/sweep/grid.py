@@ -366,6 +366,58 @@ class ConvergenceGrid:
         return {"task": self.task, **asdict(self)}
 
 
+@dataclass(frozen=True)
+class TuningGrid:
+    """Grid of the ``tuning`` task (theory.md §14.6): for each loss × R × budget form, the value of
+    the loss's hyperparameter ``parameter`` of ``tune`` (``la``: τ, ``cdt`` and ``vs``: γ) at which the
+    learnable geometry is closest to the simplex ETF, searched over ``bounds`` by certified solves
+    (:func:`lpm.core.tuning.closest_to_etf`). ``lambda_W``/``lambda_H`` are the weight-decay
+    coefficients of the ``weight-decay`` budget form."""
+
+    tune: Mapping[str, str] = field(default_factory=lambda: {"la": "tau", "cdt": "gamma", "vs": "gamma"})
+    bounds: Mapping[str, Sequence[float]] = field(default_factory=lambda: {"tau": [-2.0, 2.0],
+                                                                           "gamma": [-1.0, 1.0]})
+    ratio: Sequence[float] = (10.0, 100.0)
+    budget: Sequence[str] = ("class-average",)
+    K: int = 10
+    majority: int = 5
+    E_W: float = 1.0
+    E_H: float = 5.0
+    lambda_W: float | None = None
+    lambda_H: float | None = None
+    points: int = 9
+    xatol: float = 1e-3
+    name: str = "tuning"
+
+    task = "tuning"
+
+    def __post_init__(self):
+        for name in ("ratio", "budget"):
+            object.__setattr__(self, name, as_tuple(name, getattr(self, name)))
+        if not isinstance(self.tune, Mapping) or not self.tune:
+            raise LPMInputError("tune", self.tune, "a table from loss to the hyperparameter searched, e.g. "
+                                                   "{ la = 'tau' }")
+        if not isinstance(self.bounds, Mapping):
+            raise LPMInputError("bounds", self.bounds, "a table from hyperparameter to [low, high]")
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for loss, parameter in self.tune.items():
+            for budget in self.budget:
+                decay = ({"lambda_W": self.lambda_W, "lambda_H": self.lambda_H} if budget == "weight-decay" else {})
+                for R in self.ratio:
+                    spec = {"loss": loss, "parameter": parameter,
+                            "bounds": [float(b) for b in self.bounds.get(parameter, (-1.0, 1.0))],
+                            "ratio": canonical_float(R), "budget": budget, "K": self.K, "majority": self.majority,
+                            "E_W": float(self.E_W), "E_H": float(self.E_H), "points": self.points,
+                            "xatol": float(self.xatol), **decay}
+                    out.append(Cell("tuning", spec, self.name))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, **asdict(self)}
+
+
 def expand(grids) -> list[Cell]:
     """Cells of one grid, a list of grids, or a list of cells; duplicates dropped."""
     if hasattr(grids, "cells"):
