@@ -1,5 +1,5 @@
 """The hyperparameter of a count-aware loss at which the learnable geometry is
-closest to the simplex ETF (theory.md §14.6).
+closest to the simplex ETF (theory.md §14.7).
 
 For a problem family p(v) (one hyperparameter v free: τ of ``la``, γ of
 ``cdt`` or ``vs``), every evaluation is a certified solve of the learnable

@@ -1,4 +1,4 @@
-"""Long-tail remedies in the layer-peeled model (theory.md §14.5–§14.6).
+"""Long-tail remedies in the layer-peeled model (theory.md §14.6–§14.7).
 
 :func:`plot_remedies` reads the ``results`` table of a ``solve`` sweep over R
 with one learnable curve per remedy (a loss at its hyperparameters, or CE with
@@ -114,7 +114,7 @@ def _draw(pair, rows: pd.DataFrame, style_kwargs: dict) -> None:
 
 def plot_remedy_tuning(table: pd.DataFrame, ax=None):
     """For each R, the hyperparameter of ``la`` (τ), ``cdt`` and ``vs`` (γ) that brings the
-    learnable classifier closest to the simplex ETF (certified search, theory.md §14.6):
+    learnable classifier closest to the simplex ETF (certified search, theory.md §14.7):
     (a) the value found, with the published default and the neutral value 0 (CE, or for
     ``vs`` logit adjustment alone); (b) its Gram distance to the ETF beside that at 0."""
     t = ok_rows(table)
@@ -155,5 +155,5 @@ def plot_remedy_tuning(table: pd.DataFrame, ax=None):
         worst = float(np.nanmax(pd.to_numeric(t["worst_relative_gap"], errors="coerce")))
         caption(fig, f"Every point of the search is a certified solve (worst relative gap {worst:.1e}); the "
                      "search scans its bounds and refines the best value by bounded Brent minimisation "
-                     "(theory.md §14.6). No closed form is known for these finite-budget optima.")
+                     "(theory.md §14.7). No closed form is known for these finite-budget optima.")
     return fig

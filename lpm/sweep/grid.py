@@ -368,7 +368,7 @@ class ConvergenceGrid:
 
 @dataclass(frozen=True)
 class TuningGrid:
-    """Grid of the ``tuning`` task (theory.md §14.6): for each loss × R × budget form, the value of
+    """Grid of the ``tuning`` task (theory.md §14.7): for each loss × R × budget form, the value of
     the loss's hyperparameter ``parameter`` of ``tune`` (``la``: τ, ``cdt`` and ``vs``: γ) at which the
     learnable geometry is closest to the simplex ETF, searched over ``bounds`` by certified solves
     (:func:`lpm.core.tuning.closest_to_etf`). ``lambda_W``/``lambda_H`` are the weight-decay

@@ -19,7 +19,7 @@ A task may also register
 Tasks: ``solve`` (one Problem, one back end, its geometry; nuclear cells
 batch through :meth:`lpm.core.solvers.nuclear.NuclearSolver.solve_path`),
 ``threshold`` (R* of the learnable LPM, theory.md §4.3), ``tuning`` (the
-count-aware loss's hyperparameter closest to the ETF, theory.md §14.6), ``regularised``
+count-aware loss's hyperparameter closest to the ETF, theory.md §14.7), ``regularised``
 (the weight-decay model against its threshold formula, theory.md §9) and,
 in :mod:`lpm.sweep.train`, ``train`` (one deep run).
 """
@@ -323,7 +323,7 @@ def check_tuning_cell(spec: dict) -> Plan:
 @register_task("tuning", check=check_tuning_cell)
 def tuning_cell(spec: dict) -> dict:
     """The hyperparameter value closest to the ETF for one (loss, R, budget form)
-    (:func:`lpm.core.tuning.closest_to_etf`, theory.md §14.6)."""
+    (:func:`lpm.core.tuning.closest_to_etf`, theory.md §14.7)."""
     from ..core.tuning import closest_to_etf
 
     family, bounds = _tuning_family(spec)
