@@ -493,11 +493,9 @@ def check_hyperparameters(loss: str, **given) -> dict[str, float]:
         value = given.get(name)
         if name not in takes:
             if value is not None:
-                allowed = (f"left unset for the loss '{loss}' (" +
-                           ("it takes " + ", ".join(takes) if takes else "it has no hyperparameters") +
-                           "; " + ", ".join(f"{n} is for {', '.join(repr(m) for m in LOSS_NAMES if n in LOSS_HYPERPARAMETERS[m])}"
-                                           for n in (name,)) + ")")
-                raise LPMInputError(name, value, allowed)
+                what = "it takes " + ", ".join(takes) if takes else "it has no hyperparameters"
+                users = ", ".join(repr(m) for m in LOSS_NAMES if name in LOSS_HYPERPARAMETERS[m])
+                raise LPMInputError(name, value, f"left unset for the loss '{loss}' ({what}; {name} is for {users})")
             continue
         low, high = HYPERPARAMETER_RANGES[name]
         out[name] = (DEFAULT_HYPERPARAMETERS[loss][name] if value is None

@@ -21,7 +21,8 @@ def test_simulate_la_prints_its_hyperparameter_and_the_certified_optimum():
                               "--ratio", "20"])
     assert res.exit_code == 0, res.output
     first = res.stdout.splitlines()[0]
-    assert first.startswith("K=6 classes (K_A=3 majority), step profile, R=20, E_W=1, E_H=5, d=6; la: logit-adjusted CE")
+    assert first.startswith("K=6 classes (K_A=3 majority), step profile, R=20, E_W=1, E_H=5, d=6; "
+                            "la: logit-adjusted CE")
     assert "(tau=0.5)" in first and "learnable + la (tau=0.5)" in res.stdout
     res = runner.invoke(app, ["simulate", "--loss", "la", "--tau", "0.5", "--classifier", "learnable", "--K", "6",
                               "--ratio", "20", "--json"])
