@@ -62,9 +62,8 @@ def closest_to_etf(family: Callable[[float], Problem], bounds: tuple[float, floa
     values = [distance(v) for v in grid]
     i = int(np.argmin(values))
     left, right = grid[max(i - 1, 0)], grid[min(i + 1, points - 1)]
-    found = minimize_scalar(distance, bounds=(left, right), method="bounded", options={"xatol": xatol})
-    best = min(seen, key=lambda v: (seen[v][0], abs(v)))
+    minimize_scalar(distance, bounds=(left, right), method="bounded", options={"xatol": xatol})
     neutral = distance(0.0) if low <= 0.0 <= high else float("nan")
-    del found
+    best = min(seen, key=lambda v: (seen[v][0], abs(v)))  # every evaluation counts, the grid's included
     return TuningResult(best=best, distance=seen[best][0], neutral_distance=neutral,
                         evaluations=sorted((v, d, g) for v, (d, g) in seen.items()))
