@@ -245,3 +245,18 @@ def test_nuclear_certifies_every_remedy_like_ce(K, profile, loss, weights):
     solution = get_solver("nuclear").run(p)
     assert solution.certificate.relative_gap <= 1e-8
     assert solution.extra["engine"] == ("factored" if (K, profile) == (100, "exp") else "grouped")
+
+
+@pytest.mark.parametrize("budget, extra", [("weight-decay", {"lambda_H": 1e-2}), ("class-average", {})])
+def test_fixed_etf_closed_forms_take_class_weights(budget, extra):
+    """Fixed ETF + CE with class weights: the closed forms (one root per class, p_k = π_k ω_k)
+    equal the convex solve and carry a zero-gap certificate of their own."""
+    p = Problem.from_counts((40.0, 40.0, 8.0, 2.0, 1.0), classifier="fixed-etf", budget=budget,
+                            class_weights="inverse", **extra)
+    closed = get_solver("analytic").run(p)
+    convex = get_solver("convex").run(p)
+    assert closed.certificate.gap <= 1e-9
+    assert closed.objective == pytest.approx(convex.objective, abs=1e-7)
+    norms = np.linalg.norm(closed.H, axis=1)
+    if budget == "weight-decay":  # inverse weights: p_k = 1/K, so n_k/p_k = K·n_k and the norms differ
+        assert norms.max() / norms.min() > 1.5
