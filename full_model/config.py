@@ -55,12 +55,11 @@ from typing import Any, NamedTuple
 from lpm.core.errors import INDEX_MAX, SEED_MAX, LPMInputError, check_choice, check_number
 from lpm.core.io import read_structured
 from lpm.core.geometry import CENTERS
-from lpm.core.losses import DR_VARIANTS, LOSS_NAMES
+from lpm.core.losses import DR_VARIANTS, LOSS_HYPERPARAMETERS, LOSS_NAMES
 from lpm.core.problem import CLASSIFIERS
 from lpm.core.profiles import PROFILES
+from lpm.core.weighting import CLASS_WEIGHTS
 
-from ._loss_shim import LOSS_HYPERPARAMETERS
-from ._weights_shim import CLASS_WEIGHTS
 from .data import DATASETS, FILE_DATASETS, SUBSET_DRAWS, default_backbone
 from .sampling import SAMPLERS
 from .errors import RunWarning

@@ -37,7 +37,7 @@ import torch
 
 from lpm.core.losses import batch_balance_scale, get_loss, released_dr_value
 
-from ._loss_shim import bind_loss
+from lpm.core.losses import bind_loss
 
 
 def objective_loss(name: str, counts, tau=None, gamma=None, margin=None):

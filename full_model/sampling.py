@@ -21,7 +21,7 @@ independently from q, then fill the m_k slots of class k by cycling through
 random permutations of its n_k samples (all of them before any repeats, as
 in Kang et al.'s class-aware sampler), keeping the slots' random order. The
 probabilities are π_k ω_k for the class weights ω of
-:mod:`full_model._weights_shim` (instance ↔ none, class-balanced ↔ inverse,
+:mod:`lpm.core.weighting` (instance ↔ none, class-balanced ↔ inverse,
 sqrt ↔ sqrt), so re-sampling with q equals re-weighting with ω in
 expectation.
 """
@@ -31,7 +31,7 @@ import numpy as np
 
 from lpm.core.errors import check_choice
 
-from ._weights_shim import class_weights
+from lpm.core.weighting import class_weights
 
 SAMPLERS = ("instance", "class-balanced", "sqrt", "progressive")
 #: the class-weight scheme whose re-weighting each fixed sampler equals

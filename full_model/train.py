@@ -69,7 +69,7 @@ from lpm.core.io import check_output_path, folder_lock, json_default
 from . import checkpoint as ckpt
 from . import outputs
 from . import run_format as rf
-from ._weights_shim import class_weights
+from lpm.core.weighting import class_weights
 from .config import POST_HOC_STAGES, REMEDY_DEFAULTS, TrainConfig
 from .data import ArrayData, load_dataset
 from .distributed import all_sum, barrier, setup, teardown

@@ -193,10 +193,10 @@ def get_simulation(name: str, sims_dir: Path | str | None = None) -> Simulation:
 # ---------------------------------------------------------------- grids
 def build_grid(spec: dict):
     """A grid object from one ``[[grids]]`` table (``task`` picks the type)."""
-    from .sweep.grid import ConvergenceGrid, Grid, RegularisedGrid, ThresholdGrid, log_range
+    from .sweep.grid import ConvergenceGrid, Grid, RegularisedGrid, ThresholdGrid, TuningGrid, log_range
 
     types = {"solve": Grid, "threshold": ThresholdGrid, "regularised": RegularisedGrid,
-             "convergence": ConvergenceGrid}
+             "convergence": ConvergenceGrid, "tuning": TuningGrid}
     spec = dict(spec)
     task = spec.pop("task", "solve")
     if task not in types:

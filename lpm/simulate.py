@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from .core.errors import LPMInputError, check_choice
 from .core.geometry import measure_solution
+from .core.losses import LOSS_FAMILIES
 from .core.problem import BUDGETS, CLASSIFIERS, Problem
 from .core.solution import Solution
 from .core.solvers import REGISTRY, check_memory, get_solver, resolve
@@ -40,7 +41,7 @@ class SimulationResult:
 
     @property
     def label(self) -> str:
-        return f"{self.problem.classifier} + {self.problem.loss}"
+        return f"{self.problem.classifier} + {loss_label(self.problem)}"
 
     def to_dict(self) -> dict[str, Any]:
         s = self.solution.summary()
@@ -61,6 +62,17 @@ def _described(problem: Problem) -> dict[str, Any]:
     return out
 
 
+def loss_label(problem: Problem) -> str:
+    """The loss with its hyperparameters, e.g. ``la (tau=1)`` or ``vs (gamma=0.3, tau=1)``."""
+    params = {k: getattr(problem, k) for k in ("tau", "gamma", "margin") if getattr(problem, k) is not None}
+    return problem.loss + (" (" + ", ".join(f"{k}={v:g}" for k, v in params.items()) + ")" if params else "")
+
+
+def weights_label(problem: Problem) -> str:
+    """The class weighting, e.g. ``class-balanced (beta=0.9999)``."""
+    return problem.class_weights + (f" (beta={problem.beta:g})" if problem.beta is not None else "")
+
+
 def pairings(classifiers: Sequence[str] | None = None, loss: str | None = None) -> list[tuple[str, str]]:
     """The (classifier, loss) settings to solve: :data:`PAIRINGS` when
     neither is given; else each classifier (default: learnable and
@@ -74,20 +86,31 @@ def build_problems(K: int | None = None, ratio: float | None = None, loss: str |
                    classifiers: Sequence[str] | None = None, profile: str | None = None, majority: int | None = None,
                    counts: Sequence[float] | None = None, E_W: float = 1.0, E_H: float = 5.0, d: int | None = None,
                    budget: str | None = None, seed: int = 0, lambda_W: float | None = None,
-                   lambda_H: float | None = None) -> list[Problem]:
+                   lambda_H: float | None = None, tau: float | None = None, gamma: float | None = None,
+                   margin: float | None = None, class_weights: str = "none",
+                   beta: float | None = None) -> list[Problem]:
     """One Problem per setting of :func:`pairings`, all from the same counts:
     ``counts`` if given, else the ``profile`` (default step) with ``K``
     classes (default 10) at imbalance ``ratio`` (default 100). ``lambda_W``
     and ``lambda_H`` (budget ``weight-decay``) go to every problem, except
-    that fixed classifiers, whose W is not trained, take no ``lambda_W``."""
+    that fixed classifiers, whose W is not trained, take no ``lambda_W``.
+    ``tau``, ``gamma``, ``margin`` (the count-aware losses' hyperparameters,
+    theory.md §14) need a ``loss`` that takes them; ``class_weights`` and
+    ``beta`` go to every problem."""
     settings = pairings(classifiers, loss)
-    if budget == "max-margin" and classifiers is None and loss is None:
-        settings = [("learnable", "ce")]  # the limit exists for the learnable classifier only (theory.md §15)
+    if budget == "max-margin" and classifiers is None:
+        settings = [("learnable", loss or "ce")]  # the limit exists for the learnable classifier only (§15)
+    given = {k: v for k, v in (("tau", tau), ("gamma", gamma), ("margin", margin)) if v is not None}
+    if given and loss is None:
+        name, value = next(iter(given.items()))
+        raise LPMInputError(name, value, "given only with a loss that takes it (--loss la or vs for tau, cdt or "
+                                         "vs for gamma, ldam for margin)")
     for c, _ in settings:
         check_choice("classifier", c, CLASSIFIERS)
     if budget is not None:
         check_choice("budget", budget, BUDGETS)
-    common = dict(E_W=E_W, E_H=E_H, d=d, budget=budget, seed=seed, lambda_H=lambda_H)
+    common = dict(E_W=E_W, E_H=E_H, d=d, budget=budget, seed=seed, lambda_H=lambda_H, class_weights=class_weights,
+                  beta=beta, **given)
     decay = lambda c: {"lambda_W": lambda_W if c == "learnable" else None}  # noqa: E731
     if counts is not None:
         counts = list(counts)
@@ -167,7 +190,11 @@ def describe_setting(results: Sequence[SimulationResult]) -> str:
     """One line: the class counts and budgets every column shares."""
     p = results[0].problem
     sizes = f"{p.profile} profile, R={p.ratio:g}" if p.ratio else f"counts {', '.join(f'{c:g}' for c in p.counts)}"
-    return f"K={p.K} classes (K_A={p.majority} majority), {sizes}, {_budget_words(results)}, d={p.d}"
+    losses = "; ".join(dict.fromkeys(f"{r.problem.loss}: {r.problem.loss_fn.description}" for r in results
+                                     if r.problem.loss in LOSS_FAMILIES))
+    weights = f", class weights {weights_label(p)}" if p.class_weights != "none" else ""
+    return (f"K={p.K} classes (K_A={p.majority} majority), {sizes}, {_budget_words(results)}, d={p.d}{weights}"
+            + (f"; {losses}" if losses else ""))
 
 
 def _budget_words(results: Sequence[SimulationResult]) -> str:

@@ -8,6 +8,7 @@ import typer
 
 from ..core.errors import LPMInputError
 from ..core.losses import LOSS_NAMES
+from ..core.weighting import CLASS_WEIGHTS
 from ..core.problem import CLASSIFIERS
 from ..core.profiles import PROFILES
 from ..core.solvers import SOLVER_CHOICES
@@ -15,6 +16,7 @@ from ..core.io import check_output_path
 from ._common import Budget, choice_enum, parse_float_list, user_errors
 
 Loss = choice_enum("Loss", LOSS_NAMES)
+ClassWeights = choice_enum("ClassWeights", CLASS_WEIGHTS)
 Classifier = choice_enum("Classifier", CLASSIFIERS)
 Profile = choice_enum("Profile", PROFILES)
 SolverName = choice_enum("SolverName", SOLVER_CHOICES)
@@ -43,6 +45,15 @@ def simulate_command(
                                                                      "--budget weight-decay (learnable only)."),
     lambda_H: Optional[float] = typer.Option(None, "--lambda-H", help="Feature weight decay lambda_H, with "
                                                                      "--budget weight-decay."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="tau of the la and vs losses (default 1: la is then "
+                                                             "the balanced softmax)."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="gamma of the cdt (default 0.2) and vs (default 0.3) "
+                                                                 "losses."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Largest margin of the ldam loss (default 0.5)."),
+    class_weights: ClassWeights = typer.Option(ClassWeights("none"), "--class-weights",
+                                               help="Class weights for every column (theory.md §14)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="beta of --class-weights class-balanced "
+                                                               "(default 0.9999)."),
     solver: SolverName = typer.Option(SolverName("auto"), "--solver", help="Back end; auto = the fastest "
                                                                            "certifying one."),
     cvx_solver: Optional[str] = typer.Option(None, "--cvx-solver", metavar="<name>",
@@ -67,6 +78,9 @@ def simulate_command(
       lpm simulate --counts 500,500,5,5 --loss ce -o result.json
       lpm simulate --counts 500,500,5,5 --loss ce --budget weight-decay \\
         --lambda-W 5e-4 --lambda-H 5e-4
+      lpm simulate --loss la --tau 1 --classifier learnable
+      lpm simulate --loss cdt --gamma 0.5 --class-weights class-balanced \\
+        --beta 0.999
     """
     from .. import simulate as sim
     from ..core.io import write_text_atomic
@@ -95,7 +109,8 @@ def simulate_command(
             solver=solver.value, solver_settings=settings, K=K, ratio=ratio, loss=loss.value if loss else None,
             classifiers=[classifier.value] if classifier else None, profile=profile.value if profile else None,
             majority=majority, counts=count_list, E_W=E_W, E_H=E_H, d=d, budget=budget.value if budget else None,
-            seed=seed, lambda_W=lambda_W, lambda_H=lambda_H)
+            seed=seed, lambda_W=lambda_W, lambda_H=lambda_H, tau=tau, gamma=gamma, margin=margin,
+            class_weights=class_weights.value, beta=beta)
         text = sim.to_json(results)
         if out is not None:
             write_text_atomic(out, text + "\n")

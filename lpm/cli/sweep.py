@@ -10,6 +10,7 @@ import typer
 
 from ..core.errors import LPMInputError, check_choice
 from ..core.losses import LOSS_NAMES
+from ..core.weighting import CLASS_WEIGHTS
 from ..core.problem import BUDGETS, CLASSIFIERS
 from ..core.profiles import PROFILES
 from ..core.io import check_output_path
@@ -62,7 +63,8 @@ def _settings(items: list[str]) -> dict[str, dict]:
 
 
 def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d, solver,
-               seeds, settings, counts=None, lambda_W=None, lambda_H=None):
+               seeds, settings, counts=None, lambda_W=None, lambda_H=None, tau=None, gamma=None, margin=None,
+               class_weights=None, beta=None):
     """A :class:`lpm.sweep.Grid` from the command's comma-separated options.
 
     With ``counts`` (one or more explicit count lists) the class sizes come
@@ -94,7 +96,10 @@ def build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budg
         ewh=_floats("ewh", ewh), E_W=_floats("EW", E_W), E_H=_floats("EH", E_H),
         d=_ints("d", d) or [None], solver=_words("solver", solver, SOLVER_CHOICES), seed=_ints("seeds", seeds),
         lambda_W=_floats("lambda-W", lambda_W) or [None], lambda_H=_floats("lambda-H", lambda_H) or [None],
-        solver_settings=_settings(settings), name="cli")
+        tau=_floats("tau", tau) or [None], gamma=_floats("gamma", gamma) or [None],
+        margin=_floats("margin", margin) or [None],
+        class_weights=_words("class-weights", class_weights, CLASS_WEIGHTS) or ["none"],
+        beta=_floats("beta", beta) or [None], solver_settings=_settings(settings), name="cli")
 
 
 def _among(choices) -> str:
@@ -137,6 +142,16 @@ def sweep_command(
                                            help="Classifier weight decays, for --budget weight-decay."),
     lambda_H: Optional[str] = typer.Option(None, "--lambda-H", metavar="<list>",
                                            help="Feature weight decays, for --budget weight-decay."),
+    tau: Optional[str] = typer.Option(None, "--tau", metavar="<list>",
+                                      help="tau of the la and vs losses (default 1), e.g. 0,0.5,1."),
+    gamma: Optional[str] = typer.Option(None, "--gamma", metavar="<list>",
+                                        help="gamma of the cdt (default 0.2) and vs (default 0.3) losses."),
+    margin: Optional[str] = typer.Option(None, "--margin", metavar="<list>",
+                                         help="Largest margin of the ldam loss (default 0.5)."),
+    class_weights: Optional[str] = typer.Option(None, "--class-weights", metavar=_among(CLASS_WEIGHTS),
+                                                help="Class weighting schemes (default none)."),
+    beta: Optional[str] = typer.Option(None, "--beta", metavar="<list>",
+                                       help="beta of --class-weights class-balanced (default 0.9999)."),
     solver: str = typer.Option("auto", "--solver", metavar=_among(SOLVER_CHOICES), help="Back ends."),
     seeds: str = typer.Option("0", "--seeds", metavar="<list>",
                               help="Seeds (fixed-classifier draw and gradient init), e.g. 0,1,2."),
@@ -167,13 +182,15 @@ def sweep_command(
     Examples:
       lpm sweep --ratio-range 1:1e4:41 --solver nuclear -o results/sweep
       lpm sweep --counts 500,500,5,5 --counts 5000,50,5 --loss ce,dr -o out
+      lpm sweep --ratios 10,100 --loss la,cdt --tau 0,1 --gamma 0.2,0.5 -o out
     """
     from ..sweep import SweepInterrupted, make_executor, run_cells
 
     with user_errors():
         check_output_path("out", out, "folder")
         grid = build_grid(ratios, ratio_range, K, majority, profile, classifier, loss, budget, ewh, E_W, E_H, d,
-                          solver, seeds, setting, counts=counts, lambda_W=lambda_W, lambda_H=lambda_H)
+                          solver, seeds, setting, counts=counts, lambda_W=lambda_W, lambda_H=lambda_H, tau=tau,
+                          gamma=gamma, margin=margin, class_weights=class_weights, beta=beta)
         try:
             with make_executor(jobs, cluster) as executor:  # closed (workers stopped) however the sweep ends
                 report = run_cells(grid, out, executor=executor, progress=progress, retry_failed=retry_failed,

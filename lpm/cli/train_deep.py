@@ -22,7 +22,6 @@ from typing import Optional
 
 import typer
 
-from full_model._weights_shim import CLASS_WEIGHTS
 from full_model.config import (BACKBONES, DEVICES, HEADS, SCHEDULES, STAGES, build_config, load_config_file,
                                stage_config)
 from full_model.data import DATASETS, SUBSET_DRAWS
@@ -31,6 +30,7 @@ from full_model.sampling import SAMPLERS
 
 from ..core.errors import LPMInputError
 from ..core.losses import DR_VARIANTS, LOSS_NAMES
+from ..core.weighting import CLASS_WEIGHTS
 from ..core.profiles import PROFILES
 from ._common import parse_float_list, user_errors
 

@@ -31,22 +31,43 @@ name           L(z, y)                           logit curvature bound c
 ``dr`` is the paper's dot-regression loss; ``dr-unscaled`` has the same
 minimiser and a gradient t times larger (theory.md §5).
 
+Count-aware losses (theory.md §14), :data:`LOSS_FAMILIES`: each is CE of a
+per-class affine map of the logits, L(z, y) = CE(s ⊙ z + b − m_y e_y, y),
+with s, b, m set by the class counts (π_j = n_j/N) and hyperparameters:
+
+=========  =====================================================  ================
+name       map                                                    defaults
+=========  =====================================================  ================
+``la``     z_j + τ log π_j                                        τ = 1
+``cdt``    z_j / a_j,  a_j = (n_max/n_j)^γ                        γ = 0.2
+``ldam``   z − Δ_y e_y,  Δ_j = C n_j^{−1/4}, max Δ = ``margin``    margin = 0.5
+``vs``     Δ_j z_j + τ log π_j,  Δ_j = (n_j/n_max)^γ              γ = 0.3, τ = 1
+=========  =====================================================  ================
+
+:func:`bind_loss` binds one to counts and hyperparameters and returns an
+:class:`AffineCrossEntropy`, which has every method of :class:`Loss` (its
+curvature bound is ½ max_j s_j²); the losses above bind to themselves.
+:data:`LOSS_HYPERPARAMETERS` says which hyperparameters each loss takes and
+:data:`DEFAULT_HYPERPARAMETERS` gives the published defaults.
+
 The released code of [Y22] trains DR through a surrogate in the features
 (theory.md §6.1–6.2). It is not a function of the logits alone, so it is
 given here as :func:`released_dr_value` and :func:`released_dr_logit_grad`
 (torch tensors), with the in-batch class balancing of
 :func:`batch_balance_scale`.
 
-Adding a loss means adding one entry to :data:`LOSSES`; the contract tests
-then run it through every back end.
+Adding a loss means adding one entry to :data:`LOSSES` (or to
+:data:`LOSS_FAMILIES` for one with count-dependent parameters); the contract
+tests then run it through every back end.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import check_choice
+from .errors import LPMInputError, check_choice, check_number
 
 
 def logsumexp(Z: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -248,7 +269,7 @@ class SquaredError(Loss):
                                         cp.square(Z - np.eye(K))))
 
 
-#: every loss the project knows, by name (the CLI and the validation read this)
+#: the losses without parameters, by name
 LOSSES: dict[str, Loss] = {
     "ce": CrossEntropy("ce", "cross-entropy"),
     "dr": DotRegression("dr", "dot regression, the paper's form (z_y - t)^2/(2t), t = sqrt(E_W E_H)"),
@@ -256,13 +277,257 @@ LOSSES: dict[str, Loss] = {
                                  scaled=False),
     "mse": SquaredError("mse", "squared error to the one-hot label"),
 }
-LOSS_NAMES: tuple[str, ...] = tuple(LOSSES)
 #: how a DR loss is optimised: its own gradient (``paper``) or the released surrogate (theory.md §6.1)
 DR_VARIANTS: tuple[str, ...] = ("paper", "released")
 
 
+
+
+# ---------------------------------------------------------------- count-aware losses (theory.md §14)
+class AffineCrossEntropy(Loss):
+    """CE of a per-entry affine map of the logits: L(z, y) = CE(s ⊙ z + b − m_y e_y, y).
+
+    ``scale`` s and ``shift`` b broadcast against the logit rows (shape (K,) for
+    rows indexed by class; the grouped nuclear engine builds one with per-row
+    entries, :meth:`grouped`); ``margin`` m is indexed by the label. The map is
+    affine, so the loss stays convex in z; its logit Hessian is
+    diag(s) ∇²CE diag(s), whose eigenvalues are at most ½ max s²
+    (vᵀ∇²L v = Var_p(s ⊙ v) ≤ ½‖s ⊙ v‖², p the softmax), the :meth:`curvature` bound.
+    ``params`` records the hyperparameters it was bound with (for descriptions).
+    """
+
+    def __init__(self, name: str, description: str, scale, shift, margin, params: dict | None = None,
+                 curvature_bound=None):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "description", description)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.shift = np.asarray(shift, dtype=np.float64)
+        self.margin = np.asarray(margin, dtype=np.float64)
+        self.params = dict(params or {})
+        self._curvature = (0.5 * float(np.max(self.scale)) ** 2 if curvature_bound is None else curvature_bound)
+
+    def __setattr__(self, key, value):  # the dataclass base is frozen; these fields are set once, here
+        object.__setattr__(self, key, value)
+
+    def __repr__(self):
+        return f"AffineCrossEntropy({self.name!r}, {self.params})"
+
+    def __eq__(self, other):
+        return (isinstance(other, AffineCrossEntropy) and self.name == other.name
+                and all(np.array_equal(getattr(self, a), getattr(other, a)) for a in ("scale", "shift", "margin")))
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------------ the map
+    def _logits(self, Z, y) -> np.ndarray:
+        """X = s ⊙ Z + b − m_y e_y."""
+        X = np.asarray(Z, dtype=np.float64) * self.scale + self.shift
+        if self.margin.any():
+            y = np.asarray(y)
+            own = np.take_along_axis(X, y[..., None], axis=-1) - self.margin[y][..., None]
+            np.put_along_axis(X, y[..., None], own, axis=-1)
+        return X
+
+    def curvature(self, target: float = 1.0):
+        return self._curvature
+
+    def value_grad(self, Z, y, target: float = 1.0, multiplicity=None):
+        values, G = _CE.value_grad(self._logits(Z, y), y, multiplicity=multiplicity)
+        G *= self.scale
+        return values, G
+
+    def hvp(self, Z, y, V, target: float = 1.0) -> np.ndarray:
+        return self.scale * _CE.hvp(self._logits(Z, y), y, self.scale * np.asarray(V, dtype=np.float64))
+
+    def hvp_operator(self, Z, y, target: float = 1.0, dtype=np.float64):
+        scale = np.broadcast_to(self.scale, np.shape(Z)).astype(dtype)
+        inner = _CE.hvp_operator(self._logits(Z, y), y, dtype=dtype)
+
+        def apply(V: np.ndarray) -> np.ndarray:  # s ⊙ ∇²CE (s ⊙ v), in place
+            V *= scale
+            V = inner(V)
+            V *= scale
+            return V
+        return apply
+
+    def _torch_params(self, Z, y):
+        import torch  # already loaded whenever tensors are passed in
+
+        scale = torch.as_tensor(self.scale, dtype=Z.dtype, device=Z.device)
+        X = Z * scale + torch.as_tensor(self.shift, dtype=Z.dtype, device=Z.device)
+        if self.margin.any():
+            margin = torch.as_tensor(self.margin, dtype=Z.dtype, device=Z.device)[y]
+            X = X - margin.unsqueeze(-1) * _torch_onehot(Z, y)
+        return X, scale
+
+    def torch_value(self, Z, y, target: float = 1.0):
+        return _CE.torch_value(self._torch_params(Z, y)[0], y)
+
+    def torch_grad(self, Z, y, target: float = 1.0):
+        X, scale = self._torch_params(Z, y)
+        return scale * _CE.torch_grad(X, y)
+
+    def cvxpy_value(self, Z, weights, target: float = 1.0):
+        import cvxpy as cp  # heavy: only the convex solver needs it
+
+        K = len(weights)
+        S = np.broadcast_to(self.scale, (K, K))
+        B = np.broadcast_to(self.shift, (K, K)) - np.diag(self.margin[:K])
+        X = cp.multiply(S, Z) + B
+        return weights @ (cp.log_sum_exp(X, axis=1) - cp.diag(X))
+
+    # ------------------------------------------------------------------ grouped rows
+    @staticmethod
+    def grouped(losses: Sequence["Loss"], representatives: np.ndarray) -> "AffineCrossEntropy":
+        """The losses of a batch of B problems as the grouped nuclear engine sees them.
+
+        Its rows (B, m, m+1) hold, for a class of group a, one logit per group b
+        (columns 0…m−1) and its own logit last (label m). Column b takes the
+        parameters of group b's representative class, the last column those of
+        group a itself, margin included. Parameters depend on counts only, so
+        every class of a group shares them (theory.md §14).
+        """
+        rep = np.asarray(representatives)
+        m = len(rep)
+        scale, shift = np.empty((len(losses), m, m + 1)), np.empty((len(losses), m, m + 1))
+        for b, loss in enumerate(losses):
+            s, o, g = loss.scale[rep], loss.shift[rep], loss.margin[rep]
+            scale[b, :, :m], shift[b, :, :m] = s[None, :], o[None, :]
+            scale[b, :, m], shift[b, :, m] = s, o - g
+        curvature = 0.5 * scale.max(axis=(1, 2)) ** 2
+        return AffineCrossEntropy(losses[0].name, losses[0].description, scale, shift, np.zeros(m + 1),
+                                  curvature_bound=curvature)
+
+
+_CE = CrossEntropy("ce", "cross-entropy")
+
+
+def _priors(counts) -> np.ndarray:
+    c = np.asarray(counts, dtype=np.float64) / max(counts)  # no overflow of the sum for huge counts
+    return c / c.sum()
+
+
+def _centred(shift: np.ndarray) -> np.ndarray:
+    """b − max b: CE is unchanged by a constant added to every logit, and a
+    constant b (equal counts) becomes exactly 0, so the loss is CE bit for bit."""
+    return shift - shift.max()
+
+
+def _bind_la(counts, tau):
+    return np.ones(len(counts)), _centred(tau * np.log(_priors(counts))), np.zeros(len(counts))
+
+
+def _bind_cdt(counts, gamma):
+    n = np.asarray(counts, dtype=np.float64)
+    return (n / n.max()) ** gamma, np.zeros(len(n)), np.zeros(len(n))  # 1/a_j = (n_j/n_max)^γ
+
+
+def _bind_ldam(counts, margin):
+    n = np.asarray(counts, dtype=np.float64)
+    delta = (n.min() / n) ** 0.25                                      # ∝ n_j^{−1/4}, largest = 1
+    return np.ones(len(n)), np.zeros(len(n)), margin * delta
+
+
+def _bind_vs(counts, gamma, tau):
+    n = np.asarray(counts, dtype=np.float64)
+    return (n / n.max()) ** gamma, _centred(tau * np.log(_priors(counts))), np.zeros(len(n))
+
+
+@dataclass(frozen=True)
+class LossFamily:
+    """A loss with count-dependent parameters; :func:`bind_loss` makes the
+    :class:`Loss` for given class counts and hyperparameters."""
+
+    name: str
+    description: str
+    hyperparameters: tuple[str, ...]
+    make: Callable
+
+    def bind(self, counts, **params) -> AffineCrossEntropy:
+        scale, shift, margin = self.make(counts, **params)
+        text = ", ".join(f"{k}={v:g}" for k, v in params.items())
+        return AffineCrossEntropy(self.name, f"{self.description} ({text})", scale, shift, margin, params)
+
+
+#: the count-aware losses (theory.md §14); each is CE of a per-class affine map of the logits
+LOSS_FAMILIES: dict[str, LossFamily] = {
+    "la": LossFamily("la", "logit-adjusted CE, logits z_j + tau log pi_j (tau = 1: balanced softmax)",
+                     ("tau",), lambda counts, tau: _bind_la(counts, tau)),
+    "cdt": LossFamily("cdt", "class-dependent temperatures, logits z_j / a_j, a_j = (n_max/n_j)^gamma",
+                      ("gamma",), lambda counts, gamma: _bind_cdt(counts, gamma)),
+    "ldam": LossFamily("ldam", "label-distribution-aware margins, CE of z - Delta_y e_y, Delta_j ∝ n_j^(-1/4), "
+                               "max Delta_j = margin", ("margin",), lambda counts, margin: _bind_ldam(counts, margin)),
+    "vs": LossFamily("vs", "vector scaling, logits Delta_j z_j + tau log pi_j, Delta_j = (n_j/n_max)^gamma",
+                     ("gamma", "tau"), lambda counts, gamma, tau: _bind_vs(counts, gamma, tau)),
+}
+
+#: every loss the project knows, by name (the CLI and the validation read this)
+LOSS_NAMES: tuple[str, ...] = (*LOSSES, *LOSS_FAMILIES)
+#: the losses without class-count parameters (what deep training takes: it has no binding to counts yet)
+PLAIN_LOSS_NAMES: tuple[str, ...] = tuple(LOSSES)
+#: which hyperparameters each loss takes (theory.md §14)
+LOSS_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
+    **{name: () for name in LOSSES}, **{name: f.hyperparameters for name, f in LOSS_FAMILIES.items()}}
+#: the published defaults (sources in theory.md §14): LA τ = 1 (Menon et al. 2021; balanced softmax,
+#: Ren et al. 2020), CDT γ = 0.2 (inside the range Ye et al. 2020 tune over), LDAM largest margin 0.5
+#: (Cao et al. 2019), VS γ = 0.3 and τ = 1 (Kini et al. 2021, their released defaults)
+DEFAULT_HYPERPARAMETERS: dict[str, dict[str, float]] = {
+    "la": {"tau": 1.0}, "cdt": {"gamma": 0.2}, "ldam": {"margin": 0.5}, "vs": {"gamma": 0.3, "tau": 1.0}}
+#: the range each hyperparameter is checked against: the published remedies use τ, γ ≥ 0, and the
+#: negative values (the opposite adjustment) are allowed for tuning searches (theory.md §14); bounded
+#: so that the scales (n_j/n_max)^γ, whose square sets the curvature bound, and the offsets τ log π_j
+#: stay far from under- and overflow
+HYPERPARAMETER_RANGES: dict[str, tuple[float, float]] = {"tau": (-10.0, 10.0), "gamma": (-2.0, 2.0),
+                                                         "margin": (0.0, 10.0)}
+HYPERPARAMETER_NAMES: tuple[str, ...] = ("tau", "gamma", "margin")
+
+
+def check_hyperparameters(loss: str, **given) -> dict[str, float]:
+    """The hyperparameters of ``loss``: the given ones checked, the rest the
+    published defaults. A hyperparameter that ``loss`` does not take (given, not
+    None) raises :class:`LPMInputError`."""
+    check_choice("loss", loss, LOSS_NAMES)
+    takes = LOSS_HYPERPARAMETERS[loss]
+    out = {}
+    for name in HYPERPARAMETER_NAMES:
+        value = given.get(name)
+        if name not in takes:
+            if value is not None:
+                what = "it takes " + ", ".join(takes) if takes else "it has no hyperparameters"
+                users = ", ".join(repr(m) for m in LOSS_NAMES if name in LOSS_HYPERPARAMETERS[m])
+                raise LPMInputError(name, value, f"left unset for the loss '{loss}' ({what}; {name} is for {users})")
+            continue
+        low, high = HYPERPARAMETER_RANGES[name]
+        out[name] = (DEFAULT_HYPERPARAMETERS[loss][name] if value is None
+                     else check_number(name, value, low=low, high=high))
+    return out
+
+
 def get_loss(name: str) -> Loss:
-    return LOSSES[check_choice("loss", name, LOSS_NAMES)]
+    """A loss without parameters by name; the count-aware ones need :func:`bind_loss`."""
+    check_choice("loss", name, LOSS_NAMES)
+    if name in LOSS_FAMILIES:
+        raise LPMInputError("loss", name, "a loss without class-count parameters here (one of "
+                            + ", ".join(repr(n) for n in LOSSES) + "); bind the count-aware ones with bind_loss")
+    return LOSSES[name]
+
+
+def bind_loss(name: str, counts, *, tau: float | None = None, gamma: float | None = None,
+              margin: float | None = None) -> Loss:
+    """The registered loss ``name`` bound to class ``counts`` and hyperparameters.
+
+    ``None`` takes the published default (:data:`DEFAULT_HYPERPARAMETERS`); a
+    hyperparameter the loss does not use raises :class:`LPMInputError`. The
+    losses without parameters (``ce``, ``dr``, ``dr-unscaled``, ``mse``) bind to
+    themselves. The result has every method of :class:`Loss`.
+    """
+    params = check_hyperparameters(name, tau=tau, gamma=gamma, margin=margin)
+    if name in LOSSES:
+        return LOSSES[name]
+    counts = np.asarray(counts, dtype=np.float64).ravel()
+    if counts.size < 2 or not np.all(np.isfinite(counts)) or not np.all(counts > 0):
+        raise LPMInputError("counts", list(counts), "at least two positive finite class counts")
+    return LOSS_FAMILIES[name].bind(counts, **params)
 
 
 # ---------------------------------------------------------------- released DR

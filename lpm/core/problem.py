@@ -3,8 +3,11 @@
 A :class:`Problem` is immutable and validated when it is built. Every
 solver, sweep cell and deep-run overlay starts from one.
 
-Objective, with p_k = n_k/N the class proportions and h_k the class means
-(collapse onto means never hurts a convex loss, by Jensen):
+Objective, with p_k = π_k ω_k the class weights (π_k = n_k/N the class
+proportions, ω_k = 1 unless ``class_weights`` says otherwise, theory.md §14)
+and h_k the class means (collapse onto means never hurts a convex loss, by
+Jensen); L is the loss bound to the counts (``la``, ``cdt``, ``ldam``, ``vs``
+depend on them):
 
     min  Σ_k p_k · L(W h_k, k)          (+ the weight-decay terms below)
 
@@ -36,13 +39,14 @@ import numpy as np
 
 from .errors import LPMInputError, check_choice, check_number, check_seed
 from .etf import random_unit_rows, simplex_etf
-from .losses import LOSS_NAMES, Loss, get_loss
+from .losses import LOSS_NAMES, Loss, bind_loss, check_hyperparameters
 from .profiles import check_counts, check_ratio, profile_counts
+from .weighting import CLASS_WEIGHTS, check_beta, objective_weights
 
 CLASSIFIERS = ("learnable", "fixed-etf", "fixed-random")
 BUDGETS = ("per-sample", "class-average", "weight-decay", "max-margin")
 #: losses whose vanishing-regularisation limit the ``max-margin`` budget solves (theory.md §15.3)
-MAX_MARGIN_LOSSES = ("ce",)
+MAX_MARGIN_LOSSES = ("ce", "la", "ldam", "cdt", "vs")  # each has a max-margin limit (theory.md §15.3)
 DEFAULT_BUDGET = {"learnable": "class-average", "fixed-etf": "per-sample", "fixed-random": "per-sample"}
 #: the range of E_W, E_H, λ_W, λ_H accepted: at sqrt(E_W E_H) ≈ 1e3 the CE loss already underflows
 #: to 0 in double precision, products beyond ~1e16 overflow the SVDs of the solvers, and DR's
@@ -72,6 +76,12 @@ class Problem:
                 (for metrics). Defaults to K//2.
     seed:       seeds the fixed classifier (ETF rotation or random draw).
     profile, ratio: how the counts were made (provenance only).
+    tau, gamma, margin: hyperparameters of the count-aware losses ``la``
+                (τ), ``cdt`` (γ), ``ldam`` (largest margin) and ``vs`` (γ, τ)
+                (theory.md §14); ``None`` takes the published default, and a
+                hyperparameter the loss does not use is refused.
+    class_weights: ``none``, ``inverse``, ``sqrt`` or ``class-balanced``
+                (:mod:`lpm.core.weighting`); ``beta`` is the class-balanced β.
     """
 
     counts: tuple[float, ...]
@@ -87,6 +97,11 @@ class Problem:
     ratio: float | None = None
     lambda_W: float | None = None
     lambda_H: float | None = None
+    tau: float | None = None
+    gamma: float | None = None
+    margin: float | None = None
+    class_weights: str = "none"
+    beta: float | None = None
 
     def __post_init__(self):
         counts = check_counts(self.counts)
@@ -95,6 +110,11 @@ class Problem:
         set_("counts", counts)
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_choice("loss", self.loss, LOSS_NAMES)
+        params = check_hyperparameters(self.loss, tau=self.tau, gamma=self.gamma, margin=self.margin)
+        for name in ("tau", "gamma", "margin"):
+            set_(name, params.get(name))
+        check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
+        set_("beta", check_beta(self.class_weights, self.beta))
         set_("E_W", check_number("E_W", self.E_W, low=MIN_BUDGET, high=MAX_BUDGET))
         set_("E_H", check_number("E_H", self.E_H, low=MIN_BUDGET, high=MAX_BUDGET))
         set_("budget", DEFAULT_BUDGET[self.classifier] if self.budget is None
@@ -175,9 +195,19 @@ class Problem:
 
     @cached_property
     def weights(self) -> np.ndarray:
-        """Class proportions p_k = n_k / N, shape (K,)."""
-        c = np.asarray(self.counts, dtype=np.float64) / max(self.counts)  # no overflow of the sum for huge counts
-        return c / c.sum()
+        """The objective's class weights p_k = π_k ω_k (sum 1), shape (K,): the class
+        proportions π_k = n_k / N times the class weights ω_k of ``class_weights``
+        (:mod:`lpm.core.weighting`; ω = 1, so p = π, for ``none``)."""
+        return objective_weights(self.class_weights, self.counts, self.beta)
+
+    @property
+    def hyperparameters(self) -> dict:
+        """The loss's hyperparameters that apply (e.g. {'tau': 1.0} for ``la``), with β
+        for class-balanced weights."""
+        out = {name: getattr(self, name) for name in ("tau", "gamma", "margin") if getattr(self, name) is not None}
+        if self.beta is not None:
+            out["beta"] = self.beta
+        return out
 
     @property
     def minority(self) -> np.ndarray:
@@ -202,10 +232,11 @@ class Problem:
         """ρ = K·sqrt(E_W E_H): the nuclear-norm ball of the learnable LPM (theory.md §4.2)."""
         return self.K * self.dr_target
 
-    @property
+    @cached_property
     def loss_fn(self) -> Loss:
-        """The registered :class:`lpm.core.losses.Loss` of this problem."""
-        return get_loss(self.loss)
+        """The registered loss bound to this problem's counts and hyperparameters
+        (:func:`lpm.core.losses.bind_loss`)."""
+        return bind_loss(self.loss, self.counts, tau=self.tau, gamma=self.gamma, margin=self.margin)
 
     @property
     def regularised(self) -> bool:

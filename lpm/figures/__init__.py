@@ -23,6 +23,8 @@ FIGURES = {
     "long_tailed": "lpm.figures.longtail:plot_long_tailed",
     "convergence_map": "lpm.figures.convergence_map:plot_convergence_map",
     "collapse_vs_ratio": "lpm.figures.compare:plot_collapse_vs_ratio",
+    "remedies": "lpm.figures.remedies:plot_remedies",
+    "remedy_tuning": "lpm.figures.remedies:plot_remedy_tuning",
 }
 #: plot functions registered from Python (:func:`register_plot`)
 _PLUGINS: dict[str, Callable] = {}

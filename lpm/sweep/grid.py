@@ -118,6 +118,13 @@ class Grid:
     ``lambda_W`` and ``lambda_H`` are the weight-decay coefficients of the
     cells whose budget is ``weight-decay`` (theory.md §9; fixed classifiers
     take no ``lambda_W``); other cells ignore them.
+    ``tau``, ``gamma``, ``margin`` are axes of the count-aware losses
+    (theory.md §14): each applies to the losses that take it (``None``: the
+    published default) and the other losses' cells ignore it; an axis that no
+    loss of the grid takes is refused. ``class_weights`` is an axis of class
+    weighting schemes, ``beta`` that of the class-balanced β (refused when the
+    grid has no ``class-balanced`` scheme). Unset values stay out of the cell
+    spec, so cells without them keep their identities.
     """
 
     ratio: Sequence[float] = (100.0,)
@@ -136,6 +143,11 @@ class Grid:
     counts: Sequence[Sequence[float]] | None = None
     lambda_W: Sequence[float | None] = (None,)
     lambda_H: Sequence[float | None] = (None,)
+    tau: Sequence[float | None] = (None,)
+    gamma: Sequence[float | None] = (None,)
+    margin: Sequence[float | None] = (None,)
+    class_weights: Sequence[str] = ("none",)
+    beta: Sequence[float | None] = (None,)
     solver_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     name: str = "grid"
 
@@ -151,6 +163,7 @@ class Grid:
             object.__setattr__(self, "counts", tuple(tuple(canonical_float(c) for c in check_counts(one))
                                                      for one in lists))
         object.__setattr__(self, "ratio", tuple(canonical_float(check_ratio(r)) for r in self.ratio))
+        self._check_remedy_axes()
         if not isinstance(self.solver_settings, Mapping):
             raise LPMInputError("solver_settings", self.solver_settings, "a mapping from solver name to settings")
         for name, settings in self.solver_settings.items():  # settings nobody would use are a mistake
@@ -165,6 +178,48 @@ class Grid:
                 if given:
                     raise LPMInputError(name, given[0], "given only when the budget forms include "
                                                         "'weight-decay' (--budget weight-decay)")
+
+    def _check_remedy_axes(self) -> None:
+        from ..core.losses import LOSS_HYPERPARAMETERS  # the registry, read only to validate axes
+
+        for name in ("tau", "gamma", "margin"):
+            values = [v for v in getattr(self, name) if v is not None]
+            if values and not any(name in LOSS_HYPERPARAMETERS.get(loss, ()) for loss in self.loss):
+                takers = [loss for loss, takes in LOSS_HYPERPARAMETERS.items() if name in takes]
+                raise LPMInputError(name, values[0] if len(values) == 1 else values,
+                                    "left unset unless the losses include one that takes it ("
+                                    + ", ".join(repr(t) for t in takers) + ")")
+        if any(v is not None for v in self.beta) and "class-balanced" not in self.class_weights:
+            values = [v for v in self.beta if v is not None]
+            raise LPMInputError("beta", values[0] if len(values) == 1 else values,
+                                "left unset unless class_weights include 'class-balanced'")
+
+    def _remedies(self, loss: str) -> list[dict[str, Any]]:
+        """The hyperparameters and class weights of one loss's cells: the axes the loss
+        takes (others ignored), × the weighting schemes (β only for class-balanced); unset
+        values are left out of the spec."""
+        from ..core.losses import LOSS_HYPERPARAMETERS
+
+        def num(v):  # numbers canonical; anything else goes on to the Problem's check
+            return canonical_float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+        takes = LOSS_HYPERPARAMETERS.get(loss, ())
+        axes = [[(name, num(v)) for v in dict.fromkeys(getattr(self, name))] if name in takes else [(name, None)]
+                for name in ("tau", "gamma", "margin")]
+        weightings = []
+        for scheme in dict.fromkeys(self.class_weights):
+            betas = dict.fromkeys(num(b) for b in self.beta) if scheme == "class-balanced" else (None,)
+            weightings += [(scheme, b) for b in betas]
+        out = []
+        for combo in itertools.product(*axes):
+            for scheme, beta in weightings:
+                extra = {k: v for k, v in combo if v is not None}
+                if scheme != "none":
+                    extra["class_weights"] = scheme
+                if beta is not None:
+                    extra["beta"] = beta
+                out.append(extra)
+        return out
 
     def _budgets(self) -> list[tuple[float, float]]:
         if self.ewh is not None:
@@ -190,10 +245,12 @@ class Grid:
             if budget == "max-margin":  # no norm budget enters the limit (theory.md §15): one cell per setting
                 del problem["E_W"], problem["E_H"]
             for decay in self._decays(budget, clf):
-                spec = {"problem": {**problem, **decay}, "solver": solver,
-                        "settings": dict(self.solver_settings.get(solver, {}))}
-                key = json.dumps(spec, sort_keys=True, default=str)
-                if key not in seen:
+                for remedy in self._remedies(loss):
+                    spec = {"problem": {**problem, **decay, **remedy}, "solver": solver,
+                            "settings": dict(self.solver_settings.get(solver, {}))}
+                    key = json.dumps(spec, sort_keys=True, default=str)
+                    if key in seen:
+                        continue
                     seen.add(key)
                     out.append(Cell("solve", spec, self.name))
         return out
@@ -321,6 +378,58 @@ class ConvergenceGrid:
                 if s != 4:  # cells at the default keep their identities (and resume)
                     spec["samples_per_class"] = s
                 out.append(Cell("convergence", spec, self.name))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class TuningGrid:
+    """Grid of the ``tuning`` task (theory.md §14.7): for each loss × R × budget form, the value of
+    the loss's hyperparameter ``parameter`` of ``tune`` (``la``: τ, ``cdt`` and ``vs``: γ) at which the
+    learnable geometry is closest to the simplex ETF, searched over ``bounds`` by certified solves
+    (:func:`lpm.core.tuning.closest_to_etf`). ``lambda_W``/``lambda_H`` are the weight-decay
+    coefficients of the ``weight-decay`` budget form."""
+
+    tune: Mapping[str, str] = field(default_factory=lambda: {"la": "tau", "cdt": "gamma", "vs": "gamma"})
+    bounds: Mapping[str, Sequence[float]] = field(default_factory=lambda: {"tau": [-2.0, 2.0],
+                                                                           "gamma": [-1.0, 1.0]})
+    ratio: Sequence[float] = (10.0, 100.0)
+    budget: Sequence[str] = ("class-average",)
+    K: int = 10
+    majority: int = 5
+    E_W: float = 1.0
+    E_H: float = 5.0
+    lambda_W: float | None = None
+    lambda_H: float | None = None
+    points: int = 9
+    xatol: float = 1e-3
+    name: str = "tuning"
+
+    task = "tuning"
+
+    def __post_init__(self):
+        for name in ("ratio", "budget"):
+            object.__setattr__(self, name, as_tuple(name, getattr(self, name)))
+        if not isinstance(self.tune, Mapping) or not self.tune:
+            raise LPMInputError("tune", self.tune, "a table from loss to the hyperparameter searched, e.g. "
+                                                   "{ la = 'tau' }")
+        if not isinstance(self.bounds, Mapping):
+            raise LPMInputError("bounds", self.bounds, "a table from hyperparameter to [low, high]")
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for loss, parameter in self.tune.items():
+            for budget in self.budget:
+                decay = ({"lambda_W": self.lambda_W, "lambda_H": self.lambda_H} if budget == "weight-decay" else {})
+                for R in self.ratio:
+                    spec = {"loss": loss, "parameter": parameter,
+                            "bounds": [float(b) for b in self.bounds.get(parameter, (-1.0, 1.0))],
+                            "ratio": canonical_float(R), "budget": budget, "K": self.K, "majority": self.majority,
+                            "E_W": float(self.E_W), "E_H": float(self.E_H), "points": self.points,
+                            "xatol": float(self.xatol), **decay}
+                    out.append(Cell("tuning", spec, self.name))
         return out
 
     def to_dict(self) -> dict:

@@ -28,7 +28,8 @@ TABLE_FORMAT = "CSV (comma-separated, header row, one row per cell; long tables 
 #: long tables every sweep of the ``solve`` task writes (removed when a grid has none)
 LONG_TABLES = ("trajectory", "per_class")
 #: columns copied from a cell's results row onto its long-table rows
-KEY_COLUMNS = ("solver", "budget", "majority", "d", "ewh", "E_W", "E_H", "ratio", "K")
+KEY_COLUMNS = ("solver", "budget", "majority", "d", "ewh", "E_W", "E_H", "ratio", "K", "loss", "tau", "gamma", "margin",
+               "class_weights", "beta")
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:

@@ -18,7 +18,8 @@ A task may also register
 
 Tasks: ``solve`` (one Problem, one back end, its geometry; nuclear cells
 batch through :meth:`lpm.core.solvers.nuclear.NuclearSolver.solve_path`),
-``threshold`` (R* of the learnable LPM, theory.md §4.3), ``regularised``
+``threshold`` (R* of the learnable LPM, theory.md §4.3), ``tuning`` (the
+count-aware loss's hyperparameter closest to the ETF, theory.md §14.7), ``regularised``
 (the weight-decay model against its threshold formula, theory.md §9) and,
 in :mod:`lpm.sweep.train`, ``train`` (one deep run).
 """
@@ -292,6 +293,55 @@ def threshold_cell(spec: dict) -> dict:
     found_both = row["ratio_star_index"] is not None and row["ratio_star_kkt"] is not None
     row["status"] = "ok" if found_both else "outside-bracket"
     return {"row": row, "tables": {}}
+
+
+# --------------------------------------------------------------- tuning task
+def _tuning_family(spec: dict):
+    """The problem family p(v) of a ``tuning`` cell and the search bounds (checked)."""
+    from ..core.losses import LOSS_HYPERPARAMETERS
+
+    loss, parameter = spec["loss"], spec["parameter"]
+    check_choice("loss", loss, [n for n, takes in LOSS_HYPERPARAMETERS.items() if takes])
+    check_choice("parameter", parameter, LOSS_HYPERPARAMETERS[loss], owner=f"loss '{loss}'")
+    low = check_number("bounds", spec["bounds"][0])
+    high = check_number("bounds", spec["bounds"][1], low=low, low_open=True)
+    extra = {k: spec[k] for k in ("lambda_W", "lambda_H") if spec.get(k) is not None}
+
+    def family(v: float) -> Problem:
+        return Problem.from_profile(K=spec["K"], ratio=spec["ratio"], profile="step", majority=spec["majority"],
+                                    loss=loss, budget=spec["budget"], E_W=spec["E_W"], E_H=spec["E_H"],
+                                    **{parameter: v}, **extra)
+    family(low), family(high)  # every check of the Problem, without solving
+    return family, (low, high)
+
+
+def check_tuning_cell(spec: dict) -> Plan:
+    _tuning_family(spec)
+    check_number("points", spec["points"], low=3, integer=True)
+    check_number("xatol", spec["xatol"], low=0, low_open=True)
+    return Plan()
+
+
+@register_task("tuning", check=check_tuning_cell)
+def tuning_cell(spec: dict) -> dict:
+    """The hyperparameter value closest to the ETF for one (loss, R, budget form)
+    (:func:`lpm.core.tuning.closest_to_etf`, theory.md §14.7)."""
+    from ..core.tuning import closest_to_etf
+
+    family, bounds = _tuning_family(spec)
+    found = closest_to_etf(family, bounds, points=spec["points"], xatol=spec["xatol"])
+    at_best = get_solver("nuclear").run(family(found.best))
+    metrics = measure_solution(at_best)
+    row = {k: spec[k] for k in ("loss", "parameter", "ratio", "budget", "K", "majority", "E_W", "E_H")}
+    row.update({"lambda_W": spec.get("lambda_W"), "lambda_H": spec.get("lambda_H"), "bound_low": bounds[0],
+                "bound_high": bounds[1], "best": found.best, "distance": found.distance,
+                "neutral_distance": found.neutral_distance, "evaluations": len(found.evaluations),
+                "worst_relative_gap": found.worst_gap, "status": "ok",
+                "classifier_minority_cos": jsonable(metrics["classifier_minority_cos"]),
+                "collapse_index": jsonable(metrics["collapse_index"])})
+    search = [{"loss": spec["loss"], "ratio": spec["ratio"], "budget": spec["budget"], "value": v,
+               "distance": d, "relative_gap": g} for v, d, g in found.evaluations]
+    return {"row": row, "tables": {"search": search}}
 
 
 # --------------------------------------------------------------- regularised task

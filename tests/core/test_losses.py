@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from lpm.core.losses import (LOSSES, batch_balance_scale, get_loss, released_dr_curvature, released_dr_logit_grad,
-                             released_dr_value)
+from lpm.core.losses import (LOSS_NAMES, AffineCrossEntropy, batch_balance_scale, bind_loss, get_loss,
+                             released_dr_curvature, released_dr_logit_grad, released_dr_value)
+
+#: counts the count-aware losses are bound to in the generic tests (every loss runs through them)
+COUNTS5, COUNTS6 = (50.0, 20.0, 7.0, 3.0, 1.0), (40.0, 40.0, 9.0, 5.0, 2.0, 1.0)
+
+
+def _bound(name, counts):
+    return bind_loss(name, counts)
 
 
 # ------------------------------------------------------------------ hand-computed DR values
@@ -72,9 +79,9 @@ def test_batch_balance_scale():
 
 
 # ------------------------------------------------------------------ every loss, every back end
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_numpy_torch_and_cvxpy_forms_agree_and_gradients_are_exact(name):
-    loss, t = LOSSES[name], 1.7
+    loss, t = _bound(name, COUNTS5), 1.7
     rng = np.random.default_rng(3)
     Z = rng.standard_normal((5, 5)) * 2
     y = np.arange(5)
@@ -101,24 +108,29 @@ def test_numpy_torch_and_cvxpy_forms_agree_and_gradients_are_exact(name):
         assert np.linalg.eigvalsh(0.5 * (H + H.T)).max() <= loss.curvature(t) + 1e-12
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_multiplicity_counts_copies_of_a_logit(name):
-    """A row with logit z_j repeated m_j times equals the expanded row (the grouped solver's form)."""
-    loss = LOSSES[name]
+    """A row with logit z_j repeated m_j times equals the expanded row (the grouped solver's form);
+    a count-aware loss's copies carry the parameters of the class they copy."""
+    loss = _bound(name, (30.0, 5.0, 1.0))
     compact = np.array([[0.3, -0.8, 1.1]])
     multiplicity = np.array([[2.0, 3.0, 1.0]])              # label 2 counts once
     expanded = np.array([[0.3, 0.3, -0.8, -0.8, -0.8, 1.1]])
+    big = loss
+    if isinstance(loss, AffineCrossEntropy):
+        copy = [0, 0, 1, 1, 1, 2]
+        big = AffineCrossEntropy(name, "", loss.scale[copy], loss.shift[copy], loss.margin[copy])
     v_c, g_c = loss.value_grad(compact, np.array([2]), 1.4, multiplicity=multiplicity)
-    v_e, g_e = loss.value_grad(expanded, np.array([5]), 1.4)
+    v_e, g_e = big.value_grad(expanded, np.array([5]), 1.4)
     np.testing.assert_allclose(v_c, v_e, rtol=1e-14)
     np.testing.assert_allclose(g_c[0], g_e[0, [0, 2, 5]], rtol=1e-14, atol=1e-16)  # per copy
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_hvp_operator_repeats_hvp_in_place_and_in_float32(name):
     """The factored nuclear solver's products: equal to ``hvp`` (float64, to rounding; float32, to its
     precision), written into the vector passed in, and reusable at one point."""
-    loss, t = LOSSES[name], 1.7
+    loss, t = _bound(name, COUNTS6), 1.7
     rng = np.random.default_rng(5)
     Z = rng.standard_normal((6, 6)) * 2
     y = rng.permutation(6)                                 # labels off the diagonal too

@@ -250,3 +250,21 @@ def test_class_average_budget_tends_to_the_etf():
         distances.append(gram_distance_to_etf(s.W))
     assert distances[0] > 0.75 and 0.25 < distances[1] < 0.32 and distances[2] < 1e-6
     assert np.allclose(mm.closed_form_logits(np.ones(10)), np.eye(10) - 0.1)  # D = I: Z* = P, the ETF's logits
+
+
+@pytest.mark.parametrize("loss, extra", [("la", {"tau": 1.0}), ("ldam", {}), ("cdt", {"gamma": 0.5}),
+                                          ("vs", {"gamma": 0.3, "tau": 1.0})])
+def test_every_remedy_loss_has_its_certified_limit(loss, extra):
+    """The registered remedy losses pose the max-margin budget through their bound
+    hyperparameters: la and ldam give SELI (CE's limit), cdt and vs the class-temperature
+    limit a_j = (n_max/n_j)^γ; analytic and convex agree, both certified."""
+    counts = [20.0, 8.0, 3.0, 1.0]
+    problem = Problem.from_counts(counts, loss=loss, budget="max-margin", **extra)
+    a, c = solve(problem, "analytic"), solve(problem, "convex")
+    for s in (a, c):
+        assert s.status is Status.OPTIMAL and s.certificate.relative_gap <= 1e-9
+    np.testing.assert_allclose(a.W @ a.W.T, c.W @ c.W.T, atol=1e-6)
+    temperatures = None if loss in ("la", "ldam") else (max(counts) / np.asarray(counts)) ** extra["gamma"]
+    expected = mm.seli_grams(counts, class_temperatures=temperatures)[0]
+    G = a.W @ a.W.T
+    np.testing.assert_allclose(G / np.linalg.norm(G), expected / np.linalg.norm(expected), atol=1e-9)

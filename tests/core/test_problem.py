@@ -49,7 +49,7 @@ def test_fixed_classifier_rows():
     (dict(ratio=0.5), "The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
     (dict(E_H=0), "The 'E_H' parameter must be a number >= 1e-08 and <= 1e+08. Got 0 instead."),
     (dict(E_W=-1), "The 'E_W' parameter must be a number >= 1e-08 and <= 1e+08. Got -1 instead."),
-    (dict(loss="hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'dr-unscaled', 'mse'. Got 'hinge' instead."),
+    (dict(loss="hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'dr-unscaled', 'mse', 'la', 'cdt', 'ldam', 'vs'. Got 'hinge' instead."),
     (dict(classifier="etf"),
      "The 'classifier' parameter must be one of 'learnable', 'fixed-etf', 'fixed-random'. Got 'etf' instead."),
     (dict(profile="zipf"), "The 'profile' parameter must be one of 'step', 'exp'. Got 'zipf' instead."),

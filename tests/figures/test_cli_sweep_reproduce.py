@@ -84,7 +84,7 @@ def test_sweep_bad_options_exit_2():
         (("--ratio-range", "1:1e4"), "The 'ratio-range' parameter must be START:STOP:NUM"),
         (("--ratios", "1,x"), "The 'ratios' parameter must be a comma-separated list of numbers"),
         (("--ratios", "0.5"), "The 'ratio' parameter must be a number >= 1. Got 0.5 instead."),
-        (("--loss", "hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'dr-unscaled', 'mse'. Got 'hinge' instead."),
+        (("--loss", "hinge"), "The 'loss' parameter must be one of 'ce', 'dr', 'dr-unscaled', 'mse', 'la', 'cdt', 'ldam', 'vs'. Got 'hinge' instead."),
         (("--solver", "magic"), "The 'solver' parameter must be one of"),
         (("--setting", "steps=3"), "The 'setting' parameter must be SOLVER.KEY=VALUE"),
         (("--ratios", "1", "--ratio-range", "1:10:2"), "The 'ratios' parameter must be omitted when --ratio-range"),

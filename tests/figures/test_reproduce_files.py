@@ -62,7 +62,7 @@ def test_unknown_keys_and_names_are_user_errors(tmp_path):
     with pytest.raises(LPMInputError, match=r"keys of a 'solve' grid"):
         build_grid({"task": "solve", "ratios": [1, 2]})
     with pytest.raises(LPMInputError, match=r"The 'task' parameter of grid must be one of 'solve', 'threshold', "
-                                            r"'regularised', 'convergence'. Got 'train' instead."):
+                                            r"'regularised', 'convergence', 'tuning'. Got 'train' instead."):
         build_grid({"task": "train"})
     ok_dir = tmp_path / "ok"
     ok_dir.mkdir()

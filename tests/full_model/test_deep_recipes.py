@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import full_model.train as train_module
-from full_model._weights_shim import class_weights
+from lpm.core.weighting import class_weights
 from full_model.config import build_config
 from full_model.train import schedule_of, train
 from lpm.cli import app

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from full_model import checkpoint as ckpt
 from full_model import run_format as rf
-from full_model._weights_shim import class_weights
+from lpm.core.weighting import class_weights
 from full_model.config import build_config, default_run_name, stage_config
 from full_model.data import load_dataset
 from full_model.distributed import DistContext

@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import maxmargin
 from ..certificates import fixed_classifier_certificate
+from ..losses import LOSS_FAMILIES
 from ..problem import Problem
 from ..solution import Solution, Status
 from .registry import Solver, register
@@ -79,20 +80,30 @@ def class_average_norms(problem: Problem) -> np.ndarray:
     return r * np.sqrt(target / (r**2).sum())  # exact budget after root tolerance
 
 
-def weight_decay_norm(problem: Problem) -> float:
-    """The common optimal feature norm r of a fixed ETF with CE and weight decay (module docstring)."""
+def weight_decay_norms(problem: Problem) -> np.ndarray:
+    """The optimal feature norms r_k of a fixed ETF with CE and weight decay (module docstring):
+    the root of a(K−1)/(e^{a r} + K − 1) = (n_k/p_k) λ_H r, one value for all classes unless
+    class weights make p_k differ from n_k/N."""
     from scipy.optimize import (
         brentq,  # ≈0.5 s to import; only this budget form needs a root finder
     )
 
     K = problem.K
     a = np.sqrt(problem.E_W) * K / (K - 1)
-    slope = sum(problem.counts) * problem.lambda_H
-    excess = lambda r: a * (K - 1) / (np.exp(min(a * r, 700.0)) + K - 1) - slope * r  # noqa: E731  decreasing
-    hi = 1.0
-    while excess(hi) > 0:
-        hi *= 2
-    return brentq(excess, 0.0, hi, xtol=1e-15, rtol=1e-15)
+    n = np.asarray(problem.counts, dtype=np.float64)
+    slopes = n / problem.weights * problem.lambda_H
+    if problem.class_weights == "none":  # p_k = n_k/N exactly: one slope N λ_H
+        slopes = np.full(K, sum(problem.counts) * problem.lambda_H)
+
+    def root(slope):
+        excess = lambda r: a * (K - 1) / (np.exp(min(a * r, 700.0)) + K - 1) - slope * r  # noqa: E731  decreasing
+        hi = 1.0
+        while excess(hi) > 0:
+            hi *= 2
+        return brentq(excess, 0.0, hi, xtol=1e-15, rtol=1e-15)
+
+    values, index = np.unique(slopes, return_inverse=True)
+    return np.array([root(v) for v in values])[index.ravel()]
 
 
 @register
@@ -107,8 +118,10 @@ class AnalyticSolver(Solver):
             return None  # the Problem admits only the losses with a closed-form limit
         if problem.classifier != "fixed-etf":
             return f"closed forms exist only for the fixed-etf classifier, not '{problem.classifier}'"
-        if problem.loss == "mse" or (problem.regularised and problem.loss != "ce"):
-            return f"closed forms exist only for the ce and dr losses (ce with weight decay), not '{problem.loss}'"
+        if problem.loss not in ("ce", "dr", "dr-unscaled") or (problem.regularised and problem.loss != "ce"):
+            return (f"closed forms exist only for the ce and dr losses (ce with weight decay), not "
+                    f"'{problem.loss}'" + (" (its logits depend on the class counts, so the ETF symmetry of "
+                                           "Theorems 1-2 is broken)" if problem.loss in LOSS_FAMILIES else ""))
         return None
 
     def _run(self, problem: Problem) -> Solution:
@@ -119,7 +132,7 @@ class AnalyticSolver(Solver):
         if problem.budget == "per-sample":
             r = np.full(problem.K, np.sqrt(problem.E_H))
         elif problem.regularised:
-            r = np.full(problem.K, weight_decay_norm(problem))
+            r = weight_decay_norms(problem)
         else:
             r = class_average_norms(problem)
         H = r[:, None] * M.T

@@ -23,7 +23,12 @@ always 0 (P_a = 0).
 
 Losses. A class of group a sees m + 1 distinct logits: its own, and M_ab
 standing for s_b − δ_ab copies; the loss registry evaluates such rows with
-``multiplicity`` (:meth:`lpm.core.losses.Loss.value_grad`).
+``multiplicity`` (:meth:`lpm.core.losses.Loss.value_grad`). A count-aware
+loss (theory.md §14) has parameters that depend on the counts only, so all
+classes of a group share them and the reduction holds; its per-problem
+parameters, laid out on these rows, come from
+:meth:`lpm.core.losses.AffineCrossEntropy.grouped` (the batch shares the loss
+name, not its parameters).
 
 Algorithm: FISTA with step 1/L, L = max_k p_k · c (c the loss's logit
 curvature bound, :meth:`lpm.core.losses.Loss.curvature`), O'Donoghue–Candès
@@ -43,6 +48,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..losses import AffineCrossEntropy
 from ..problem import Problem
 
 
@@ -62,7 +68,7 @@ class Reduction:
         self.group = group_labels(first)
         assert all(p.K == first.K and p.loss == first.loss and np.array_equal(group_labels(p), self.group)
                    for p in problems), "a batch must share K, the loss and the equal-count groups"
-        self.K, self.loss = first.K, first.loss_fn
+        self.K = first.K
         m = int(self.group.max()) + 1
         self.size = np.bincount(self.group, minlength=m).astype(np.float64)
         self.mult = self.size - 1.0  # multiplicity of |α_a| among the singular values
@@ -74,6 +80,11 @@ class Reduction:
         self.diag = (slice(None), *np.diag_indices(m))
         self.spectrum_weights = np.concatenate((self.mult, np.ones(m)))
         representative = np.unique(self.group, return_index=True)[1]
+        # a count-aware loss has its own parameters in each problem (they depend on the counts only, so
+        # the classes of a group share them): one loss with per-row, per-problem parameters
+        losses = [p.loss_fn for p in problems]
+        self.loss = (AffineCrossEntropy.grouped(losses, representative)
+                     if isinstance(losses[0], AffineCrossEntropy) else losses[0])
         self.class_weight = np.stack([p.weights[representative] for p in problems])  # (B, m)
         self.group_weight = self.class_weight * self.size
         self.target = np.array([p.dr_target for p in problems])
