@@ -20,7 +20,10 @@ counts (:func:`lpm.core.solvers.factored.grouped_is_cheaper`):
   Burer–Monteiro trust-region Newton on factors of the matrix, warm-started
   from a bucketed grouped solve (:mod:`lpm.core.solvers.factored`). Should
   it stop uncertified (say, a ball whose optimum lies strictly inside), the
-  grouped engine finishes from its point.
+  grouped engine finishes from its point. Its arrays are NumPy's or, with
+  the setting ``backend='torch'``, torch's on ``device`` (CUDA when present:
+  float32 Hessian products on the GPU; every certificate in float64 on the
+  recovered point, as always).
 
 The solver then recovers W = c V S^{1/2}, H = c⁻¹ U S^{1/2} (c² =
 sqrt(E_W/E_H)) from Z = U S Vᵀ (under weight decay the penalised
@@ -50,7 +53,7 @@ from ..solution import Solution, Status
 from .backends import BACKENDS, DEVICES, make_backend
 from .factored import grouped_is_cheaper, solve_factored
 from .grouped import Reduction, fista, group_labels
-from .recovery import _thin_svd, balanced_factors, balanced_factors_of, penalised_factors, penalised_factors_of
+from .recovery import balanced_factors, balanced_factors_of, penalised_factors, penalised_factors_of
 from .registry import Solver, register
 
 #: values of the ``engine`` setting
@@ -158,7 +161,7 @@ class NuclearSolver(Solver):
     def _solve_factored(self, problem: Problem, start: np.ndarray | None = None) -> Solution:
         """The factored engine, certified on the recovered (W, H) (recovered from the
         factors in O(K r²)); the grouped engine finishes from its point if it stopped
-        uncertified. ``start``: factors [H; W] of a nearby solution (:meth:`run_from`)."""
+        uncertified. ``start``: factors [H; W] to start from instead of the bucketed warm start."""
         s = self.settings
         recovered: dict = {}
 
@@ -181,26 +184,6 @@ class NuclearSolver(Solver):
         detail += (f"; uncertified there (relative gap {result.relative_gap:.1e}), so the grouped engine "
                    f"on {groups} groups finished from its point in {int(more[0])} iterations")
         return self._finish(problem, matrix, iterations, groups, "factored", detail)
-
-    def run_from(self, problem: Problem, previous: Solution) -> Solution:
-        """:meth:`run`, the factored engine warm-started from ``previous`` (a solution of a
-        problem with the same counts and loss, e.g. another budget of a bracketing
-        search): its factors, rescaled onto this problem's ball, replace the bucketed
-        warm start. Falls back to :meth:`run` where the grouped engine applies."""
-        if (self.engine(problem) != "factored" or previous.problem.K != problem.K
-                or previous.problem.regularised or problem.regularised):
-            return self.run(problem)
-        reason = self.supports(problem)
-        if reason:
-            raise SolverRefused(self.name, reason)
-        began = time.perf_counter()
-        U, sv, V = _thin_svd(previous.H, previous.W)
-        import os
-        keep = sv > float(os.environ.get("KEEPF", "1e-9")) * max(sv[0] if sv.size else 0.0, 1e-300)
-        root = np.sqrt(sv[keep])
-        solution = self._solve_factored(problem, start=np.stack([U[:, keep] * root, V[:, keep] * root]))
-        solution.time_s = time.perf_counter() - began
-        return solution
 
     def _recover(self, problem: Problem, A: np.ndarray, B: np.ndarray):
         """(W, H, certificate, note) at the model point recovered from the program's
