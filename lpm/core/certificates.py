@@ -67,7 +67,9 @@ def _spectral_norm(A: np.ndarray) -> float:
         m, n = n, m
     top = float(np.linalg.eigvalsh(A.T @ A)[-1])
     gamma = m * _U / (1.0 - m * _U)
-    absolute = float(np.abs(A).sum(axis=0).max() * np.abs(A).sum(axis=1).max())
+    magnitude = np.abs(A)
+    absolute = float(magnitude.sum(axis=0).max() * magnitude.sum(axis=1).max())
+    del magnitude
     pad = gamma * absolute + n * _U * abs(top)
     if top > 0 and pad <= 1e-12 * top:
         return float(np.sqrt(top + pad))
@@ -134,7 +136,7 @@ def _ball_kkt(G: np.ndarray, H: np.ndarray, radius: float) -> float:
 def nuclear_certificate(problem: Problem, Z: np.ndarray) -> Certificate:
     """Frank–Wolfe lower bound f(Z) − ⟨G, Z⟩ − ρ‖G‖₂ on the nuclear ball (module docstring)."""
     value, G = problem.logit_objective(Z)
-    gap = max(float(np.sum(G * Z)) + problem.nuclear_radius * _spectral_norm(G), 0.0)
+    gap = max(float(np.vdot(G, Z)) + problem.nuclear_radius * _spectral_norm(G), 0.0)
     return Certificate(lower_bound=value - gap, gap=gap, method="nuclear-frank-wolfe")
 
 

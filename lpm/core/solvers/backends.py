@@ -83,8 +83,17 @@ class NumpyBackend:
 
     # ---- the loss
     def softmax(self, X):
-        E = np.exp(X - X.max(axis=-1, keepdims=True))
-        return E / E.sum(axis=-1, keepdims=True)
+        E = X - X.max(axis=-1, keepdims=True)
+        np.exp(E, out=E)
+        E /= E.sum(axis=-1, keepdims=True)
+        return E
+
+    def softmax32(self, X):
+        """Row softmax in float32 with entries below 1e-30 set to zero (no subnormals:
+        they slow float32 products some twenty-fold), one float64 temporary."""
+        S = self.softmax(X).astype(np.float32)
+        S[S < 1e-30] = 0.0
+        return S
 
     def value_grad(self, loss, X, labels, target):
         return loss.value_grad(X, labels, target)
@@ -164,6 +173,11 @@ class TorchBackend(NumpyBackend):
 
     def softmax(self, X):
         return self.torch.softmax(X, dim=-1)
+
+    def softmax32(self, X):
+        S = self.torch.softmax(X, dim=-1).to(self.f32)
+        S[S < 1e-30] = 0.0
+        return S
 
     def value_grad(self, loss, X, labels, target):
         y = self._label_tensor(labels)

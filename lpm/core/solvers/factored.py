@@ -230,7 +230,8 @@ class _Factored:
     def point(self, x) -> _Point:
         ops = self.ops
         H, W = x[0], x[1]
-        X = self.d_scale * (H @ W.T)
+        X = H @ W.T
+        X *= self.d_scale  # in place: at K = 8142 every K×K array is half a GiB
         values, G = self._loss(X)
         G *= self.d_gweights
         grad = ops.stack([G @ W, G.T @ H])
@@ -349,12 +350,16 @@ class _Factored:
         lowrank = None
         if isinstance(self.loss, CrossEntropy):  # in float32: a preconditioner needs few digits
             f32, f64 = ops.f32, ops.f64
-            S = _float32(ops, ops.softmax(pt.X))
+            S = ops.softmax32(pt.X)
             W32 = ops.cast(W, f32)
             hw = ops.asarray(self.hweights, f32)[:, None]
             SW = S @ W32
             dH = ops.cast(hw * (S @ _float32(ops, W * W) - SW**2), f64)
-            dW = ops.cast((hw * (S - S * S)).T @ _float32(ops, H * H), f64)
+            T = S * S  # hw ⊙ (S − S ⊙ S), in one K×K float32 temporary
+            ops.xp.subtract(S, T, out=T)
+            T *= hw
+            dW = ops.cast(T.T @ _float32(ops, H * H), f64)
+            del T
             own = ops.cast(hw[:, 0] * ops.diag(S), f64)[:, None]  # w_k c_k² s_kk
             u = W - ops.cast(SW, f64)  # w_k − E_{s_k}[w]
             cross = Gd + own * H * u
@@ -530,6 +535,7 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
         forcing = max(min(0.1, np.sqrt(pt.grad_norm / first)), min(0.5, 0.5 * stop_grad / pt.grad_norm))
         dtype = ops.f32 if mixed else ops.f64
         step, predicted, boundary, used = _steihaug(problem, pt, precond, radius, forcing, max_cg, dtype)
+        pt.cache.clear()  # the working-precision operands (1.5 K×K): rebuilt only if this step is rejected
         products += used
         new = problem.point(problem.retract(pt.x + problem.horizontal(pt, step)))
         value_old, value_new = problem.program_value(pt), problem.program_value(new)
