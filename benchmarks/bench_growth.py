@@ -10,7 +10,8 @@ as such and ends that profile (larger K would too).
 
 The figure (``--figure``, default docs/figures/growth.png) is log–log: CPU seconds and peak
 memory against K, one curve per profile, each with its fitted exponent (least squares of
-log y on log K over the points with K >= ``--fit-from``).
+log y on log K over the points with K >= ``--fit-from``, default 300: below it fixed
+costs dominate).
 
 Run:
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_growth.py            # K = 10 ... 8142
@@ -126,7 +127,7 @@ def main() -> None:
     parser.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per solve")
-    parser.add_argument("--fit-from", type=float, default=100.0)
+    parser.add_argument("--fit-from", type=float, default=300.0)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "growth.json")
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "growth.png")
     parser.add_argument("--plot", type=Path, help="only draw the figure from this JSON")
