@@ -163,10 +163,9 @@ class NuclearSolver(Solver):
         factors in O(K r²)); the grouped engine finishes from its point if it stopped
         uncertified. ``start``: factors [H; W] to start from instead of the bucketed warm start."""
         s = self.settings
-        recovered: dict = {}
 
         def certify(A: np.ndarray, B: np.ndarray):
-            recovered["point"] = point = self._recover(problem, A, B)
+            point = self._recover(problem, A, B)
             return point[2].relative_gap, point
 
         result = solve_factored(problem, s["tol"], s["max_newton"], backend=make_backend(s["backend"], s["device"]),
