@@ -385,8 +385,9 @@ class _Factored:
         cross = ops.clip(cross, -bound, bound)  # keep each block SPD
         det = dH * dW - cross**2
         inverse = (dW / det, -cross / det, dH / det)
+        del det
         if lowrank is None:
-            return (dH, cross, dW), inverse, None
+            return _stored(ops, (dH, cross, dW)), _stored(ops, inverse), None
         # Woodbury: M = B + Ũ Ũᵀ per class, Ũ = [ũ 0; 0 h̃]; S = I + Ũᵀ B⁻¹ Ũ (2×2 per class)
         a, b, c = inverse
         p1, q1, q2 = lowrank  # Ũ's columns: (p1, q1) and (0, q2)
@@ -396,7 +397,8 @@ class _Factored:
         s12 = xp.sum(p1 * bp2 + q1 * bq2, 1)
         s22 = 1.0 + xp.sum(q2 * bq2, 1)
         sdet = s11 * s22 - s12 * s12
-        return (dH, cross, dW), inverse, (p1, q1, q2, s22 / sdet, -s12 / sdet, s11 / sdet)
+        return (_stored(ops, (dH, cross, dW)), _stored(ops, inverse),
+                _stored(ops, (p1, q1, q2, s22 / sdet, -s12 / sdet, s11 / sdet)))
 
     # ---------------------------------------------------------------- certificate
     def certify(self, pt: _Point) -> tuple[float, object]:
@@ -419,12 +421,20 @@ class _Factored:
         return float(certificate.relative_gap), certificate
 
 
+def _stored(ops, arrays) -> tuple:
+    """The preconditioner's arrays, kept in float32: it needs few digits, and at
+    r ≈ K/3 its dozen K×r arrays weigh about four K×K float64 ones."""
+    return tuple(ops.cast(a, ops.f32) for a in arrays)
+
+
 def _float32(ops, A):
     """A in float32 with entries below 1e-30 set to zero: squares of small factor
     entries would otherwise be subnormal, and products with subnormal operands run
     some twenty times slower on x86 (measured: 0.68 s instead of 0.005 s for one
     1000×1000×331 product). Only the preconditioner uses this (it needs few digits)."""
-    return ops.cast(ops.xp.where(ops.xp.abs(A) < 1e-30, 0.0 * A, A), ops.f32)
+    B = ops.cast(A, ops.f32)
+    B[ops.xp.abs(B) < 1e-30] = 0.0
+    return B
 
 
 # ====================================================================== trust-region Newton
@@ -504,7 +514,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
 
 
 def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius: float | None = None,
-                  start: _Point | None = None, max_cg: int = 500, mixed: bool = True):
+                  start: _Point | list | None = None, max_cg: int = 500, mixed: bool = True):
     """Riemannian trust-region Newton (Absil–Baker–Gallivan) on the factors.
 
     Inexact Newton steps by :func:`_steihaug` with forcing term
@@ -519,15 +529,20 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
     (:meth:`_Factored.horizontal`).
 
     Stops when ‖∇ℓ‖ ≤ stop_grad or after max_iter steps. ``start``: the
-    point x already evaluated (it saves one gradient).
+    point x already evaluated (it saves one gradient), or a list holding it
+    (popped here, so that the caller keeps no reference to its K×K arrays).
     Returns (point, Newton steps, Hessian products, final radius).
     """
     ops = problem.ops
+    if isinstance(start, list):
+        start = start.pop() if start else None
     pt = problem.principal(start if start is not None else problem.point(problem.retract(x)))
+    start = None
     precond = problem.preconditioner(pt)
     if radius is None:  # initial region: a tenth of the point's own M-norm
-        (dH, cross, dW) = precond[0]
+        dH, cross, dW = (ops.cast(m, ops.f64) for m in precond[0])
         radius = 0.1 * np.sqrt(ops.dot(dH, pt.H**2) + 2 * ops.dot(cross, pt.H * pt.W) + ops.dot(dW, pt.W**2))
+        del dH, cross, dW
     first, products, taken = pt.grad_norm, 0, 0
     for taken in range(max_iter):
         if pt.grad_norm <= stop_grad:
@@ -660,8 +675,10 @@ def _polish(problem: _Factored, x, tol: float, stop: float, max_iter: int, certi
             pt = problem.point(x)
             relative_gap, certified = check(pt)
             break
+        pt = None  # the previous round's point and the evaluated start go with the call (K×K arrays)
+        starts, start = [start] if start is not None else [], None
         pt, used_steps, used_products, radius = _trust_region(
-            problem, x, stop, max(min(ROUND, max_iter - steps), 1), radius if not added else None, start)
+            problem, x, stop, max(min(ROUND, max_iter - steps), 1), radius if not added else None, starts)
         steps, products = steps + used_steps, products + used_products
         x = pt.x
         if pt.grad_norm > stop and steps < max_iter:
