@@ -72,8 +72,10 @@ def test_numpy_solves_do_not_import_torch():
     assert out == ["optimal", "False"]
 
 
-def test_woodbury_preconditioner_inverts_its_matrix():
-    """_inverse_operator applies the exact inverse of the 2×2-block-plus-rank-one matrix it describes."""
+def test_woodbury_preconditioner_inverts_its_matrix(monkeypatch):
+    """_inverse_operator applies the exact inverse of the 2×2-block-plus-rank-one matrix it describes
+    (the arrays kept in float64 here; the engine stores them in float32)."""
+    monkeypatch.setattr(F, "_stored", lambda ops, arrays: tuple(arrays))
     problem = exp_problem(12)
     engine = F._Factored(problem)
     x, _ = F.warm_start(problem, 4)
