@@ -131,3 +131,12 @@ def test_factors_recovered_without_the_dense_svd():
     W4, H4, _ = penalised_factors_of(wd, A, B)
     np.testing.assert_allclose(H4 @ W4.T, H3 @ W3.T, atol=1e-10)
     np.testing.assert_allclose(wd.objective(W4, H4), wd.objective(W3, H3), rtol=1e-12)
+
+
+def test_cuda_without_a_device_is_refused_in_one_line():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(LPMInputError) as info:
+        get_solver("nuclear", engine="factored", backend="torch", device="cuda").run(exp_problem(30))
+    assert str(info.value).startswith("The 'device' parameter") and "no CUDA device" in str(info.value)
