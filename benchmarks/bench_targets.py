@@ -2,11 +2,10 @@
 
 Each row is timed as the command a user types (a fresh interpreter, imports included)
 and, where a solver is involved, also through the Python API. Rows are compared in
-the same run against
+the same run, interleaved, against
 
-* ``old``: the project as it stood before the redesign (git revision ``--baseline``,
-  unpacked with ``git archive`` into a temporary folder and run with the same
-  interpreter), and
+* ``old``: the previous revision (git revision ``--baseline``, default 7631961, unpacked
+  with ``git archive`` into a temporary folder and run with the same interpreter), and
 * ``reference``: a script that solves one Gram SDP per ratio with cvxpy (the
   formulation of [F21]; ``benchmarks/bench_sweep_cli.py`` holds it).
 
@@ -17,17 +16,27 @@ Rows:
 3. ``lpm sweep --K 10 --ratio-range 1:1e4:41 --solver nuclear`` vs the reference
    (and the largest objective difference, target 1e-6);
 4. certified learnable CE, exp profile, R = 100, K = 100 (CLI and API);
-5. the same, K = 1000 (the old side takes ~6 min: only with ``--full``);
-6. the same, K = 1000, step profile;
-7. ``lpm compare`` on one K = 1000 run with the ``loss`` budget rule (a run folder
-   written here in the documented format, its class means a noisy simplex ETF).
+5. the same, K = 1000, through the API against the old revision, in seconds, in CPU
+   seconds and in dense 1000×1000 SVDs (one SVD is timed in the same interpreter);
+   target <= 3 s, <= 17 SVDs, relative gap <= 1e-8;
+6. the same for each count-dependent loss ``la``, ``cdt``, ``ldam``, ``vs`` that the
+   loss registry holds (skipped otherwise): target <= 1.5x CE's time;
+7. the same, K = 1000, step profile;
+8. ``lpm compare`` on one K = 1000 run with the ``loss`` budget rule, against the old
+   revision (a run folder written here in the documented format, its class means a
+   noisy simplex ETF); target <= 15 s;
+9. K = 8142, exp, R = 500 (iNaturalist-2018-like counts), CE, API: target <= 10 min,
+   <= 8 GiB (``--no-large`` skips it; the old side runs only with ``--full``).
 
 Peak memory is each subprocess's maximum resident set (``wait4``). Times are medians
-of ``--repeat`` interleaved runs (the K = 1000 rows and compare run once).
+of ``--repeat`` interleaved runs (rows 5–9 run ``--repeat-large`` times, default 1).
+On a shared machine wall times count the other users too: the ratio new/old of one
+interleaved run is the number to compare, and the CPU seconds of the solve (process
+time) are printed beside the wall seconds.
 
-Run:  .venv/bin/python benchmarks/bench_targets.py [--repeat 3] [--quick] [--full] [--out FILE]
+Run:  .venv/bin/python benchmarks/bench_targets.py [--repeat 3] [--quick] [--full] [--no-large] [--out FILE]
 
-``--quick`` skips rows 5–7. ``--out`` writes every measurement as JSON (atomically).
+``--quick`` skips rows 5–9. ``--out`` writes every measurement as JSON (atomically).
 """
 from __future__ import annotations
 
@@ -46,19 +55,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_sweep_cli import REFERENCE, SWEEP  # noqa: E402  (the reference SDP script and the sweep command)
 
-BASELINE = "177a96b"  # the last revision before the redesign (2026-11-26)
+BASELINE = "7631961"  # the revision before the faster factored engine (2026-12-07)
+REMEDIES = ("la", "cdt", "ldam", "vs")
 
 API = r'''
 import json, sys, time
+import numpy as np
+from lpm.core import losses
 from lpm.core.problem import Problem
 from lpm.core.solvers import get_solver
-K, profile = int(sys.argv[1]), sys.argv[2]
-problem = Problem.from_profile(K=K, ratio=100.0, profile=profile, E_W=1.0, E_H=5.0)
+K, profile, ratio, loss = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+if loss not in losses.LOSS_NAMES:
+    print(json.dumps({"skipped": f"loss '{loss}' is not in this revision's registry"}))
+    raise SystemExit
+problem = Problem.from_profile(K=K, ratio=ratio, profile=profile, E_W=1.0, E_H=5.0, loss=loss)
+A = np.random.default_rng(0).standard_normal((1000, 1000))
 began = time.perf_counter()
+np.linalg.svd(A)
+svd = time.perf_counter() - began
+began, cpu = time.perf_counter(), time.process_time()
 solution = get_solver("nuclear").run(problem)
-seconds = time.perf_counter() - began
-print(json.dumps({"seconds": seconds, "relative_gap": solution.certificate.relative_gap,
-                  "status": solution.status.value, "engine": solution.extra.get("engine", "grouped")}))
+seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu_s": cpu, "svd_s": svd, "relative_gap": solution.certificate.relative_gap,
+                  "status": solution.status.value, "engine": solution.extra.get("engine", "grouped"),
+                  "message": solution.message}))
 '''
 
 RUN_FOLDER = r'''
@@ -146,9 +166,11 @@ def med(runs: list[dict], key: str = "seconds") -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat-large", type=int, default=1, help="runs of rows 5-9")
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the 'old' side")
-    parser.add_argument("--quick", action="store_true", help="skip the K = 1000 rows and compare")
-    parser.add_argument("--full", action="store_true", help="also run the old side of K = 1000 exp (~6 min)")
+    parser.add_argument("--quick", action="store_true", help="skip the K = 1000 rows, compare and K = 8142")
+    parser.add_argument("--no-large", action="store_true", help="skip K = 8142")
+    parser.add_argument("--full", action="store_true", help="also run the old side of K = 8142")
     parser.add_argument("--out", type=Path, help="write the measurements as JSON")
     args = parser.parse_args()
     rows: list[dict] = []
@@ -156,12 +178,20 @@ def main() -> None:
     def row(work, new, other=None, other_name="", target="", note=""):
         entry = {"work": work, "new_s": med(new), "new_peak_mib": max(r["peak_mib"] for r in new),
                  "target": target, "note": note}
+        if all("cpu_s" in r for r in new):
+            entry["new_cpu_s"] = med(new, "cpu_s")
         if other:
             entry.update({"against": other_name, "other_s": med(other), "ratio": med(other) / med(new)})
+            if all("cpu_s" in r for r in other):
+                entry["other_cpu_s"] = med(other, "cpu_s")
         rows.append(entry)
-        against = f"{other_name} {entry['other_s']:8.3f} s  ratio {entry['ratio']:7.1f}x" if other else " " * 36
+        against = f"{other_name} {entry['other_s']:8.3f} s  ratio {entry['ratio']:6.2f}x" if other else " " * 34
         print(f"  {work:<46} new {entry['new_s']:8.3f} s  {against}  peak {entry['new_peak_mib']:6.0f} MiB"
               f"  target {target}{'  ' + note if note else ''}", flush=True)
+
+    def api_runs(side: Side, K: str, profile: str, ratio: str, loss: str) -> dict:
+        result = side.python(API, K, profile, ratio, loss)
+        return {**json.loads(result["stdout"].strip().splitlines()[-1]), "peak_mib": result["peak_mib"]}
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -173,13 +203,13 @@ def main() -> None:
         reference_script = tmp / "reference_sdp.py"
         reference_script.write_text(REFERENCE)
 
-        print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; old = {args.baseline}; "
-              f"medians of {args.repeat} interleaved runs", flush=True)
+        print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, OMP_NUM_THREADS="
+              f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; old = {args.baseline}; medians of {args.repeat} "
+              f"interleaved runs ({args.repeat_large} for the large rows)", flush=True)
         n, o = median_runs([lambda: new.lpm("--help", out=False), lambda: old.lpm("--help", out=False)], args.repeat)
         row("lpm --help", n, o, "old", "<= 0.5 s")
-        # the old CLI had no -o; it wrote nothing for simulate without --json
         n, o = median_runs([lambda: new.lpm("simulate", "--K", "10", "--ratio", "100"),
-                            lambda: old.lpm("simulate", "--K", "10", "--ratio", "100", out=False)], args.repeat)
+                            lambda: old.lpm("simulate", "--K", "10", "--ratio", "100")], args.repeat)
         row("lpm simulate --K 10 --ratio 100", n, o, "old", "<= 1.0 s")
 
         n, ref = median_runs([lambda: new.lpm(*SWEEP),
@@ -192,29 +222,53 @@ def main() -> None:
         row("lpm sweep, 41 ratios, K=10, nuclear", n, ref, "reference", ">= 20x vs reference",
             f"|objective diff| <= {worst:.1e} (target 1e-6)")
 
-        cases = [("K=100, exp, R=100", "100", "exp", True)]
-        if not args.quick:
-            cases += [("K=1000, exp, R=100", "1000", "exp", args.full), ("K=1000, step, R=100", "1000", "step", True)]
-        for label, K, profile, with_old in cases:
-            cli = ["simulate", "--K", K, "--profile", profile, "--ratio", "100", "--classifier", "learnable"]
-            repeat = args.repeat if K == "100" else 1
-            fns = [lambda: new.lpm(*cli)] + ([lambda: old.lpm(*cli, out=False)] if with_old else [])
-            runs = median_runs(fns, repeat)
-            api = median_runs([lambda: new.python(API, K, profile)], repeat)[0]
-            facts = json.loads(api[-1]["stdout"])
-            target = "<= 0.2 s, gap <= 1e-8" if K == "100" else ("<= 10 s, <= 1 GiB, gap <= 1e-8"
-                                                              if profile == "exp" else "unchanged or better")
-            row(f"certified CE {label}, CLI", runs[0], runs[1] if with_old else None, "old", target,
-                "" if with_old else "old side not run (--full): it took 363 s in the last quiet run")
-            row(f"certified CE {label}, API solve", [{"seconds": r and json.loads(r["stdout"])["seconds"],
-                                                       "peak_mib": r["peak_mib"]} for r in api], target=target,
-                note=f"relative gap {facts['relative_gap']:.1e}, {facts['status']}, engine {facts['engine']}")
+        cli = ["simulate", "--K", "100", "--profile", "exp", "--ratio", "100", "--classifier", "learnable"]
+        n, o = median_runs([lambda: new.lpm(*cli), lambda: old.lpm(*cli)], args.repeat)
+        row("certified CE K=100, exp, R=100, CLI", n, o, "old", "<= 0.2 s, gap <= 1e-8")
+        n, o = median_runs([lambda: api_runs(new, "100", "exp", "100", "ce"),
+                            lambda: api_runs(old, "100", "exp", "100", "ce")], args.repeat)
+        row("certified CE K=100, exp, R=100, API solve", n, o, "old", "<= 0.2 s, gap <= 1e-8",
+            f"relative gap {n[-1]['relative_gap']:.1e}, {n[-1]['status']}")
 
         if not args.quick:
+            n, o = median_runs([lambda: api_runs(new, "1000", "exp", "100", "ce"),
+                                lambda: api_runs(old, "1000", "exp", "100", "ce")], args.repeat_large)
+            svd = med(n, "svd_s")
+            ce_seconds = med(n)
+            row("certified CE K=1000, exp, R=100, API solve", n, o, "old", "<= 3 s (<= 17 SVDs), gap <= 1e-8",
+                f"{ce_seconds / svd:.1f} SVDs (one 1000x1000 SVD {svd:.3f} s here; old {med(o) / med(o, 'svd_s'):.1f}"
+                f" SVDs); CPU s new {med(n, 'cpu_s'):.2f} old {med(o, 'cpu_s'):.2f}; relative gap "
+                f"{n[-1]['relative_gap']:.1e}, {n[-1]['status']}, engine {n[-1]['engine']}")
+            for loss in REMEDIES:
+                n_loss = [api_runs(new, "1000", "exp", "100", loss) for _ in range(args.repeat_large)]
+                if "skipped" in n_loss[0]:
+                    print(f"  certified {loss} K=1000: skipped ({n_loss[0]['skipped']})", flush=True)
+                    rows.append({"work": f"certified {loss} K=1000, exp, R=100, API solve", "skipped": True,
+                                 "note": n_loss[0]["skipped"]})
+                    continue
+                row(f"certified {loss} K=1000, exp, R=100, API solve", n_loss, target="<= 1.5x CE's time",
+                    note=f"{med(n_loss) / ce_seconds:.2f}x CE's time; relative gap {n_loss[-1]['relative_gap']:.1e}, "
+                         f"{n_loss[-1]['status']}")
+            n, o = median_runs([lambda: api_runs(new, "1000", "step", "100", "ce"),
+                                lambda: api_runs(old, "1000", "step", "100", "ce")], args.repeat_large)
+            row("certified CE K=1000, step, R=100, API solve", n, o, "old", "unchanged or better",
+                f"relative gap {n[-1]['relative_gap']:.1e}, engine {n[-1]['engine']}")
+
             folder = tmp / "run-K1000"
             new.python(RUN_FOLDER, str(folder))
-            result = new.lpm("compare", str(folder), "--budget-rule", "loss")
-            row("lpm compare, K=1000 run, loss rule", [result], target="<= 60 s")
+            n, o = median_runs([lambda: new.lpm("compare", str(folder), "--budget-rule", "loss"),
+                                lambda: old.lpm("compare", str(folder), "--budget-rule", "loss")], args.repeat_large)
+            row("lpm compare, K=1000 run, loss rule", n, o, "old", "<= 15 s")
+
+            if not args.no_large:
+                fns = [lambda: api_runs(new, "8142", "exp", "500", "ce")]
+                if args.full:
+                    fns.append(lambda: api_runs(old, "8142", "exp", "500", "ce"))
+                runs = median_runs(fns, args.repeat_large)
+                row("certified CE K=8142, exp, R=500, API solve", runs[0], runs[1] if args.full else None, "old",
+                    "<= 600 s, <= 8 GiB, gap <= 1e-8",
+                    f"CPU s {med(runs[0], 'cpu_s'):.1f}; relative gap {runs[0][-1]['relative_gap']:.1e}, "
+                    f"{runs[0][-1]['status']}; {runs[0][-1]['message'].split('; ')[1] if '; ' in runs[0][-1]['message'] else ''}")
 
     if args.out:
         from lpm.core.io import write_text_atomic

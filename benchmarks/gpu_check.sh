@@ -14,6 +14,13 @@
 #      min(5, epochs/10), lr x0.1 at 80 % and x0.01 at 90 % of the run, full_model.config).
 # Results go to $OUT (or runs/gpu_check): throughput.json, run folders, comparison.json.
 #
+#   bash benchmarks/gpu_check.sh --nuclear        # the certified solver instead (about 5-10 minutes):
+#   bash benchmarks/gpu_check.sh --nuclear --cpu  # its smoke run (K = 100, no GPU needed)
+# times the factored nuclear engine (learnable CE, exp profile) at K = 1000 (R = 100) and K = 8142
+# (R = 500) with the torch back end on the GPU beside the NumPy engine on the CPU
+# (benchmarks/gpu_nuclear.py; a CPU solve is cut after CPU_TIMEOUT s, default 240), and writes
+# nuclear_gpu.json to $OUT (or results/). Needs numpy, scipy and torch with CUDA.
+#
 # Python needs: torch, numpy and tqdm; step 4 needs mnist1d, which itself imports matplotlib and requests;
 # matplotlib also draws metrics.png (runs skip the figure when it is missing). The runs call the library
 # (full_model.train) rather than the `lpm` CLI, so the check does not depend on the other CLI commands'
@@ -27,6 +34,16 @@ OUT_DIR=${OUT:-runs/gpu_check}
 mkdir -p "$OUT_DIR"
 CPU=0
 [ "${1:-}" = "--cpu" ] && CPU=1
+if [ "${1:-}" = "--nuclear" ]; then
+  NOUT=${OUT:-results}
+  mkdir -p "$NOUT"
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  "$PY" -c "import numpy, scipy, torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+  SMOKE=""
+  [ "${2:-}" = "--cpu" ] && SMOKE="--smoke"
+  "$PY" benchmarks/gpu_nuclear.py --out "$NOUT" --cpu-timeout "${CPU_TIMEOUT:-240}" $SMOKE 2>&1 | tee "$NOUT/nuclear_gpu.log"
+  exit "${PIPESTATUS[0]}"
+fi
 WHEELHOUSE=${WHEELHOUSE:-benchmarks/wheelhouse}
 
 echo "== 1. environment"

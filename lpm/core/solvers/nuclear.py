@@ -20,7 +20,10 @@ counts (:func:`lpm.core.solvers.factored.grouped_is_cheaper`):
   Burer–Monteiro trust-region Newton on factors of the matrix, warm-started
   from a bucketed grouped solve (:mod:`lpm.core.solvers.factored`). Should
   it stop uncertified (say, a ball whose optimum lies strictly inside), the
-  grouped engine finishes from its point.
+  grouped engine finishes from its point. Its arrays are NumPy's or, with
+  the setting ``backend='torch'``, torch's on ``device`` (CUDA when present:
+  float32 Hessian products on the GPU; every certificate in float64 on the
+  recovered point, as always).
 
 The solver then recovers W = c V S^{1/2}, H = c⁻¹ U S^{1/2} (c² =
 sqrt(E_W/E_H)) from Z = U S Vᵀ (under weight decay the penalised
@@ -44,12 +47,13 @@ from typing import Sequence
 import numpy as np
 
 from ..certificates import nuclear_certificate, penalised_nuclear_certificate
-from ..errors import SolverRefused, check_choice, check_number
+from ..errors import LPMInputError, SolverRefused, check_choice, check_number
 from ..problem import Problem
 from ..solution import Solution, Status
+from .backends import BACKENDS, DEVICES, make_backend
 from .factored import grouped_is_cheaper, solve_factored
 from .grouped import Reduction, fista, group_labels
-from .recovery import balanced_factors, penalised_factors
+from .recovery import balanced_factors, balanced_factors_of, penalised_factors, penalised_factors_of
 from .registry import Solver, register
 
 #: values of the ``engine`` setting
@@ -65,7 +69,10 @@ class NuclearSolver(Solver):
     ``max_iter`` (iterations of the grouped engine), ``check_every``
     (iterations between its gap evaluations), ``max_newton`` (Newton steps of
     the factored engine), ``engine`` (``auto``: by the number of distinct
-    counts, module docstring; or ``grouped`` / ``factored`` forced).
+    counts, module docstring; or ``grouped`` / ``factored`` forced),
+    ``backend`` (the factored engine's arrays: ``numpy``, or ``torch``, whose
+    Hessian products run on ``device``: ``auto`` = CUDA when present, ``cpu``,
+    ``cuda``; :mod:`lpm.core.solvers.backends`).
     """
 
     name = "nuclear"
@@ -74,7 +81,8 @@ class NuclearSolver(Solver):
 
     @classmethod
     def default_settings(cls) -> dict:
-        return {"tol": 1e-9, "max_iter": 100_000, "check_every": 5, "max_newton": 500, "engine": "auto"}
+        return {"tol": 1e-9, "max_iter": 100_000, "check_every": 5, "max_newton": 500, "engine": "auto",
+                "backend": "numpy", "device": "auto"}
 
     def __init__(self, **settings):
         super().__init__(**settings)
@@ -84,6 +92,11 @@ class NuclearSolver(Solver):
         s["check_every"] = check_number("check_every", s["check_every"], low=1, integer=True, owner=owner)
         s["max_newton"] = check_number("max_newton", s["max_newton"], low=1, integer=True, owner=owner)
         s["engine"] = check_choice("engine", s["engine"], ENGINES, owner=owner)
+        s["backend"] = check_choice("backend", s["backend"], BACKENDS, owner=owner)
+        s["device"] = check_choice("device", s["device"], DEVICES, owner=owner)
+        if s["backend"] == "numpy" and s["device"] == "cuda":
+            raise LPMInputError("device", "cuda", "'auto' or 'cpu' with backend 'numpy' (set backend='torch')",
+                                owner=owner)
 
     @classmethod
     def supports(cls, problem: Problem) -> str | None:
@@ -147,28 +160,51 @@ class NuclearSolver(Solver):
                              f"grouped engine on {groups} groups")
                 for b, problem in enumerate(problems)]
 
-    def _solve_factored(self, problem: Problem) -> Solution:
-        """The factored engine; the grouped one finishes from its point if it
-        stopped uncertified."""
+    def _solve_factored(self, problem: Problem, start: np.ndarray | None = None) -> Solution:
+        """The factored engine, certified on the recovered (W, H) (recovered from the
+        factors in O(K r²)); the grouped engine finishes from its point if it stopped
+        uncertified. ``start``: factors [H; W] to start from instead of the bucketed warm start."""
         s = self.settings
-        result = solve_factored(problem, s["tol"], s["max_newton"])
-        matrix, iterations = result.matrix, result.steps
+
+        def certify(A: np.ndarray, B: np.ndarray):
+            point = self._recover(problem, A, B)
+            return point[2].relative_gap, point
+
+        result = solve_factored(problem, s["tol"], s["max_newton"], backend=make_backend(s["backend"], s["device"]),
+                                start=start, certify=certify)
+        iterations = result.steps
         groups = len(np.unique(np.asarray(problem.counts)))
         detail = f"factored engine: {result.summary}"
-        if not result.relative_gap <= s["tol"]:
-            red = Reduction([problem])
-            alpha, R = red.from_full(matrix)
-            (alpha, R), _, more = fista(red, (alpha[None], R[None]), s["tol"], s["max_iter"], s["check_every"])
-            matrix, iterations = red.to_full(alpha[0], R[0]), iterations + int(more[0])
-            detail += (f"; uncertified there (relative gap {result.relative_gap:.1e}), so the grouped engine "
-                       f"on {groups} groups finished from its point in {int(more[0])} iterations")
+        if result.relative_gap <= s["tol"] and result.certified is not None:
+            return self._finish(problem, None, iterations, groups, "factored", detail, recovered=result.certified)
+        matrix = result.matrix
+        red = Reduction([problem])
+        alpha, R = red.from_full(matrix)
+        (alpha, R), _, more = fista(red, (alpha[None], R[None]), s["tol"], s["max_iter"], s["check_every"])
+        matrix, iterations = red.to_full(alpha[0], R[0]), iterations + int(more[0])
+        detail += (f"; uncertified there (relative gap {result.relative_gap:.1e}), so the grouped engine "
+                   f"on {groups} groups finished from its point in {int(more[0])} iterations")
         return self._finish(problem, matrix, iterations, groups, "factored", detail)
 
-    def _finish(self, problem: Problem, matrix: np.ndarray, iterations: int, groups: int, engine: str,
-                detail: str) -> Solution:
-        """Recover (W, H) from Z (or Y = D^{1/2}Z under weight decay), re-evaluate
-        the objective there and certify it."""
+    def _recover(self, problem: Problem, A: np.ndarray, B: np.ndarray):
+        """(W, H, certificate, note) at the model point recovered from the program's
+        factors A Bᵀ (Z, or Y = D^{1/2} Z under weight decay)."""
         if problem.regularised:
+            W, H, note = penalised_factors_of(problem, A, B)
+            certificate = penalised_nuclear_certificate(problem, W, H)
+        else:
+            W, H, note = balanced_factors_of(problem, A, B)
+            certificate = nuclear_certificate(problem, H @ W.T)
+        return W, H, certificate, note
+
+    def _finish(self, problem: Problem, matrix: np.ndarray | None, iterations: int, groups: int, engine: str,
+                detail: str, recovered: tuple | None = None) -> Solution:
+        """Recover (W, H) from Z (or Y = D^{1/2}Z under weight decay), re-evaluate
+        the objective there and certify it (``recovered``: that already done, as
+        (W, H, certificate, note))."""
+        if recovered is not None:
+            W, H, certificate, note = recovered
+        elif problem.regularised:
             root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
             W, H, note = penalised_factors(problem, matrix / root[:, None])
             certificate = penalised_nuclear_certificate(problem, W, H)

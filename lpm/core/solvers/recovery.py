@@ -51,6 +51,20 @@ def _split_spectrum(problem: Problem, M: np.ndarray, c: float, radius: float | N
     note then says so).
     """
     U, s, Vt = np.linalg.svd(M)
+    return _split(problem, U, s, Vt.T, c, radius, rank_tol)
+
+
+def _thin_svd(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """U, s, V of A Bᵀ (A, B: K×r) without forming it: thin QR of each factor and
+    the SVD of the r×r core, O(K r²) instead of O(K³)."""
+    Qa, Ra = np.linalg.qr(A)
+    Qb, Rb = np.linalg.qr(B)
+    u, s, vt = np.linalg.svd(Ra @ Rb.T)
+    return Qa @ u, s, Qb @ vt.T
+
+
+def _split(problem: Problem, U: np.ndarray, s: np.ndarray, V: np.ndarray, c: float, radius: float | None,
+           rank_tol: float) -> tuple[np.ndarray, np.ndarray, str]:
     top = s[0] if s.size else 0.0
     s = np.where(s > _NOISE * top, s, 0.0)
     if radius is not None:
@@ -61,7 +75,7 @@ def _split_spectrum(problem: Problem, M: np.ndarray, c: float, radius: float | N
         note = (f"rank(Z) = {rank} exceeds d = {problem.d}; kept the top {problem.d} "
                 "singular values, so the point may be suboptimal (see the gap)")
     root = np.sqrt(s)
-    return _embed(U * (root / c), problem.d), _embed(Vt.T * (root * c), problem.d), note
+    return _embed(U * (root / c), problem.d), _embed(V * (root * c), problem.d), note
 
 
 def balanced_factors(problem: Problem, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -69,6 +83,17 @@ def balanced_factors(problem: Problem, Z: np.ndarray) -> tuple[np.ndarray, np.nd
     (c² = sqrt(E_W/E_H); module docstring)."""
     c = (problem.E_W / problem.E_H) ** 0.25
     H, W, note = _split_spectrum(problem, Z, c, radius=problem.nuclear_radius)
+    W, H = _fit_budgets(problem, W, H)
+    return W, H, note
+
+
+def balanced_factors_of(problem: Problem, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`balanced_factors` of Z = A Bᵀ given by factors (K×r, r ≤ K), in
+    O(K r²): the factored engine's matrix never needs a K×K SVD."""
+    if A.shape[1] == 0:
+        return balanced_factors(problem, np.zeros((problem.K, problem.K)))
+    c = (problem.E_W / problem.E_H) ** 0.25
+    H, W, note = _split(problem, *_thin_svd(A, B), c, problem.nuclear_radius, 1e-9)
     W, H = _fit_budgets(problem, W, H)
     return W, H, note
 
@@ -91,6 +116,17 @@ def gram_factors(problem: Problem, X: np.ndarray, rank_tol: float = 1e-7) -> tup
     F = _embed(Q * np.sqrt(lam), problem.d)  # (2K×d)
     W, H = _fit_budgets(problem, F[K:], F[:K])
     return W, H, note
+
+
+def penalised_factors_of(problem: Problem, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`penalised_factors` of Z = D^{-1/2} Y given Y = D^{1/2} Z = A Bᵀ by its
+    factors (K×r), in O(K r²)."""
+    if A.shape[1] == 0:
+        return penalised_factors(problem, np.zeros((problem.K, problem.K)))
+    root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
+    c = (problem.lambda_H / problem.lambda_W) ** 0.25
+    H_scaled, W, note = _split(problem, *_thin_svd(A, B), c, None, 1e-9)
+    return W, H_scaled / root[:, None], note
 
 
 def penalised_factors(problem: Problem, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
