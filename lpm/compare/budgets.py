@@ -177,14 +177,13 @@ def reference_for_run(run: RunGeometry) -> Reference:
                         "the LPM trains both)")
     elif run.stage in ("tau-norm", "logit-adjust"):
         notes.insert(0, f"{run.stage} stage: the parent's objective (a post-hoc stage trains nothing)")
-    ref = Reference(run.loss, run.tau, run.gamma, run.margin, weights, beta, run.sampler, epochs - 1, epochs,
-                    "; ".join(notes) or "the run's own loss")
-    try:
-        check_hyperparameters(run.loss, tau=run.tau, gamma=run.gamma, margin=run.margin)
-        check_beta(weights, beta)
+    try:  # the hyperparameters in force: unset ones take the published default, as in training
+        params = check_hyperparameters(run.loss, tau=run.tau, gamma=run.gamma, margin=run.margin)
+        beta = check_beta(weights, beta)
     except LPMInputError as exc:
         raise LPMInputError("run_dir", run.name, f"a run whose loss settings are valid ({exc})") from None
-    return ref
+    return Reference(run.loss, params.get("tau"), params.get("gamma"), params.get("margin"), weights, beta,
+                     run.sampler, epochs - 1, epochs, "; ".join(notes) or "the run's own loss")
 
 
 def _base_problem(run: RunGeometry, form: str, E_W: float, E_H: float, **weight_decay) -> Problem:

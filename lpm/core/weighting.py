@@ -94,7 +94,7 @@ def check_sampling(sampling, counts) -> tuple[float, ...] | None:
     n = _counts(counts)
     q = np.asarray(sampling, dtype=np.float64).ravel()
     if q.shape != n.shape or not np.all(np.isfinite(q)) or not np.all(q > 0):
-        raise LPMInputError("sampling", list(q), f"positive finite class-sampling probabilities, one per class "
+        raise LPMInputError("sampling", [float(x) for x in q], f"positive finite class-sampling probabilities, one per class "
                                                  f"(K = {n.size})")
     q = q / q.sum()
     for value in np.unique(n):
