@@ -204,7 +204,13 @@ class Problem:
     def weights(self) -> np.ndarray:
         """The objective's class weights p_k = π_k ω_k (sum 1), shape (K,): the class
         proportions π_k = n_k / N times the class weights ω_k of ``class_weights``
-        (:mod:`lpm.core.weighting`; ω = 1, so p = π, for ``none``)."""
+        (:mod:`lpm.core.weighting`; ω = 1, so p = π, for ``none``). With ``sampling`` = q,
+        q_k ω_k normalised. In the ``max-margin`` limit p = π whatever the weights and sampler:
+        a weight (or re-sampling) shifts every margin by a constant, which vanishes after
+        normalisation, and D = diag(π) is the weight-decay form's feature penalty Σ_k n_k‖h_k‖²,
+        which neither changes (theory.md §14.4, §15.3)."""
+        if self.budget == "max-margin":
+            return objective_weights("none", self.counts)
         return objective_weights(self.class_weights, self.counts, self.beta, self.sampling)
 
     @property
