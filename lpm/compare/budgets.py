@@ -5,7 +5,7 @@ head (fixed heads with the run's seed, so the LPM's fixed W is the run's W)
 and loss, with the feature-budget form of the paper for that head
 (class-average [F21] for learnable, per-sample [Y22] for fixed heads).
 
-The reference objective (:func:`reference_for_run`, theory.md §14.7) is the
+The reference objective (:func:`reference_for_run`, theory.md §14.8) is the
 one the run's last epoch trained: its loss with the hyperparameters of its
 config.json (``tau``, ``gamma``, ``margin``; unset = the published default),
 its class weights (scheme and β) when they are in force in the last epoch
@@ -150,7 +150,7 @@ class Reference:
 
 
 def reference_for_run(run: RunGeometry) -> Reference:
-    """The LPM reference objective of ``run`` (module docstring; theory.md §14.7)."""
+    """The LPM reference objective of ``run`` (module docstring; theory.md §14.8)."""
     from full_model.config import STAGES
     from full_model.sampling import SAMPLERS
 

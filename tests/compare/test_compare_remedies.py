@@ -1,4 +1,4 @@
-"""``lpm compare`` on remedy runs: the LPM reference is the run's own objective (theory.md §14.7).
+"""``lpm compare`` on remedy runs: the LPM reference is the run's own objective (theory.md §14.8).
 
 Tiny runs (synthetic-lt, R = 10, two epochs, an MLP) of every remedy are trained once; for each,
 the reference Problem must carry exactly the run's loss, hyperparameters, class weights in
