@@ -64,6 +64,11 @@ def compare_command(
 ):
     """Set deep runs beside the layer-peeled model's optimum for the same class counts.
 
+    The LPM of each run has the run's own objective: its loss and hyperparameters, the
+    class weights in force at the end of training (after DRW) and its sampler as the
+    equivalent re-weighting; a cRT stage gets its re-training objective, a tau-norm or
+    logit-adjust stage its parent's (the 'reference' column names it; docs/remedies.md).
+
     Writes cosine-matrix heatmaps, group geometry over epochs, collapse against R
     (runs at several ratios) and distances.csv (Gram distance of each run to the
     LPM optimum and to the simplex ETF) into --out.

@@ -26,7 +26,8 @@ from ..core.lazy import lazy_exports
 
 _EXPORTS = {
     "BUDGET_RULES": ".budgets", "Budgets": ".budgets", "budgets_for_run": ".budgets", "logits_product": ".budgets",
-    "problem_for_run": ".budgets", "solve_certified": ".budgets",
+    "problem_for_run": ".budgets", "solve_certified": ".budgets", "Reference": ".budgets",
+    "reference_for_run": ".budgets",
     "COMPARED_METRICS": ".core", "RunComparison": ".core", "compare_run": ".core", "group_history": ".core",
     "CURVE_METRICS": ".curve", "collapse_curve": ".curve", "collapse_table": ".curve", "curve_ratios": ".curve",
     "ComparisonReport": ".report", "compare_runs": ".report", "default_out_dir": ".report", "summary_lines": ".report",

@@ -5,6 +5,21 @@ head (fixed heads with the run's seed, so the LPM's fixed W is the run's W)
 and loss, with the feature-budget form of the paper for that head
 (class-average [F21] for learnable, per-sample [Y22] for fixed heads).
 
+The reference objective (:func:`reference_for_run`, theory.md §14.8) is the
+one the run's last epoch trained: its loss with the hyperparameters of its
+config.json (``tau``, ``gamma``, ``margin``; unset = the published default),
+its class weights (scheme and β) when they are in force in the last epoch
+(with deferred re-weighting: on once ``drw_epoch`` < epochs, off otherwise),
+and its sampler as the equivalent re-weighting: the last epoch's
+class-sampling probabilities q (``Problem.sampling``; class-balanced q = 1/K,
+square-root, progressive at its last epoch), so the objective's weights are
+q_k ω_k normalised. Second stages: ``crt`` trains a fresh classifier with CE
+and class-balanced sampling on the parent's frozen features, so its reference
+is that objective (the LPM's features are free: it is the geometry CE with
+class-balanced re-sampling reaches when the features train too); the post-hoc
+stages (``tau-norm``, ``logit-adjust``) train nothing, so their reference is
+the parent's objective, which their config.json keeps.
+
 E_W and E_H are not observable in a network. Rules (``rule=``):
 
 ``norms`` (default): the smallest budgets under which the run's own final
@@ -59,12 +74,17 @@ from typing import Sequence
 import numpy as np
 
 from ..core.errors import LPMInputError, check_choice, check_number
+from ..core.losses import check_hyperparameters
 from ..core.problem import BUDGETS, DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET, Problem
+from ..core.weighting import CLASS_WEIGHTS, check_beta
 from ..core.solution import Solution
 from ..core.solvers import get_solver, resolve
 from .runs import RunGeometry
 
 BUDGET_RULES = ("norms", "logits", "loss", "weight-decay")
+#: losses for which the ``loss`` rule matches the run's loss: the CE family, whose optimal value
+#: falls from f(0) towards 0 as the budget grows
+LOSS_RULE_LOSSES = ("ce", "la", "cdt", "ldam", "vs")
 #: settings handed to a back end by :func:`solve_certified` (bounds the time a
 #: nearly flat, huge-budget problem may take; its certificate still reports the gap)
 SOLVER_SETTINGS = {"nuclear": {"max_iter": 20_000}}
@@ -87,11 +107,91 @@ def solve_certified(problem: Problem, method: str = "auto") -> Solution:
     return get_solver(name, **SOLVER_SETTINGS.get(name, {})).run(problem)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The objective of a run's LPM reference: loss, hyperparameters, class weights in force at
+    the end of training and the sampler of the last epoch (module docstring)."""
+
+    loss: str
+    tau: float | None = None
+    gamma: float | None = None
+    margin: float | None = None
+    class_weights: str = "none"
+    beta: float | None = None
+    sampler: str = "instance"
+    sampler_epoch: int = 0   # the 0-based epoch whose sampling probabilities apply (progressive)
+    epochs: int = 1
+    note: str = ""           # how the run's settings became this reference (stages, DRW, samplers)
+
+    def sampling(self, counts) -> tuple[float, ...] | None:
+        """q (K,) of the sampler for ``counts``; ``None`` for instance sampling (q = π)."""
+        if self.sampler == "instance":
+            return None
+        from full_model.sampling import class_probabilities
+
+        return tuple(float(x) for x in class_probabilities(self.sampler, counts, self.sampler_epoch, self.epochs))
+
+    def problem_fields(self, counts) -> dict:
+        """The :class:`Problem` fields of this objective for ``counts``."""
+        return {"loss": self.loss, "tau": self.tau, "gamma": self.gamma, "margin": self.margin,
+                "class_weights": self.class_weights, "beta": self.beta, "sampling": self.sampling(counts)}
+
+    @property
+    def label(self) -> str:
+        """Short form for tables: ``la(tau=1)``, ``ce w=class-balanced(beta=0.9999) s=class-balanced``."""
+        params = {k: getattr(self, k) for k in ("tau", "gamma", "margin") if getattr(self, k) is not None}
+        text = self.loss + ("(" + ", ".join(f"{k}={v:g}" for k, v in params.items()) + ")" if params else "")
+        if self.class_weights != "none":
+            text += f" w={self.class_weights}" + (f"(beta={self.beta:g})" if self.beta is not None else "")
+        if self.sampler != "instance":
+            last = f"@{self.sampler_epoch + 1}/{self.epochs}" if self.sampler == "progressive" else ""
+            text += f" s={self.sampler}{last}"
+        return text
+
+
+def reference_for_run(run: RunGeometry) -> Reference:
+    """The LPM reference objective of ``run`` (module docstring; theory.md §14.8)."""
+    from full_model.config import STAGES
+    from full_model.sampling import SAMPLERS
+
+    owner = f"run {run.name}"
+    check_choice("class_weights", run.class_weights, CLASS_WEIGHTS, owner=owner)
+    check_choice("sampler", run.sampler, SAMPLERS, owner=owner)
+    check_choice("stage", run.stage, STAGES, owner=owner)
+    epochs = run.epochs if run.epochs is not None and run.epochs >= 1 else 1
+    notes = []
+    weights, beta = run.class_weights, run.beta
+    if weights != "none" and run.drw_epoch is not None:
+        if run.drw_epoch < epochs:
+            notes.append(f"class weights {weights} as in force at the end of training (on after epoch "
+                         f"{run.drw_epoch} of {epochs}, deferred re-weighting)")
+        else:
+            notes.append(f"no class weights: deferred re-weighting from epoch {run.drw_epoch + 1} never happened in "
+                         f"{epochs} epochs")
+            weights, beta = "none", None
+    if run.sampler != "instance":
+        last = f" of its last epoch ({epochs} of {epochs})" if run.sampler == "progressive" else ""
+        notes.append(f"the {run.sampler} sampler{last} as the equivalent re-weighting q_k/pi_k")
+    if run.stage == "crt":
+        notes.insert(0, "cRT stage: the objective of its classifier re-training (features are the parent's, frozen; "
+                        "the LPM trains both)")
+    elif run.stage in ("tau-norm", "logit-adjust"):
+        notes.insert(0, f"{run.stage} stage: the parent's objective (a post-hoc stage trains nothing)")
+    try:  # the hyperparameters in force: unset ones take the published default, as in training
+        params = check_hyperparameters(run.loss, tau=run.tau, gamma=run.gamma, margin=run.margin)
+        beta = check_beta(weights, beta)
+    except LPMInputError as exc:
+        raise LPMInputError("run_dir", run.name, f"a run whose loss settings are valid ({exc})") from None
+    return Reference(run.loss, params.get("tau"), params.get("gamma"), params.get("margin"), weights, beta,
+                     run.sampler, epochs - 1, epochs, "; ".join(notes) or "the run's own loss")
+
+
 def _base_problem(run: RunGeometry, form: str, E_W: float, E_H: float, **weight_decay) -> Problem:
     majority = run.majority if run.majority is not None and 1 <= run.majority < run.K else run.K // 2
-    return Problem(counts=tuple(float(c) for c in run.counts), d=run.d, classifier=run.head, loss=run.loss,
-                   E_W=E_W, E_H=E_H, budget=form, majority=majority, seed=run.head_seed, profile=run.profile,
-                   ratio=run.ratio, **weight_decay)
+    counts = tuple(float(c) for c in run.counts)
+    return Problem(counts=counts, d=run.d, classifier=run.head, E_W=E_W, E_H=E_H, budget=form, majority=majority,
+                   seed=run.head_seed, profile=run.profile, ratio=run.ratio,
+                   **reference_for_run(run).problem_fields(counts), **weight_decay)
 
 
 def problem_for_run(run: RunGeometry, E_W: float | None = None, E_H: float | None = None,
@@ -164,7 +264,7 @@ def budgets_for_run(run: RunGeometry, budget: str, E_W: float | None = None, E_H
         E_H, h_text = check_number("E_H", E_H, low=MIN_BUDGET, high=MAX_BUDGET), f"E_H = {E_H:.4g} set by the user"
     elif rule == "logits" and run.head == "learnable":
         E_H, h_text = _logits_budget(run, E_W)
-    elif rule == "loss" and run.head == "learnable" and run.loss == "ce":
+    elif rule == "loss" and run.head == "learnable" and run.loss in LOSS_RULE_LOSSES:
         E_H, h_text, solution = _loss_budget(run, budget, E_W, method)
         return Budgets(E_W, E_H, f"{w_text}; {h_text}", solution=solution)
     else:
@@ -199,9 +299,11 @@ def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str,
     """E_H at which the LPM optimum's loss equals the run's class-mean loss f(Z_run) (module docstring)."""
     base = _base_problem(run, form, E_W, 1.0)
     target = base.objective(run.W, run.means)
-    if not target < np.log(run.K) - 1e-9:
+    at_zero = base.logit_objective(np.zeros((run.K, run.K)))[0]  # v(0) = f(0): log K for CE
+    if not target < at_zero - 1e-9:
         return _feature_budget(run, form)[0], (f"E_H from the norms rule, as the run's class-mean loss "
-                                                f"{target:.4g} is not below log K (no loss-matched budget)"), None
+                                                f"{target:.4g} is not below its value {at_zero:.4g} at zero logits "
+                                                "(no loss-matched budget)"), None
     if form == "class-average" and resolve(base, method, require_certificate=True).solver == "nuclear":
         solution = _loss_matched_solution(base, target, base.K * np.sqrt(logits_product(run)), method, rel_tol)
         E_H = solution.problem.E_H
@@ -213,7 +315,7 @@ def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str,
 
     hi = logits_product(run)
     lo = hi / 4
-    while value(lo) < target:  # v → log K as P → 0, so this ends
+    while value(lo) < target:  # v → f(0) > target as P → 0, so this ends
         hi, lo = lo, lo / 4
     while hi / lo > 1 + rel_tol:
         mid = float(np.sqrt(lo * hi))
@@ -226,7 +328,7 @@ def _loss_budget(run: RunGeometry, form: str, E_W: float, method: str,
 def _ray_upper_bound(problem: Problem, Z: np.ndarray, target: float) -> float:
     """Smallest s·‖Z‖_* (to 1e-6 in s) with f(s·Z) ≤ target, or inf: an upper bound on the
     radius at which the optimal value reaches ``target`` (s·Z is feasible there).
-    f(s·Z) is convex in s and f(0) = log K > target, so {s: f(s·Z) ≤ target} is an
+    f(s·Z) is convex in s and f(0) > target, so {s: f(s·Z) ≤ target} is an
     interval and bisection finds its left end."""
     def f(s: float) -> float:
         return problem.logit_objective(s * Z)[0]

@@ -18,7 +18,7 @@ from ..core.errors import check_choice
 from ..core.geometry import centre_means, cosine_matrix, etf_reference, geometry_distances, measure
 from ..core.problem import Problem
 from ..core.solution import Solution
-from .budgets import Budgets, problem_for_run, solve_certified
+from .budgets import Budgets, Reference, problem_for_run, reference_for_run, solve_certified
 from .classes import FITTED_ABOVE, ClassRoles, class_roles
 from .runs import GROUPINGS, RunGeometry
 
@@ -47,6 +47,7 @@ class RunComparison:
     run_metrics: dict[str, Any]
     lpm_metrics: dict[str, Any]
     distances: dict[str, float]
+    reference: Reference | None = None  # the LPM's objective, from the run's loss, weights and sampler
 
     def cosine_matrices(self) -> dict[str, np.ndarray]:
         """K×K cosines of centred class means and classifier rows, run and LPM (NaN = undefined)."""
@@ -76,7 +77,8 @@ class RunComparison:
         run, p, s = self.run, self.problem, self.solution
         row: dict[str, Any] = {
             "run": run.name, "path": str(run.path or ""), "dataset": run.dataset, "K": run.K, "d": run.d,
-            "head": run.head, "loss": run.loss, "dr_form": run.dr_form, "ratio": run.ratio, "profile": run.profile,
+            "head": run.head, "loss": run.loss, "stage": run.stage, "reference": self.reference.label,
+            "reference_source": self.reference.note, "dr_form": run.dr_form, "ratio": run.ratio, "profile": run.profile,
             "epoch": run.epoch, "majority": p.majority, "counts": " ".join(f"{c:.10g}" for c in run.counts),
             "center": self.center, "budget": p.budget, "E_W": p.E_W, "E_H": p.E_H,
             "E_W_times_E_H": None if p.regularised else p.E_W * p.E_H, "lambda_W": p.lambda_W,
@@ -119,7 +121,8 @@ def compare_run(run: RunGeometry, *, E_W: float | None = None, E_H: float | None
     E = etf_reference(run.K)
     dist = {f"lpm_{k}": v for k, v in geometry_distances(C_run, run.W, C_lpm, solution.W).items()}
     dist.update({f"etf_{k}": v for k, v in geometry_distances(C_run, run.W, E, E).items()})
-    return RunComparison(run, problem, budgets, solution, center, _groups(run, grouping), roles, run_m, lpm_m, dist)
+    return RunComparison(run, problem, budgets, solution, center, _groups(run, grouping), roles, run_m, lpm_m, dist,
+                         reference_for_run(run))
 
 
 # ---------------------------------------------------------------- group history
@@ -164,4 +167,5 @@ def group_history(comparison: RunComparison) -> tuple[pd.DataFrame, pd.DataFrame
     history.insert(0, "run", comparison.run.name)
     reference = pd.DataFrame(ref, columns=["part", "quantity", "group", "value"])
     reference.insert(0, "run", comparison.run.name)
+    reference.insert(1, "reference", comparison.reference.label)
     return history, reference

@@ -6,11 +6,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.errors import check_choice
+from ..core.errors import LPMInputError, check_choice
 from ..core.geometry import measure_solution
 from ..core.problem import Problem
+from ..core.profiles import profile_counts
 from ..core.solvers import get_solver, resolve
-from .budgets import SOLVER_SETTINGS, solve_certified
+from .budgets import SOLVER_SETTINGS, Reference, solve_certified
 from .classes import minority_by_counts
 from .core import RunComparison
 
@@ -19,16 +20,30 @@ CURVE_METRICS = ("collapse_index", "classifier_minority_cos", "feature_collapse_
 
 
 def collapse_curve(template: Problem, ratios: Sequence[float], n_max: float | None = None,
-                   method: str = "auto", minority_below: float | None = None) -> pd.DataFrame:
+                   method: str = "auto", minority_below: float | None = None,
+                   reference: Reference | None = None) -> pd.DataFrame:
     """LPM metrics against R for the template's profile (``step`` or ``exp``), K, d, head,
-    loss, budgets (or weight decay) and K_A: one row per ratio with the :data:`CURVE_METRICS`,
-    the minority taken by counts at each ratio (:func:`lpm.compare.classes.minority_by_counts`)."""
+    loss (with its hyperparameters and class weights), budgets (or weight decay) and K_A: one
+    row per ratio with the :data:`CURVE_METRICS`, the minority taken by counts at each ratio
+    (:func:`lpm.compare.classes.minority_by_counts`). ``reference`` (a run's objective) gives
+    the loss, weights and sampler at each ratio's counts; without it the template's loss,
+    hyperparameters and class weights are kept (and a re-sampling template is refused)."""
     profile = check_choice("profile", template.profile, ("step", "exp"))
-    problems = [Problem.from_profile(K=template.K, ratio=float(R), profile=profile, majority=template.majority,
-                                     n_max=n_max, d=template.d, classifier=template.classifier, loss=template.loss,
-                                     E_W=template.E_W, E_H=template.E_H, budget=template.budget, seed=template.seed,
-                                     lambda_W=template.lambda_W, lambda_H=template.lambda_H)
-                for R in ratios]
+    problems = []
+    for R in ratios:
+        counts = profile_counts(profile, template.K, float(R), template.majority, n_max)
+        if reference is not None:
+            objective = reference.problem_fields(counts)
+        else:
+            if template.sampling is not None:
+                raise LPMInputError("reference", None, "the run's Reference for a re-sampled template (its sampling "
+                                                       "probabilities depend on the counts)")
+            objective = {k: getattr(template, k) for k in ("loss", "tau", "gamma", "margin", "class_weights", "beta")}
+        problems.append(Problem.from_profile(K=template.K, ratio=float(R), profile=profile, majority=template.majority,
+                                             n_max=n_max, d=template.d, classifier=template.classifier,
+                                             E_W=template.E_W, E_H=template.E_H, budget=template.budget,
+                                             seed=template.seed, lambda_W=template.lambda_W,
+                                             lambda_H=template.lambda_H, **objective))
     rows = []
     for R, s in zip(ratios, _solve_all(problems, method)):
         minority, _ = minority_by_counts(s.problem.counts, profile, minority_below)
@@ -67,11 +82,13 @@ def collapse_table(comparisons: Sequence[RunComparison], points: int = 9, method
     """Long table for the figure against R. ``source``: ``deep`` (the run), ``lpm-run`` (the
     LPM at the run's own budgets) and ``lpm`` (the curve for the run family's profile, at the
     geometric mean of the family's budgets — or weight-decay coefficients — unless E_W/E_H are
-    given). A family is the runs sharing data set, K, d, head, loss, profile, n_max, K_A and
-    budget form. Every row states its minority rule."""
+    given). A family is the runs sharing data set, K, d, head, loss, reference objective
+    (loss, hyperparameters, class weights, sampler), profile, n_max, K_A and budget form.
+    Every row states its minority rule and the reference."""
     rows, families = [], {}
     for c in comparisons:
-        base = {"dataset": c.run.dataset, "head": c.run.head, "loss": c.run.loss, "profile": c.run.profile,
+        base = {"dataset": c.run.dataset, "head": c.run.head, "loss": c.run.loss, "reference": c.reference.label,
+                "profile": c.run.profile,
                 "K": c.run.K, "d": c.run.d, "n_max": c.run.n_max, "majority": c.problem.majority,
                 "budget": c.problem.budget, "minority_rule": c.roles.rule.split(";")[0]}
         for source, metrics in (("deep", c.run_metrics), ("lpm-run", c.lpm_metrics)):
@@ -86,7 +103,7 @@ def collapse_table(comparisons: Sequence[RunComparison], points: int = 9, method
             continue
         template = _family_template(members, E_W, E_H)
         curve = collapse_curve(template, curve_ratios(ratios, points, base["n_max"], base["profile"]),
-                               base["n_max"], method, minority_below)
+                               base["n_max"], method, minority_below, members[0].reference)
         for r in curve.to_dict("records"):
             rows.append({**base, "source": "lpm", "run": None, **_budget_columns(template),
                          **{k: r[k] for k in ("ratio", "lpm_status", "lpm_gap", *CURVE_METRICS)}})

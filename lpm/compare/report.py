@@ -3,12 +3,16 @@
 Files written to the output folder (tables are CSV, figures PNG + PDF, every
 file atomically):
 
-``distances.csv``          one row per run: budgets and how they were chosen,
+``distances.csv``          one row per run: the LPM reference objective
+                           (``reference``: loss, hyperparameters, class weights,
+                           sampler; ``reference_source``: how the run's settings,
+                           stage and deferred re-weighting became it), budgets and
+                           how they were chosen,
                            the LPM's solver and certificate, the Gram distances
                            of the run to the LPM optimum (``dist_lpm_*``) and to
                            the simplex ETF (``dist_etf_*``), and run/LPM metrics
 ``summary.csv``            mean, std and n over the runs (seeds) of each data set,
-                           head, loss and ratio, for the main columns
+                           head, loss, LPM reference and ratio, for the main columns
 ``collapse_vs_ratio.csv``  the long table behind ``collapse_vs_ratio.png``
                            (figure drawn when a run family spans >= 2 ratios)
 ``groups_history.csv``     per-epoch group cosines and relative norms of every run
@@ -105,8 +109,8 @@ SUMMARY_COLUMNS = ("last_test_accuracy", "last_test_balanced_accuracy", "last_te
 
 
 def summarize(distances: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and n of :data:`SUMMARY_COLUMNS` per data set, head, loss and ratio."""
-    keys = ["dataset", "head", "loss", "ratio"]
+    """Mean, std and n of :data:`SUMMARY_COLUMNS` per data set, head, loss, LPM reference and ratio."""
+    keys = ["dataset", "head", "loss", "reference", "ratio"]
     t = distances.copy()
     t["ratio"] = t["ratio"].fillna(-1.0)  # runs without a ratio form their own group
     cols = [c for c in SUMMARY_COLUMNS if c in t]
@@ -155,12 +159,14 @@ def write_report(report: ComparisonReport, out_dir: Path | str, per_run_figures:
 
 def _title(c: RunComparison) -> str:
     ratio = "" if c.run.ratio is None else f", R = {c.run.ratio:g}"
-    return (f"{c.run.name}: {c.run.head} + {c.run.loss.upper()}{ratio}; LPM by {c.solution.solver}, "
+    return (f"{c.run.name}: {c.run.head} + {c.run.loss.upper()}{ratio}; LPM of {c.reference.label} by "
+            f"{c.solution.solver}, "
             f"$E_W$ = {c.problem.E_W:.3g}, $E_H$ = {c.problem.E_H:.3g}")
 
 
 def _run_record(c: RunComparison) -> dict:
-    return {"run": c.run.name, "path": str(c.run.path or ""), "problem": c.problem.describe(),
+    return {"run": c.run.name, "path": str(c.run.path or ""), "reference": c.reference.label,
+            "reference_source": c.reference.note, "problem": c.problem.describe(),
             "budget_source": c.budgets.source, "solution": c.solution.summary(),
             "distances": c.distances}
 
@@ -178,6 +184,7 @@ def summary_lines(report: ComparisonReport) -> list[str]:
         gap = s.certificate.relative_gap
         lines.append(f"{c.run.name}: K={c.run.K} d={c.run.d} {c.run.head}+{c.run.loss.upper()} "
                      f"R={_fmt(c.run.ratio)}; LPM by {s.solver} ({s.status.value}, relative gap {_fmt(gap)})")
+        lines.append(f"  LPM reference: {c.reference.label} ({c.reference.note})")
         lines.append(f"  budgets ({c.problem.budget}): {c.budgets.source}")
         evaluation = _evaluation_line(c.run.summary)
         if evaluation:

@@ -27,6 +27,11 @@ class RunGeometry:
     history: the per-epoch rows of metrics.jsonl.
     train_class_accuracy (K,): final training accuracy of each class (NaN: no sample seen).
     weight_decay: the SGD weight decay the run's parameters (its learnable head too) had.
+    tau, gamma, margin: the loss's hyperparameters as its config.json holds them (None: the
+    published default). class_weights, beta, drw_epoch: the loss's class weights and the epochs
+    after which they apply (None: from the start). sampler: the class sampler; epochs: the
+    run's epochs. stage, parent: ``joint`` or a second stage (crt, tau-norm, logit-adjust) and
+    its parent folder; a post-hoc stage's config holds its parent's training settings.
     """
 
     name: str
@@ -51,6 +56,17 @@ class RunGeometry:
     weight_decay: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    tau: float | None = None
+    gamma: float | None = None
+    margin: float | None = None
+    class_weights: str = "none"
+    beta: float | None = None
+    drw_epoch: int | None = None
+    sampler: str = "instance"
+    epochs: int | None = None
+    stage: str = "joint"
+    parent: str | None = None
+    cosine_scale: float | None = None
 
     def __post_init__(self):
         self.counts = np.asarray(self.counts, dtype=np.float64).ravel()
@@ -113,4 +129,20 @@ def _geometry_of(deep, path) -> RunGeometry:
         head_seed=int(config.get("head_seed", 0)), center=str(g["center"]), dataset=str(g["dataset"]),
         epoch=int(g["epoch"]), history=deep.metrics, summary=deep.summary, path=Path(path),
         train_class_accuracy=np.asarray(g["train_per_class_accuracy"], dtype=np.float64),
-        weight_decay=None if config.get("weight_decay") is None else float(config["weight_decay"]))
+        weight_decay=None if config.get("weight_decay") is None else float(config["weight_decay"]),
+        **_remedies_of(config))
+
+
+def _optional(value, kind):
+    return None if value is None else kind(value)
+
+
+def _remedies_of(config: dict) -> dict[str, Any]:
+    """The remedy settings of a run's config.json (defaults for runs written before they existed)."""
+    return {"tau": _optional(config.get("tau"), float), "gamma": _optional(config.get("gamma"), float),
+            "margin": _optional(config.get("margin"), float),
+            "class_weights": str(config.get("class_weights") or "none"), "beta": _optional(config.get("beta"), float),
+            "drw_epoch": _optional(config.get("drw_epoch"), int), "sampler": str(config.get("sampler") or "instance"),
+            "epochs": _optional(config.get("epochs"), int), "stage": str(config.get("stage") or "joint"),
+            "parent": _optional(config.get("parent"), str),
+            "cosine_scale": _optional(config.get("cosine_scale"), float)}

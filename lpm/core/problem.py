@@ -6,7 +6,8 @@ solver, sweep cell and deep-run overlay starts from one.
 Objective, with p_k = π_k ω_k the class weights (π_k = n_k/N the class
 proportions, ω_k = 1 unless ``class_weights`` says otherwise, theory.md §14)
 and h_k the class means (collapse onto means never hurts a convex loss, by
-Jensen); L is the loss bound to the counts (``la``, ``cdt``, ``ldam``, ``vs``
+Jensen; with class-sampling probabilities q, ``sampling``, p_k ∝ q_k ω_k);
+L is the loss bound to the counts (``la``, ``cdt``, ``ldam``, ``vs``
 depend on them):
 
     min  Σ_k p_k · L(W h_k, k)          (+ the weight-decay terms below)
@@ -41,7 +42,7 @@ from .errors import LPMInputError, check_choice, check_number, check_seed
 from .etf import random_unit_rows, simplex_etf
 from .losses import LOSS_NAMES, Loss, bind_loss, check_hyperparameters
 from .profiles import check_counts, check_ratio, profile_counts
-from .weighting import CLASS_WEIGHTS, check_beta, objective_weights
+from .weighting import CLASS_WEIGHTS, check_beta, check_sampling, objective_weights
 
 CLASSIFIERS = ("learnable", "fixed-etf", "fixed-random")
 BUDGETS = ("per-sample", "class-average", "weight-decay", "max-margin")
@@ -82,6 +83,10 @@ class Problem:
                 hyperparameter the loss does not use is refused.
     class_weights: ``none``, ``inverse``, ``sqrt`` or ``class-balanced``
                 (:mod:`lpm.core.weighting`); ``beta`` is the class-balanced β.
+    sampling:   class-sampling probabilities q (K numbers, normalised to sum 1;
+                equal for equal counts) of a re-sampled run: the objective's
+                weights become q_k ω_k, normalised (re-sampling is re-weighting
+                in the LPM, theory.md §14). ``None``: instance sampling, q = π.
     """
 
     counts: tuple[float, ...]
@@ -102,6 +107,7 @@ class Problem:
     margin: float | None = None
     class_weights: str = "none"
     beta: float | None = None
+    sampling: tuple[float, ...] | None = None
 
     def __post_init__(self):
         counts = check_counts(self.counts)
@@ -115,6 +121,7 @@ class Problem:
             set_(name, params.get(name))
         check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
         set_("beta", check_beta(self.class_weights, self.beta))
+        set_("sampling", check_sampling(self.sampling, counts))
         set_("E_W", check_number("E_W", self.E_W, low=MIN_BUDGET, high=MAX_BUDGET))
         set_("E_H", check_number("E_H", self.E_H, low=MIN_BUDGET, high=MAX_BUDGET))
         set_("budget", DEFAULT_BUDGET[self.classifier] if self.budget is None
@@ -197,8 +204,14 @@ class Problem:
     def weights(self) -> np.ndarray:
         """The objective's class weights p_k = π_k ω_k (sum 1), shape (K,): the class
         proportions π_k = n_k / N times the class weights ω_k of ``class_weights``
-        (:mod:`lpm.core.weighting`; ω = 1, so p = π, for ``none``)."""
-        return objective_weights(self.class_weights, self.counts, self.beta)
+        (:mod:`lpm.core.weighting`; ω = 1, so p = π, for ``none``). With ``sampling`` = q,
+        q_k ω_k normalised. In the ``max-margin`` limit p = π whatever the weights and sampler:
+        a weight (or re-sampling) shifts every margin by a constant, which vanishes after
+        normalisation, and D = diag(π) is the weight-decay form's feature penalty Σ_k n_k‖h_k‖²,
+        which neither changes (theory.md §14.4, §15.3)."""
+        if self.budget == "max-margin":
+            return objective_weights("none", self.counts)
+        return objective_weights(self.class_weights, self.counts, self.beta, self.sampling)
 
     @property
     def hyperparameters(self) -> dict:
@@ -281,6 +294,7 @@ class Problem:
         """Plain-dict form of every field (for tables and JSON)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["counts"] = list(self.counts)
+        out["sampling"] = None if self.sampling is None else list(self.sampling)
         out["K"] = self.K
         return out
 

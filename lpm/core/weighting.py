@@ -17,6 +17,11 @@ re-sampling with q and re-weighting with ω = q/π are one objective in the
 layer-peeled model, whatever the budget form (the features stay per sample, so
 the penalties of the weight-decay form do not change). The objective's class
 weights are :func:`objective_weights` = π ⊙ ω, which sum to 1.
+
+A run that re-samples with probabilities q *and* weights its loss by ω has
+the expected weights q_k ω_k, normalised to sum 1: :func:`objective_weights`
+takes that q as ``sampling`` (``None``: instance sampling, q = π). This is
+how a deep run's sampler enters its layer-peeled reference (theory.md §14).
 """
 from __future__ import annotations
 
@@ -79,8 +84,34 @@ def sampling_weights(scheme: str, counts, beta: float | None = None) -> np.ndarr
     return q / q.sum()
 
 
-def objective_weights(scheme: str, counts, beta: float | None = None) -> np.ndarray:
-    """The layer-peeled objective's class weights π_k ω_k (sum 1); π itself for ``none``."""
+def check_sampling(sampling, counts) -> tuple[float, ...] | None:
+    """Class-sampling probabilities q of a re-sampled run, normalised to sum 1 (``None`` stays
+    ``None``: instance sampling). They must be positive, one per class, and equal for classes
+    of equal count (a function of the counts, like every weight here: the symmetry reduction
+    of the solvers groups classes by count)."""
+    if sampling is None:
+        return None
+    n = _counts(counts)
+    q = np.asarray(sampling, dtype=np.float64).ravel()
+    if q.shape != n.shape or not np.all(np.isfinite(q)) or not np.all(q > 0):
+        raise LPMInputError("sampling", [float(x) for x in q], f"positive finite class-sampling probabilities, one per class "
+                                                 f"(K = {n.size})")
+    q = q / q.sum()
+    for value in np.unique(n):
+        same = q[n == value]
+        if np.ptp(same) > 1e-12 * same.max():
+            raise LPMInputError("sampling", [float(x) for x in q], "probabilities equal for classes of equal count "
+                                                                   "(a function of the counts)")
+    return tuple(float(x) for x in q)
+
+
+def objective_weights(scheme: str, counts, beta: float | None = None, sampling=None) -> np.ndarray:
+    """The layer-peeled objective's class weights π_k ω_k (sum 1); π itself for ``none``.
+    With class-sampling probabilities ``sampling`` = q (a re-sampled run), q_k ω_k normalised."""
+    q = check_sampling(sampling, counts)
+    if q is not None:
+        p = np.asarray(q) * class_weights(scheme, counts, beta)
+        return p / p.sum()
     if scheme == "none":
         check_beta(scheme, beta)
         return _priors(_counts(counts))

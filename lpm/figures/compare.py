@@ -108,8 +108,11 @@ def plot_collapse_vs_ratio(table: pd.DataFrame, ax=None):
     t["ratio"] = pd.to_numeric(t["ratio"], errors="coerce")
     with style():
         fig, axes = panels(ax, 2, height=3.6)
-        for (head, loss), fam in t.groupby(["head", "loss"], sort=False):
-            color, name = _pair_color(head, loss), f"{head} + {loss.upper()}"
+        if "reference" not in t:  # tables written before the reference column
+            t["reference"] = t["loss"]
+        for (head, loss, reference), fam in t.groupby(["head", "loss", "reference"], sort=False):
+            color = _pair_color(head, loss)
+            name = f"{head} + {loss.upper()}" + ("" if reference == loss else f" (LPM reference {reference})")
             curve, deep, own = (fam[fam["source"] == s].sort_values("ratio") for s in ("lpm", "deep", "lpm-run"))
             regularised = "lambda_W" in fam and pd.to_numeric(fam["lambda_W"], errors="coerce").notna().any()
             for axis, (col, _, _) in zip(axes, columns):

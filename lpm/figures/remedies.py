@@ -82,6 +82,8 @@ def plot_remedies(table: pd.DataFrame, ax=None):
                 first = rows.iloc[0]
                 notes.append(f"weight decay: lambda_W = {_number(first['lambda_W']):g}, "
                              f"lambda_H = {_number(first['lambda_H']):g}, on the absolute counts of the sweep")
+            if setting == "max-margin":
+                notes.append(_max_margin_note(rows))
             panel_label(pair[0], f"({chr(97 + 2 * i)}) minority classifier cosine, {setting}")
             panel_label(pair[1], f"({chr(98 + 2 * i)}) norm-aware collapse index, {setting}")
             for axis in pair:
@@ -89,13 +91,28 @@ def plot_remedies(table: pd.DataFrame, ax=None):
                 axis.set_xlabel(RATIO_LABEL)
         figure_legend(fig, axes, ncols=3)
         first = learnable.iloc[0]
-        fig.suptitle(f"Long-tail remedies in the layer-peeled model: K={K}, $K_A$={int(first['majority'])}, "
-                     f"$E_W$={first['E_W']:g}, $E_H$={first['E_H']:g}", fontsize=10)
-        caption(fig, "Certified optima (nuclear-norm program, relative gap <= 1e-9). A cosine is drawn only where "
+        budgets = learnable[learnable["budget"].isin(("class-average", "per-sample"))]
+        shown = (f", $E_W$={_number(budgets['E_W'].iloc[0]):g}, $E_H$={_number(budgets['E_H'].iloc[0]):g} "
+                 f"({budgets['budget'].iloc[0]})" if len(budgets) else "")
+        fig.suptitle(f"Long-tail remedies in the layer-peeled model: K={K}, $K_A$={int(first['majority'])}{shown}",
+                     fontsize=10)
+        caption(fig, "Certified optima (relative gap <= 1e-9). A cosine is drawn only where "
                      "the minority classifiers keep a norm; the collapse index is 0 when they merge or vanish. "
                      "Each loss at its published default (theory.md §14.1); CE + inverse and CE + class-balanced "
                      "nearly coincide at these counts. " + "; ".join(notes))
     return fig
+
+
+def _max_margin_note(rows: pd.DataFrame) -> str:
+    """Which remedies the max-margin row draws on top of CE's SELI curve (equal to 1e-9)."""
+    ce = rows[rows["remedy"] == "ce"].set_index("ratio")["classifier_minority_cos"]
+    same = []
+    for remedy, curve in rows[rows["remedy"] != "ce"].groupby("remedy", sort=False):
+        values = pd.to_numeric(curve.set_index("ratio")["classifier_minority_cos"], errors="coerce")
+        if len(ce) and np.allclose(values.reindex(ce.index), pd.to_numeric(ce, errors="coerce"), atol=1e-9):
+            same.append(_key(remedy))
+    text = "max-margin: the closed-form limit as the weight decay vanishes (theory.md §15)"
+    return text + (f"; {', '.join(same)} coincide with ce's SELI there (drawn on top of each other)" if same else "")
 
 
 def _draw(pair, rows: pd.DataFrame, style_kwargs: dict) -> None:

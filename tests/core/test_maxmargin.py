@@ -268,3 +268,24 @@ def test_every_remedy_loss_has_its_certified_limit(loss, extra):
     expected = mm.seli_grams(counts, class_temperatures=temperatures)[0]
     G = a.W @ a.W.T
     np.testing.assert_allclose(G / np.linalg.norm(G), expected / np.linalg.norm(expected), atol=1e-9)
+
+
+def test_class_weights_and_sampling_do_not_enter_the_limit():
+    """Weights and re-sampling shift every margin by a constant and leave the feature penalty
+    Σ_k n_k‖h_k‖² alone (theory.md §15.3): the limit is plain CE's SELI (for cdt its own), by the
+    closed form and by the convex program; at the same counts inverse weights in the class-average
+    form give the balanced optimum instead (minority cosine −1/(K−1))."""
+    counts = [20.0, 20.0, 8.0, 3.0, 1.0]
+    for loss, extra in (("ce", {}), ("cdt", {"gamma": 0.5})):
+        plain = Problem.from_counts(counts, budget="max-margin", loss=loss, **extra)
+        reference = solve(plain, "analytic")
+        for weighted in (plain.replace(class_weights="inverse"),
+                         plain.replace(class_weights="class-balanced", beta=0.99),
+                         plain.replace(sampling=(1.0,) * 5, class_weights="sqrt")):
+            np.testing.assert_array_equal(weighted.weights, plain.weights)
+            for method in ("analytic", "convex"):
+                s = solve(weighted, method)
+                assert s.certificate.relative_gap <= 1e-8
+                assert gram_distance(s.W, reference.W) <= 1e-6 and gram_distance(s.H, reference.H) <= 1e-6
+    balanced = measure_solution(solve(Problem.from_counts(counts, class_weights="inverse", majority=2)))
+    assert balanced["classifier_minority_cos"] == pytest.approx(-0.25, abs=1e-6)

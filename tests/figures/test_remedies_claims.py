@@ -67,6 +67,24 @@ def test_remedies_claim(run):
         assert _curve(decay, loss=loss, class_weights="none")["collapse_index"][1000.0] < COLLAPSED, loss
     for scheme in ("inverse", "class-balanced"):
         assert _curve(decay, loss="ce", class_weights=scheme)["collapse_index"][1000.0] > 0.3, scheme
+    # max-margin (vanishing regularisation, closed form): nothing merges up to R = 10^4; la, ldam and both
+    # weightings are CE's SELI exactly; cdt and vs, the first to collapse under a finite budget, keep the
+    # minority classifiers apart best in the limit (cosine at or below the ETF's)
+    limit = t[(t["classifier"] == "learnable") & (t["budget"] == "max-margin")]
+    assert (limit["solver"] == "analytic").all() and (limit["relative_gap"] <= 1e-12).all()
+    seli = _curve(limit, loss="ce", class_weights="none")
+    assert seli["classifier_minority_cos"][1000.0] == pytest.approx(0.6707, abs=1e-4)  # theory.md §15.4
+    assert (limit["collapse_index"] > 0.15).all() and (limit["classifier_minority_cos"] < 0.9).all()
+    for loss, scheme in (("la", "none"), ("ldam", "none"), ("ce", "inverse"), ("ce", "class-balanced")):
+        same = _curve(limit, loss=loss, class_weights=scheme)
+        for col in ("classifier_minority_cos", "collapse_index"):
+            np.testing.assert_allclose(same[col], seli[col], atol=1e-9, err_msg=f"{loss} {scheme}")
+    for loss in ("cdt", "vs"):
+        temperature = _curve(limit, loss=loss)
+        later = temperature.index > 1.0
+        assert (temperature["collapse_index"][later] > seli["collapse_index"][later] + 0.1).all(), loss
+        assert (temperature["classifier_minority_cos"][later] < ETF_COS + 0.005).all(), loss
+        assert _curve(decay, loss=loss)["collapse_index"][1000.0] < COLLAPSED  # finite budget: collapsed
 
 
 def test_remedies_toml_takes_another_budget_form_as_a_further_grid():

@@ -92,7 +92,7 @@ def weight_decay_norms(problem: Problem) -> np.ndarray:
     a = np.sqrt(problem.E_W) * K / (K - 1)
     n = np.asarray(problem.counts, dtype=np.float64)
     slopes = n / problem.weights * problem.lambda_H
-    if problem.class_weights == "none":  # p_k = n_k/N exactly: one slope N λ_H
+    if problem.class_weights == "none" and problem.sampling is None:  # p_k = n_k/N exactly: one slope N λ_H
         slopes = np.full(K, sum(problem.counts) * problem.lambda_H)
 
     def root(slope):
