@@ -156,7 +156,12 @@ def describe_setting(results: Sequence[SimulationResult]) -> str:
     """One line: the class counts and budgets every column shares."""
     p = results[0].problem
     sizes = f"{p.profile} profile, R={p.ratio:g}" if p.ratio else f"counts {', '.join(f'{c:g}' for c in p.counts)}"
-    return f"K={p.K} classes (K_A={p.majority} majority), {sizes}, E_W={p.E_W:g}, E_H={p.E_H:g}, d={p.d}"
+    budgets = {r.problem.budget_text() for r in results}
+    if len(budgets) == 1:  # the numbers that enter the model: E_W, E_H or, under weight decay, λ_W, λ_H
+        shared = budgets.pop()
+    else:
+        shared = "; ".join(f"{r.label}: {r.problem.budget_text()}" for r in results)
+    return f"K={p.K} classes (K_A={p.majority} majority), {sizes}, {shared}, d={p.d}"
 
 
 def render_table(results: Sequence[SimulationResult]):

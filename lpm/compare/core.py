@@ -74,9 +74,10 @@ class RunComparison:
             "run": run.name, "path": str(run.path or ""), "dataset": run.dataset, "K": run.K, "d": run.d,
             "head": run.head, "loss": run.loss, "dr_form": run.dr_form, "ratio": run.ratio, "profile": run.profile,
             "epoch": run.epoch, "majority": p.majority, "counts": " ".join(f"{c:.10g}" for c in run.counts),
-            "center": self.center, "budget": p.budget, "E_W": p.E_W, "E_H": p.E_H,
-            "E_W_times_E_H": None if p.regularised else p.E_W * p.E_H, "lambda_W": p.lambda_W,
-            "lambda_H": p.lambda_H, "budget_source": self.budgets.source, **self.roles.describe(),
+            "center": self.center, "budget": p.budget,
+            # only the budget numbers that enter the model (weight decay: λ_W, λ_H, not E_W, E_H)
+            **{k: p.budget_parameters().get(k) for k in ("E_W", "E_H", "lambda_W", "lambda_H")},
+            "E_W_times_E_H": None if p.regularised else p.E_W * p.E_H, "budget_source": self.budgets.source, **self.roles.describe(),
             "lpm_solver": s.solver, "lpm_status": s.status.value, "lpm_gap": s.certificate.gap,
             "lpm_relative_gap": s.certificate.relative_gap, "lpm_objective": s.objective,
             "lpm_gap_over_objective": self.gap_over_objective,
