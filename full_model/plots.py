@@ -20,7 +20,7 @@ PANELS = (
         ("test_head_accuracy", "test, head classes"), ("test_medium_accuracy", "test, medium classes"),
         ("test_tail_accuracy", "test, tail classes"), ("test_many_accuracy", "test, many-shot classes"),
         ("test_few_accuracy", "test, few-shot classes")]),
-    ("NC1: within-class variability", "tr(Σ_W Σ_B⁺) / K  (log scale)", True, [("nc1", "NC1")]),
+    ("NC1: within-class variability", r"tr($\Sigma_W \Sigma_B^{+}$) / K  (log scale)", True, [("nc1", "NC1")]),
     ("NC2, NC3: distance to a simplex ETF", "distance (0 = ETF)", False, [
         ("nc2", "NC2 of class means"), ("nc2_classifier", "NC2 of W"), ("nc3", "NC3, class means vs W")]),
     ("Mean cosines [Y22]", "cosine", False, [
