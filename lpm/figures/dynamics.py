@@ -10,7 +10,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
-from .style import BAND_NOTE, LOSS_COLORS, caption, figure_legend, line_with_band, panels, style
+from .style import BAND_NOTE, LOSS_COLORS, caption, coinciding, figure_legend, line_with_band, panels, style
 from .tables import aggregate
 
 RATIO_STYLES = ("-", "--", ":", "-.")
@@ -62,14 +62,21 @@ def plot_convergence(table: pd.DataFrame, ax=None):
     ratios = sorted(t["ratio"].unique())
     with style():
         fig, axes = panels(ax, 2 * len(budgets), nrows=2, height=2.4, sharex=True)
+        hidden = []
         for c, budget in enumerate(budgets):
             sub = t[t["budget"] == budget]
+            medians: dict[str, dict[str, np.ndarray]] = {"relative_suboptimality": {}, "angle_deg": {}}
             for (variant, ratio), rows in sub.groupby(["variant", "ratio"], sort=False):
                 st = dict(color=VARIANT_COLORS.get(variant, "k"),
                           linestyle=RATIO_STYLES[ratios.index(ratio) % len(RATIO_STYLES)],
                           label=f"{variant}, R={ratio:g}", linewidth=1.3)
                 for r, col in enumerate(("relative_suboptimality", "angle_deg")):
-                    line_with_band(axes[r * len(budgets) + c], aggregate(rows, "iteration", col), "iteration", **st)
+                    agg = aggregate(rows, "iteration", col)
+                    line_with_band(axes[r * len(budgets) + c], agg, "iteration", **st)
+                    medians[col][st["label"]] = np.log10(agg["median"].to_numpy(float))
+            if budget != "per-sample":  # the per-sample coincidences are stated with their theory below
+                for col, name in (("relative_suboptimality", "suboptimality"), ("angle_deg", "angle")):
+                    hidden += [f"{budget} {name}: " + " = ".join(g) for g in coinciding(medians[col], tol=0.05)]
             axes[c].set_title(f"{budget} feature budget")
             axes[len(budgets) + c].set_xlabel("gradient iteration")
         for a in axes:
@@ -84,6 +91,9 @@ def plot_convergence(table: pd.DataFrame, ax=None):
                          "coincides with DR (paper) - by theory: the problem splits into one problem per sample, "
                          "the counts only weighting them (theory.md §5), and the two DR forms have equal gradients "
                          "on the sphere (theory.md §6.1).")
+        if hidden:
+            notes.append("Curves on one another (within 0.05 decades at every iteration): " + "; ".join(hidden)
+                         + ".")
         notes.append(f"Values are floored at {FLOOR:.0e} (suboptimality) and 1e-8 deg (angle) for the log axes.")
         caption(fig, " ".join(notes), width=120, under_legend=False)
         row = t.iloc[0]

@@ -234,7 +234,11 @@ def test_unfitted_classes_are_flagged_and_left_out_of_the_minority(tmp_path, lea
     assert row["minority_classes"] == "4 5" and row["unfitted_classes"] == "5"
     assert row["measured_minority_classes"] == "4"
     assert row["run_collapse_index"] is None or np.isnan(row["run_collapse_index"])  # one class left: no pair
-    assert any("classes [5] are not fitted on the training set" in line for line in summary_lines(report))
+    lines = summary_lines(report)
+    # which list is which: the minority by counts, then the unfitted ones and the minority the metrics use
+    assert "  minority classes [4 5] (classes with fewer than 20 training samples)" in lines
+    assert ("  warning: unfitted classes [5] (training accuracy below 0.5); they are left out of the minority "
+            "metrics (the LPM describes the terminal phase), which use classes [4]") in lines
 
 
 def test_weight_decay_rule_poses_the_regularised_model(tmp_path):
