@@ -77,7 +77,8 @@ class RunComparison:
             "center": self.center, "budget": p.budget,
             # only the budget numbers that enter the model (weight decay: λ_W, λ_H, not E_W, E_H)
             **{k: p.budget_parameters().get(k) for k in ("E_W", "E_H", "lambda_W", "lambda_H")},
-            "E_W_times_E_H": None if p.regularised else p.E_W * p.E_H, "budget_source": self.budgets.source, **self.roles.describe(),
+            "E_W_times_E_H": None if p.regularised else p.E_W * p.E_H, "budget_source": self.budgets.source,
+            **self.roles.describe(),
             "lpm_solver": s.solver, "lpm_status": s.status.value, "lpm_gap": s.certificate.gap,
             "lpm_relative_gap": s.certificate.relative_gap, "lpm_objective": s.objective,
             "lpm_gap_over_objective": self.gap_over_objective,

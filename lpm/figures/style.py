@@ -89,7 +89,7 @@ def log_x_if_wide(ax, x) -> None:
 
 
 #: what :func:`line_with_band` draws, for captions of figures over several seeds
-BAND_NOTE = "line: median over seeds; shaded band: lowest to highest seed"
+BAND_NOTE = "Line: median over seeds; shaded band: lowest to highest seed"
 
 
 def line_with_band(ax, agg: pd.DataFrame, x: str, **kwargs) -> None:

@@ -75,11 +75,13 @@ def test_simulate_weight_decay_names_the_coefficients_not_unused_budgets():
     res = runner.invoke(app, ["simulate", "--counts", COUNTS, "--loss", "ce", "--budget", "weight-decay",
                               "--lambda-W", "0.001", "--lambda-H", "0.002"])
     assert res.exit_code == 0, res.output
-    assert res.stdout.splitlines()[0] == ("K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, learnable + ce: "
-                                          "λ_W=0.001, λ_H=0.002; fixed-etf + ce: E_W=1, λ_H=0.002, d=6")
+    assert res.stdout.splitlines()[0] == ("K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, "
+                                          "learnable + ce: λ_W=0.001, λ_H=0.002; fixed-etf + ce: E_W=1, λ_H=0.002, "
+                                          "d=6")
     res = runner.invoke(app, ["simulate", "--counts", COUNTS, "--classifier", "learnable", "--loss", "ce",
                               "--budget", "weight-decay", "--lambda-W", "0.001", "--lambda-H", "0.002"])
     assert res.stdout.splitlines()[0] == ("K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, "
                                           "λ_W=0.001, λ_H=0.002, d=6")
     res = runner.invoke(app, ["simulate", "--counts", COUNTS])
-    assert res.stdout.splitlines()[0] == "K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, E_W=1, E_H=5, d=6"
+    assert res.stdout.splitlines()[0] == ("K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, E_W=1, E_H=5, "
+                                          "d=6")

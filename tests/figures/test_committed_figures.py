@@ -1,4 +1,4 @@
-"""The figures in docs/figures are what the README's command draws.
+"""The figures in docs/figures are what the documented command (scripts/make_figures.sh) draws.
 
 ``bash scripts/make_figures.sh`` runs ``lpm reproduce all`` and copies, per figure NAME, the PNG,
 its ``figure.json`` (as NAME.json) and the table it was drawn from (NAME.csv.gz). For each committed

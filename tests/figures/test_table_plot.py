@@ -67,7 +67,8 @@ def test_a_log_axis_leaves_out_non_positive_values_and_says_so():
     fig = plot_table(_table(), "ratio", "signed", hue="solver", logy=True)
     ydata = np.concatenate([line.get_ydata() for line in fig.axes[0].get_lines()])
     assert (ydata > 0).all() and len(ydata) == 2  # only R = 100 is above 0 for both solvers
-    assert "12 rows with values <= 0 left out for the log axis." in " ".join(fig.legends[0].get_title().get_text().split())
+    note = " ".join(fig.legends[0].get_title().get_text().split())
+    assert "12 rows with values <= 0 left out for the log axis." in note
 
 
 def test_cli_draws_a_sweep_folder_as_png_and_pdf(tmp_path):

@@ -105,7 +105,7 @@ def test_progress_bar_label_never_repeats_sweep():
 
 
 def test_collapse_threshold_returns_plain_numbers():
-    """The README's one-liner prints plain numbers (no np.float64(...))."""
+    """The one-liner of docs/findings.md prints plain numbers (no np.float64(...))."""
     found = collapse_threshold(10, 5, 5.0, bracket=(1.0, 1e3), log10_tol=0.05)
     assert all(v is None or type(v) in (float, int, str) for v in found.values()), found
     assert repr(found["ratio_star_index"])[0].isdigit()
