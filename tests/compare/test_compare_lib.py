@@ -293,3 +293,21 @@ def test_collapse_figure_names_the_weight_decay_coefficients_of_a_regularised_cu
     assert "LPM at each run's coefficients, learnable + CE" in labels
     assert "LPM, fixed-etf + DR ($E_W$=2, $E_H$=2)" in labels
     assert "LPM at each run's budgets, fixed-etf + DR" in labels
+
+
+def test_collapse_figure_explains_missing_ratios_and_indices_above_one():
+    """Figure 7 says why R = 1 has no point (no minority) and why an index may exceed 1."""
+    import pandas as pd
+
+    from lpm.figures.compare import plot_collapse_vs_ratio
+    rows = []
+    for source in ("deep", "lpm-run", "lpm"):
+        for ratio, index, cos in ((1.0, None, None), (10.0, 1.007, -0.24), (100.0, 0.8, 0.0)):
+            rows.append({"head": "learnable", "loss": "ce", "source": source, "ratio": ratio, "K": 10,
+                         "collapse_index": index if source == "deep" else (None if index is None else 0.7),
+                         "classifier_minority_cos": cos, "E_W": None, "E_H": None, "lambda_W": 5e-4,
+                         "lambda_H": 1e-7})
+    fig = plot_collapse_vs_ratio(pd.DataFrame(rows))
+    note = " ".join(fig.legends[0].get_title().get_text().split())
+    assert note.startswith("R = 1: no point, because no class falls in the minority there")
+    assert "An index above 1 (up to 1.007, learnable + CE at R = 10) is not an error" in note

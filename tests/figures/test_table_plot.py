@@ -89,3 +89,27 @@ def test_cli_draws_a_sweep_folder_as_png_and_pdf(tmp_path):
     assert res.exit_code == 2
     assert res.stderr.strip() == (f"Error: The 'results' parameter must be a sweep folder holding results.csv (lpm "
                                   f"sweep -o FOLDER) or a CSV file. Got '{tmp_path / 'none'}' instead.")
+
+
+def test_seed_band_stays_inside_the_seeds_on_a_log_axis():
+    """One straying seed (180 where the others read 1e-3) widens the band to that seed only; the band never
+    reaches 0 or below, where a mean ± std band on a log axis would become a full-height bar."""
+    from matplotlib.figure import Figure
+
+    from lpm.figures.style import line_with_band
+    from lpm.figures.tables import aggregate
+    t = pd.DataFrame({"it": [0, 0, 0, 1, 1, 1], "angle": [1e-3, 2e-3, 180.0, 1e-4, 1e-4, 1e-4]})
+    ax = Figure().subplots()
+    ax.set_yscale("log")
+    line_with_band(ax, aggregate(t, "it", "angle"), "it")
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [2e-3, 1e-4])
+    ys = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(1e-4) and ys.max() == pytest.approx(180.0)
+
+
+def test_coinciding_groups_curves_within_the_tolerance():
+    from lpm.figures.style import coinciding
+    curves = {"a": np.array([1.0, 2.0]), "b": np.array([1.0, 2.0 + 1e-9]), "c": np.array([1.0, 2.5]),
+              "d": np.array([1.0])}
+    assert coinciding(curves) == [["a", "b"]]
+    assert coinciding(curves, tol=1.0) == [["a", "b", "c"]]
