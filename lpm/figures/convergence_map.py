@@ -102,7 +102,8 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                 _draw_panel(axis, table_at[here], best[(best["budget"] == budget) & (best["ratio"] == ratio)], cap)
                 found = crossovers(table_at[here], threshold, K) if ratio == 1.0 else {"measured": None}
                 _draw_crossovers(axis, found)
-                panel_label(axis, f"{_setting_label(budget, ratio)}: angle < {threshold:g} rad")
+                panel_label(axis, f"{_setting_label(budget, ratio)}: θ < {threshold:g} rad")
+                axis.title.set_fontsize(8.5)
                 axis.set_xscale("log")
                 axis.set_yscale("log")
                 if row == len(thresholds) - 1:
@@ -110,7 +111,7 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                 if col == 0:
                     axis.set_ylabel("iterations")
         figure_legend(fig, axes, ncols=4)
-        caption(fig, "Angle: the mean angle between a class-mean feature and its optimal direction, in radians "
+        caption(fig, "θ: the mean angle between a class-mean feature and its optimal direction, in radians "
                      f"(thresholds {', '.join(f'{th:g} rad = {np.degrees(th):.2g} deg' for th, _ in thresholds)}). "
                      "Each loss with its own 1/L step (lr = 1, solid; median over seeds) and with the best step "
                      "multiplier of the grid (dashed). CE converges linearly at a rate that collapses like "
