@@ -102,9 +102,10 @@ def train_deep_command(
     """Train a deep network on a long-tailed data set and record its collapse geometry per epoch.
 
     \b
-    Example (about 40 s on 2 CPU cores; every class fitted):
+    Example (35-60 s on 2 CPU cores; every class fitted):
       lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr \\
-        --epochs 100 --mixup-alpha 0 --weight-decay 5e-4 --schedule cosine
+        --epochs 100 --mixup-alpha 0 --weight-decay 5e-4 --schedule cosine \\
+        --track-every 5
     """
     from full_model.train import resume_config, train  # imports torch: loaded only when a run starts
 
@@ -171,7 +172,7 @@ def _seeds(text: str | None, seed: int | None) -> list[int] | None:
 #: with the recipe of figure 7 (weight decay 5e-4, no mixup, cosine schedule), long enough (100 epochs) that
 #: every class is fitted, so that `lpm compare` of the pair reports the minority geometry of both
 QUICK_RECIPE = ("--dataset mnist1d-lt --ratio 100 --epochs 100 --mixup-alpha 0 --weight-decay 5e-4 "
-                "--schedule cosine")
+                "--schedule cosine --track-every 5")
 QUICK_COMMANDS = (
     f"lpm train-deep {QUICK_RECIPE} --head learnable --loss ce -o runs/quick/learnable-ce",
     f"lpm train-deep {QUICK_RECIPE} --head fixed-etf --loss dr -o runs/quick/etf-dr",
@@ -182,8 +183,8 @@ QUICK_COMMANDS = (
 NO_DATASET = """\
 Error: no data set given: choose one with --dataset (or in a --config file).
 A first comparison that needs no download: learnable + CE and fixed ETF + DR on MNIST-1D-LT at
-R = 100, every class fitted, then theory beside practice (about 20 s and 40 s of training and
-10 s for compare on 2 CPU cores):
+R = 100, every class fitted, then theory beside practice (about 20 s and 35-60 s of training and
+6 s for compare, measured on 2 shared CPU cores):
   """ + "\n  ".join(QUICK_COMMANDS) + """
 Offline sets: mnist1d-lt, digits-lt, synthetic-lt, synthetic-images-lt. CIFAR, SVHN, STL-10 and
 ImageNet-LT are read from files: --dataset cifar10-lt --root FOLDER. All options: lpm train-deep --help"""

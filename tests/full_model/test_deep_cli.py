@@ -107,3 +107,26 @@ def test_seeds_run_one_run_per_seed_each_in_its_own_folder(tmp_path):
     assert res.exit_code == 0, res.output
     assert all([r["epoch"] for r in rf.read_metrics(f / rf.METRICS_FILE)] == [1, 2] for f in folders)
 
+
+
+def test_the_suggested_quick_pair_is_valid_and_in_the_readme(tmp_path):
+    """The three commands `lpm train-deep` suggests (and the README shows) run as given: here shortened to
+    one epoch of two batches, each into tmp_path; the README quotes them verbatim."""
+    import shlex
+    from pathlib import Path
+
+    from lpm.cli.train_deep import NO_DATASET, QUICK_COMMANDS
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert all(c in readme and c in NO_DATASET for c in QUICK_COMMANDS)
+    folders = {}
+    for command in QUICK_COMMANDS[:2]:
+        args = shlex.split(command)[1:]
+        folders[args[-1]] = tmp_path / Path(args[-1]).name
+        res = runner.invoke(app, [*args, "--epochs", "1", "--max-batches-per-epoch", "2", "--no-progress",
+                                  "-o", str(folders[args[-1]])])
+        assert res.exit_code == 0, res.output
+    args = shlex.split(QUICK_COMMANDS[2])[1:]
+    args = [str(folders.get(a, a)) for a in args[:-1]] + [str(tmp_path / "compare")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "compare" / "distances.csv").is_file()
