@@ -31,8 +31,6 @@ from .tables import aggregate, ok_rows
 SETTING_COLUMNS = ("task", "grid", "K", "profile", "ratio", "majority", "classifier", "loss", "budget", "E_W", "E_H",
                    "ewh", "d", "solver", "lambda_W", "lambda_H", "setting_dr_variant", "head", "dataset",
                    "dr_form", "form", "lr", "threshold")
-#: columns that repeat an observation (pooled into the median and band)
-REPEAT_COLUMNS = ("seed", "cell_id", "run", "path")
 TABLES = ("results", "trajectory", "per_class")
 #: hue values beyond which a legend stops being readable
 MAX_HUES = 12
