@@ -259,9 +259,14 @@ def test_weight_decay_rule_poses_the_regularised_model(tmp_path):
     assert problem.budget == "weight-decay" and problem.counts == counts
     np.testing.assert_allclose([problem.lambda_W, problem.lambda_H], [2e-3, 5e-4], rtol=1e-6)
     assert budgets.source.startswith("lambda_W = 0.002 = the run's weight decay; lambda_H = 0.0005 from")
-    row = compare_runs([run], budget_rule="weight-decay").distances.iloc[0]
+    report = compare_runs([run], budget_rule="weight-decay")
+    row = report.distances.iloc[0]
     assert row["lpm_status"] == "optimal" and row["budget"] == "weight-decay"
     assert row["dist_lpm_joint"] < 1e-6
+    # only the numbers that enter the model: λ_W, λ_H in the table and the heatmap title, no E_W, E_H
+    assert row["E_W"] is None and row["E_H"] is None
+    from lpm.compare.report import _title
+    assert _title(report.comparisons[0]).endswith("LPM by nuclear, $\\lambda_W$=0.002, $\\lambda_H$=0.0005")
 
 
 def test_inconsistent_arrays_are_refused(tmp_path, learnable_optimum):
