@@ -183,8 +183,8 @@ QUICK_COMMANDS = (
 NO_DATASET = """\
 Error: no data set given: choose one with --dataset (or in a --config file).
 A first comparison that needs no download: learnable + CE and fixed ETF + DR on MNIST-1D-LT at
-R = 100, every class fitted, then theory beside practice (about 20 s and 35-60 s of training and
-6 s for compare, measured on 2 shared CPU cores):
+R = 100, every class fitted, then theory beside practice (17 s and 35-60 s of training and 6 s
+for compare, measured on 2 lightly shared CPU cores; up to 3 minutes each on busy cores):
   """ + "\n  ".join(QUICK_COMMANDS) + """
 Offline sets: mnist1d-lt, digits-lt, synthetic-lt, synthetic-images-lt. CIFAR, SVHN, STL-10 and
 ImageNet-LT are read from files: --dataset cifar10-lt --root FOLDER. All options: lpm train-deep --help"""
