@@ -102,7 +102,7 @@ def train_deep_command(
     """Train a deep network on a long-tailed data set and record its collapse geometry per epoch.
 
     \b
-    Example (35-60 s on 2 CPU cores; every class fitted):
+    Example (35-60 s on 2 lightly shared CPU cores; every class fitted):
       lpm train-deep --dataset mnist1d-lt --ratio 100 --head fixed-etf --loss dr \\
         --epochs 100 --mixup-alpha 0 --weight-decay 5e-4 --schedule cosine \\
         --track-every 5
