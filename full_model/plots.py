@@ -21,7 +21,7 @@ PANELS = (
         ("test_head_accuracy", "test, head classes"), ("test_medium_accuracy", "test, medium classes"),
         ("test_tail_accuracy", "test, tail classes"), ("test_many_accuracy", "test, many-shot classes"),
         ("test_few_accuracy", "test, few-shot classes")]),
-    ("NC1: within-class variability", "tr(Σ_W Σ_B⁺) / K  (log scale)", True, [
+    ("NC1: within-class variability", r"tr($\Sigma_W \Sigma_B^{+}$) / K  (log scale)", True, [
         ("nc1", "NC1, Σ_B cut at 1e-6 of its largest eigenvalue"), ("nc1_pinv", "NC1, full pseudo-inverse")]),
     ("NC2, NC3: distance to a simplex ETF", "distance (0 = ETF)", False, [
         ("nc2", "NC2 of class means"), ("nc2_classifier", "NC2 of W"), ("nc3", "NC3, class means vs W")]),

@@ -37,6 +37,8 @@ name the file and the grid).
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import inspect
 import json
 import os
@@ -48,7 +50,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from .core.errors import LPMInputError
-from .core.io import folder_lock, read_structured, write_json_atomic
+from . import __version__
+from .core.io import folder_lock, read_structured, write_bytes_atomic, write_json_atomic
 from .figures import load_ref
 from .sweep import Executor, SweepFailed, as_executor, check_cells, expand, located
 
@@ -278,6 +281,10 @@ def run_sweep_runner(sim: Simulation, out_dir: Path, *, smoke: bool = False, pro
 
 
 # ---------------------------------------------------------------- reproduce
+#: the drawn table, written beside each figure (see :func:`reproduce`)
+FIGURE_TABLE = "figure_table.csv.gz"
+
+
 @dataclass
 class Reproduction:
     name: str
@@ -296,12 +303,14 @@ def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, 
     """Run the sweep behind ``sims/NAME.toml`` (resuming) and draw its figure.
 
     Output folder: ``out`` or ``results/NAME`` (``results/NAME-smoke`` for the
-    reduced grid). Writes the tables, ``NAME.png``, ``NAME.pdf`` and
-    ``figure.json`` (what drew it and how long it took). Cells run on
+    reduced grid). Writes the tables, ``NAME.png``, ``NAME.pdf``, the drawn
+    table as ``figure_table.csv.gz`` and ``figure.json`` (what drew it, how long
+    it took, and SHA-256 hashes of the simulation file and of the drawn table). Cells run on
     ``executor`` (see :func:`lpm.sweep.run_cells`), else on ``jobs`` local
     processes (default: one per usable core); ``runs_dir`` is a folder for
     deep runs that every worker reaches.
     """
+    import matplotlib
     import matplotlib.pyplot as plt
 
     from .figures import get_plot
@@ -329,9 +338,16 @@ def reproduce(name: str, out: Path | str | None = None, *, smoke: bool = False, 
         figures = save_figure(fig, out_dir / sim.name)
         plt.close(fig)
         seconds = time.perf_counter() - start
-        write_json_atomic(out_dir / "figure.json", {"simulation": sim.name, "title": sim.title, "plot": sim.plot,
-                                                    "table": sim.table, "smoke": smoke, "seconds": seconds,
-                                                    "figures": [p.name for p in figures], "failed_cells": failed})
+        table_text = tables[sim.table].to_csv(index=False)
+        # the table the figure was drawn from, as CSV (gzip without a time stamp, so equal tables give equal
+        # bytes): with figure.json's hashes it lets a copied figure be checked against its table and sims file
+        write_bytes_atomic(out_dir / FIGURE_TABLE, gzip.compress(table_text.encode(), mtime=0))
+        write_json_atomic(out_dir / "figure.json", {
+            "simulation": sim.name, "title": sim.title, "plot": sim.plot, "table": sim.table, "smoke": smoke,
+            "seconds": seconds, "figures": [p.name for p in figures], "failed_cells": failed,
+            "simulation_sha256": hashlib.sha256(sim.path.read_bytes()).hexdigest(), "table_file": FIGURE_TABLE,
+            "table_sha256": hashlib.sha256(table_text.encode()).hexdigest(),
+            "matplotlib": matplotlib.__version__, "lpm": __version__})
     return Reproduction(sim.name, out_dir, figures, tables, seconds, failed, first_error)
 
 

@@ -190,26 +190,16 @@ def describe_setting(results: Sequence[SimulationResult]) -> str:
     """One line: the class counts and budgets every column shares."""
     p = results[0].problem
     sizes = f"{p.profile} profile, R={p.ratio:g}" if p.ratio else f"counts {', '.join(f'{c:g}' for c in p.counts)}"
+    budgets = {r.problem.budget_text() for r in results}
+    if len(budgets) == 1:  # the numbers that enter the model: E_W, E_H or, under weight decay, λ_W, λ_H
+        shared = budgets.pop()
+    else:
+        shared = "; ".join(f"{r.label}: {r.problem.budget_text()}" for r in results)
     losses = "; ".join(dict.fromkeys(f"{r.problem.loss}: {r.problem.loss_fn.description}" for r in results
                                      if r.problem.loss in LOSS_FAMILIES))
     weights = f", class weights {weights_label(p)}" if p.class_weights != "none" else ""
-    return (f"K={p.K} classes (K_A={p.majority} majority), {sizes}, {_budget_words(results)}, d={p.d}{weights}"
+    return (f"K={p.K} classes (K_A={p.majority} majority), {sizes}, {shared}, d={p.d}{weights}"
             + (f"; {losses}" if losses else ""))
-
-
-def _budget_words(results: Sequence[SimulationResult]) -> str:
-    """The budget parameters that apply: E_W, E_H for the norm budgets; λ_W, λ_H for weight decay
-    (with E_W, which scales a fixed classifier); none for the max-margin limit."""
-    p = results[0].problem
-    if p.budget == "max-margin":
-        return "max-margin limit (vanishing weight decay: no E_W, E_H or lambda)"
-    if p.budget == "weight-decay":
-        lam_W = next((r.problem.lambda_W for r in results if r.problem.lambda_W is not None), None)
-        words = ([f"lambda_W={lam_W:g}"] if lam_W is not None else []) + [f"lambda_H={p.lambda_H:g}"]
-        if any(r.problem.fixed for r in results):
-            words.append(f"E_W={p.E_W:g} (fixed classifier scale)")
-        return ", ".join(words)
-    return f"E_W={p.E_W:g}, E_H={p.E_H:g}"
 
 
 def render_table(results: Sequence[SimulationResult]):

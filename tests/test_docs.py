@@ -13,9 +13,10 @@ def _sections() -> set[str]:
 
 
 def _sources():
-    for folder in ("lpm", "full_model", "sims", "benchmarks", "scripts"):
+    for folder in ("lpm", "full_model", "sims", "benchmarks", "scripts", "examples"):
         yield from (p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".toml", ".sh", ".md"))
     yield ROOT / "README.md"
+    yield from (p for p in (ROOT / "docs").glob("*.md") if p.name != "theory.md")
 
 
 def test_theory_document_has_the_cited_sections():
@@ -32,3 +33,27 @@ def test_theory_document_has_the_cited_sections():
 
 def test_readme_links_the_theory_document():
     assert "(docs/theory.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_readme_is_the_front_door_linking_every_docs_page():
+    """The README stays short and links every page of docs/; the findings, benchmarks and
+    reference live there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 250
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"(docs/{page.name})" in readme, f"README does not link docs/{page.name}"
+
+
+def test_relative_links_of_the_readme_and_docs_resolve():
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, "links to files that do not exist:\n" + "\n".join(broken)
+

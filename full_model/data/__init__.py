@@ -38,8 +38,7 @@ from .base import ArrayData, ImageListData
 from .longtail import long_tail_counts, select_long_tailed, subset_split
 
 __all__ = ["DATASETS", "FILE_DATASETS", "SUBSET_DRAWS", "ArrayData", "ImageListData", "load_dataset",
-           "long_tail_counts",
-           "select_long_tailed", "dataset_needs_root", "default_n_max"]
+           "long_tail_counts", "select_long_tailed", "dataset_needs_root", "default_n_max", "data_source", "SOURCES"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,34 @@ DIGITS_POOL, SYNTHETIC_DIM = 120, 32
 _TEST_PER_CLASS = {"mnist1d-lt": 200, "digits-lt": 50, "synthetic-lt": 100, "synthetic-images-lt": 100}
 
 
+#: where each data set read from ``--root`` comes from (the official archive) and what the folder holds
+SOURCES: dict[str, tuple[str, str]] = {
+    "cifar10-lt": ("cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, extracted",
+                   f"root/{cifar.CIFAR10_LAYOUT}"),
+    "cifar100-lt": ("cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, extracted",
+                    f"root/{cifar.CIFAR100_LAYOUT}"),
+    "svhn-lt": ("train_32x32.mat and test_32x32.mat (format 2) from http://ufldl.stanford.edu/housenumbers/",
+                f"root/{svhn.SVHN_LAYOUT}"),
+    "stl10-lt": ("stl10_binary.tar.gz from https://ai.stanford.edu/~acoates/stl10/, extracted",
+                 f"root/{stl10.STL10_LAYOUT}"),
+    "imagenet-lt": ("ImageNet_LT_train.txt and ImageNet_LT_test.txt from "
+                    "https://github.com/zhmiao/OpenLongTailRecognition-OLTR (Liu et al. 2019) beside the ILSVRC "
+                    "2012 train and val images from https://image-net.org/download.php",
+                    "root/ImageNet_LT_train.txt, root/ImageNet_LT_test.txt and the images at the paths they list "
+                    "(e.g. root/train/n01440764/n01440764_10026.JPEG)"),
+    "inat2018": ("train_val2018.tar.gz, train2018.json.tar.gz and val2018.json.tar.gz of the iNaturalist 2018 "
+                 "competition from https://github.com/visipedia/inat_comp/tree/master/2018, extracted",
+                 "root/train2018.json, root/val2018.json and the images at their file_name paths "
+                 "(e.g. root/train_val2018/Plantae/7477/<id>.jpg)"),
+}
+
+
+def data_source(name: str) -> str:
+    """One sentence: the official archive of a data set read from ``--root`` and the layout expected."""
+    archive, layout = SOURCES[name]
+    return f"{archive}, giving {layout}"
+
+
 def dataset_needs_root(name: str) -> bool:
     return _SPECS[check_choice("dataset", name, DATASETS)].needs_root
 
@@ -104,10 +131,11 @@ def load_dataset(name: str, root=None, ratio: float | None = None, profile: str 
     check_choice("subset_draw", subset_draw, SUBSET_DRAWS)
     if spec.needs_root:
         if root is None:
-            raise LPMInputError("root", None,
-                                f"a folder with the {name} files (the '{name}' dataset is read from disk)")
+            raise LPMInputError("root", None, f"a folder with the {name} files (the '{name}' dataset is read "
+                                              f"from disk: {data_source(name)})")
         if not Path(root).is_dir():
-            raise LPMInputError("root", str(root), f"an existing folder with the {name} files")
+            raise LPMInputError("root", str(root), f"an existing folder with the {name} files "
+                                                   f"({data_source(name)})")
     if name in FILE_DATASETS:
         if subset_draw != "uniform":
             raise LPMInputError("subset_draw", subset_draw, f"'uniform' for '{name}' (it draws no subset)")

@@ -43,6 +43,7 @@ COMMANDS = {
     "reproduce": ("reproduce", "Run a simulation file's sweep and draw its figure."),
     "train-deep": ("train_deep", "Train a network on long-tailed data, track collapse."),
     "compare": ("compare", "Set deep runs beside the layer-peeled optimum."),
+    "plot": ("plot", "Draw any sweep table: a column against another."),
 }
 
 # the click that typer runs on (vendored inside typer since typer 0.26, before that the click package)

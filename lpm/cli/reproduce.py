@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..core.errors import LPMInputError
 from ..core.io import check_output_path
 from ._common import CLUSTER_HELP, JOBS_HELP, interrupted, user_errors
 
@@ -62,8 +61,9 @@ def reproduce_command(
                                          subsequent_indent=" " * width, break_on_hyphens=False))
             return
         if name is None:
-            raise LPMInputError("name", None, "a simulation name or 'all' (see lpm reproduce --list)",
-                                owner="lpm reproduce")
+            typer.echo(f"Error: Missing argument 'name': one of {', '.join(s.name for s in sims)}, or 'all' "
+                       "(lpm reproduce --list describes each).", err=True)
+            raise typer.Exit(2)
         chosen = sims if name == "all" else [get_simulation(name, sims_dir)]
         for sim in chosen:  # every file is checked before the first one runs
             check_simulation(sim, smoke)

@@ -111,7 +111,8 @@ def collapse_table(comparisons: Sequence[RunComparison], points: int = 9, method
 
 
 def _budget_columns(problem: Problem) -> dict:
-    return {"E_W": problem.E_W, "E_H": problem.E_H, "lambda_W": problem.lambda_W, "lambda_H": problem.lambda_H}
+    """The budget numbers that enter the model; the others (E_W, E_H under weight decay) are left empty."""
+    return {k: problem.budget_parameters().get(k) for k in ("E_W", "E_H", "lambda_W", "lambda_H")}
 
 
 def _family_template(members: Sequence[RunComparison], E_W: float | None, E_H: float | None) -> Problem:

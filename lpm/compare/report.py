@@ -160,8 +160,7 @@ def write_report(report: ComparisonReport, out_dir: Path | str, per_run_figures:
 def _title(c: RunComparison) -> str:
     ratio = "" if c.run.ratio is None else f", R = {c.run.ratio:g}"
     return (f"{c.run.name}: {c.run.head} + {c.run.loss.upper()}{ratio}; LPM of {c.reference.label} by "
-            f"{c.solution.solver}, "
-            f"$E_W$ = {c.problem.E_W:.3g}, $E_H$ = {c.problem.E_H:.3g}")
+            f"{c.solution.solver}, {c.problem.budget_text(tex=True)}")
 
 
 def _run_record(c: RunComparison) -> dict:
@@ -190,10 +189,12 @@ def summary_lines(report: ComparisonReport) -> list[str]:
         if evaluation:
             lines.append(evaluation)
         roles = c.roles.describe()
-        lines.append(f"  {c.roles.rule}: classes [{roles['minority_classes']}]")
+        minority_rule, _, fitted_rule = c.roles.rule.partition("; unfitted: ")
+        lines.append(f"  minority classes [{roles['minority_classes']}] ({minority_rule.removeprefix('minority: ')})")
         if len(c.roles.unfitted):
-            lines.append(f"  warning: classes [{roles['unfitted_classes']}] are not fitted on the training set; "
-                         "they are left out of the minority metrics (the LPM describes the terminal phase)")
+            lines.append(f"  warning: unfitted classes [{roles['unfitted_classes']}] ({fitted_rule}); they are "
+                         "left out of the minority metrics (the LPM describes the terminal phase), which use "
+                         f"classes [{roles['measured_minority_classes']}]")
         lines.append(f"  Gram distance to LPM: means {d['lpm_means']:.4f}, classifier {d['lpm_classifier']:.4f}, "
                      f"joint {d['lpm_joint']:.4f} | to ETF: means {d['etf_means']:.4f}, classifier "
                      f"{d['etf_classifier']:.4f}, joint {d['etf_joint']:.4f}")

@@ -255,6 +255,28 @@ class Problem:
     def regularised(self) -> bool:
         return self.budget == "weight-decay"
 
+    def budget_parameters(self) -> dict[str, float]:
+        """The budget numbers that enter this problem, in display order: E_W and E_H under a
+        norm budget; λ_W and λ_H for a learnable classifier under weight decay (E_W, E_H unused);
+        E_W (the fixed classifier's scale) and λ_H for a fixed one under weight decay; none in the
+        max-margin limit (theory.md §15)."""
+        if self.budget == "max-margin":
+            return {}
+        if not self.regularised:
+            return {"E_W": self.E_W, "E_H": self.E_H}
+        if self.fixed:
+            return {"E_W": self.E_W, "lambda_H": self.lambda_H}
+        return {"lambda_W": self.lambda_W, "lambda_H": self.lambda_H}
+
+    def budget_text(self, tex: bool = False) -> str:
+        """:meth:`budget_parameters` as one label, e.g. ``E_W=1, E_H=5`` or ``λ_W=0.0005, λ_H=0.0005``
+        (``tex=True``: matplotlib mathtext, e.g. ``$\\lambda_W$=0.0005``)."""
+        names = ({"E_W": "$E_W$", "E_H": "$E_H$", "lambda_W": "$\\lambda_W$", "lambda_H": "$\\lambda_H$"} if tex
+                 else {"E_W": "E_W", "E_H": "E_H", "lambda_W": "λ_W", "lambda_H": "λ_H"})
+        if self.budget == "max-margin":
+            return "max-margin limit (vanishing weight decay: no E_W, E_H or lambda)"
+        return ", ".join(f"{names[k]}={v:.3g}" for k, v in self.budget_parameters().items())
+
     @cached_property
     def fixed_classifier(self) -> np.ndarray | None:
         """The fixed W (K×d) for fixed modes, ``None`` for ``learnable``."""

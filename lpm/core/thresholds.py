@@ -90,7 +90,7 @@ def collapse_threshold(K: int, majority: int, ewh: float, solver: str = "nuclear
 
     def index(R: float) -> float:
         value = collapse_index(solution(R).W, np.arange(majority, K))
-        return 0.0 if value is None else value
+        return 0.0 if value is None else float(value)  # plain floats: the result prints as numbers
 
     lo, hi = float(bracket[0]), float(bracket[1])
     out: dict[str, Any] = {"index_at_lo": index(lo), "index_at_hi": index(hi)}

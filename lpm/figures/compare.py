@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .style import FULL_WIDTH, PAIR_COLORS, etf_line, log_x_if_wide, panel_label, panels, style
+from .style import FULL_WIDTH, PAIR_COLORS, caption, etf_line, log_x_if_wide, panel_label, panels, style
 
 _MATRICES = (("run_means", "run: class means"), ("lpm_means", "LPM: class means"),
              ("run_classifier", "run: classifier"), ("lpm_classifier", "LPM: classifier"))
@@ -137,8 +137,31 @@ def plot_collapse_vs_ratio(table: pd.DataFrame, ax=None):
             for handle, label in zip(*axis.get_legend_handles_labels()):
                 found.setdefault(label, handle)
         fig.legend(list(found.values()), list(found), loc="outside lower center", ncol=2, fontsize=7)
+        notes = _collapse_notes(t, K)
+        if notes:
+            caption(fig, " ".join(notes), width=140)
         fig.suptitle("Deep runs over the layer-peeled prediction for the same class counts", fontsize=10)
     return fig
+
+
+def _collapse_notes(t: pd.DataFrame, K: int) -> list[str]:
+    """What the figure cannot show by itself: ratios without a minority (no point) and indices above 1."""
+    notes = []
+    index = pd.to_numeric(t["collapse_index"], errors="coerce")
+    runs = t["source"].isin(["deep", "lpm-run"])
+    undefined = sorted(set(t.loc[runs & index.isna(), "ratio"].dropna()) - set(t.loc[runs & index.notna(), "ratio"]))
+    if undefined:
+        notes.append(f"R = {', '.join(f'{r:g}' for r in undefined)}: no point, because no class falls in the "
+                     "minority there (at R = 1 every class has the same count), so the minority index and cosine "
+                     "are undefined.")
+    above = t[runs & (index > 1)]
+    if len(above):
+        top = above.loc[pd.to_numeric(above["collapse_index"]).idxmax()]
+        notes.append(f"An index above 1 (up to {float(top['collapse_index']):.3f}, {top['head']} + "
+                     f"{str(top['loss']).upper()} at R = {float(top['ratio']):g}) is not an error: the minority rows "
+                     f"are further apart, relative to the mean row norm, than the rows of an equal-norm simplex ETF "
+                     f"(e.g. a minority cosine below -1/(K-1) = {-1 / (K - 1):.3f}; theory.md §8.6).")
+    return notes
 
 
 def plot_distances(distances: pd.DataFrame, ax=None):

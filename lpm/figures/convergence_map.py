@@ -135,7 +135,8 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                 start = measured_start(t[(t["budget"] == budget) & (t["ratio"] == ratio)])
                 found = crossovers(table_at[here], threshold, K, start) if ratio == 1.0 else {"measured": None}
                 _draw_crossovers(axis, found)
-                panel_label(axis, f"{_setting_label(budget, ratio)}: angle < {threshold:g}")
+                panel_label(axis, f"{_setting_label(budget, ratio)}: θ < {threshold:g} rad")
+                axis.title.set_fontsize(8.5)
                 axis.set_xscale("log")
                 axis.set_yscale("log")
                 if row == len(thresholds) - 1:
@@ -143,9 +144,11 @@ def plot_convergence_map(table: pd.DataFrame, ax=None):
                 if col == 0:
                     axis.set_ylabel("iterations")
         figure_legend(fig, axes, ncols=4)
-        caption(fig, "Angle: the mean over every feature vector (4 per class) of its angle to the optimum, the "
-                     "quantity theory.md §12 analyses (the class means' angle is smaller for DR; every crossover, "
-                     "both measures and each number of vectors per class: python -m lpm.figures.convergence_map). "
+        caption(fig, "Angle: the mean over every feature vector (4 per class) of its angle to the optimum, in radians, "
+                     "the quantity theory.md §12 analyses (thresholds "
+                     f"{', '.join(f'{th:g} rad = {np.degrees(th):.2g} deg' for th, _ in thresholds)}; the class "
+                     "means' angle is smaller for DR; every crossover, both measures and each number of vectors "
+                     "per class: python -m lpm.figures.convergence_map). "
                      "Each loss with its own 1/L step (lr = 1, solid; median over seeds) and with the best step "
                      "multiplier of the grid (dashed). CE converges linearly at a rate that collapses like "
                      "exp(-sqrt(E_W E_H)); DR sublinearly (angle ~ 1/sqrt(t)) at a speed independent of E_W E_H. "

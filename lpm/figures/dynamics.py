@@ -10,7 +10,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
-from .style import LOSS_COLORS, figure_legend, line_with_band, panels, style
+from .style import BAND_NOTE, LOSS_COLORS, caption, coinciding, figure_legend, line_with_band, panels, style
 from .tables import aggregate
 
 RATIO_STYLES = ("-", "--", ":", "-.")
@@ -62,14 +62,21 @@ def plot_convergence(table: pd.DataFrame, ax=None):
     ratios = sorted(t["ratio"].unique())
     with style():
         fig, axes = panels(ax, 2 * len(budgets), nrows=2, height=2.4, sharex=True)
+        hidden = []
         for c, budget in enumerate(budgets):
             sub = t[t["budget"] == budget]
+            medians: dict[str, dict[str, np.ndarray]] = {"relative_suboptimality": {}, "angle_deg": {}}
             for (variant, ratio), rows in sub.groupby(["variant", "ratio"], sort=False):
                 st = dict(color=VARIANT_COLORS.get(variant, "k"),
                           linestyle=RATIO_STYLES[ratios.index(ratio) % len(RATIO_STYLES)],
                           label=f"{variant}, R={ratio:g}", linewidth=1.3)
                 for r, col in enumerate(("relative_suboptimality", "angle_deg")):
-                    line_with_band(axes[r * len(budgets) + c], aggregate(rows, "iteration", col), "iteration", **st)
+                    agg = aggregate(rows, "iteration", col)
+                    line_with_band(axes[r * len(budgets) + c], agg, "iteration", **st)
+                    medians[col][st["label"]] = np.log10(agg["median"].to_numpy(float))
+            if budget != "per-sample":  # the per-sample coincidences are stated with their theory below
+                for col, name in (("relative_suboptimality", "suboptimality"), ("angle_deg", "angle")):
+                    hidden += [f"{budget} {name}: " + " = ".join(g) for g in coinciding(medians[col], tol=0.05)]
             axes[c].set_title(f"{budget} feature budget")
             axes[len(budgets) + c].set_xlabel("gradient iteration")
         for a in axes:
@@ -77,6 +84,18 @@ def plot_convergence(table: pd.DataFrame, ax=None):
         axes[0].set_ylabel(r"$(f_t - f^*) / (f_0 - f^*)$")
         axes[len(budgets)].set_ylabel(r"max angle to optimum [deg]")
         figure_legend(fig, axes[-1:], where="right center", ncols=1)
+        seeds = int(t.groupby(["variant", "ratio", "budget"])["seed"].nunique().max()) if "seed" in t else 1
+        notes = [f"{BAND_NOTE} ({seeds} seeds)." if seeds > 1 else "One seed per curve."]
+        if "per-sample" in budgets:
+            notes.append("Per-sample budget: the curves for every R coincide for each loss, and DR (released) "
+                         "coincides with DR (paper) - by theory: the problem splits into one problem per sample, "
+                         "the counts only weighting them (theory.md §5), and the two DR forms have equal gradients "
+                         "on the sphere (theory.md §6.1).")
+        if hidden:
+            notes.append("Curves on one another (within 0.05 decades at every iteration): " + "; ".join(hidden)
+                         + ".")
+        notes.append(f"Values are floored at {FLOOR:.0e} (suboptimality) and 1e-8 deg (angle) for the log axes.")
+        caption(fig, " ".join(notes), width=120, under_legend=False)
         row = t.iloc[0]
         fig.suptitle(f"Fixed ETF: CE vs DR convergence, K={int(row['K'])}, $K_A$={int(row['majority'])}, "
                      f"$E_W$={row['E_W']:g}, $E_H$={row['E_H']:g}", fontsize=10)
@@ -103,7 +122,7 @@ def plot_gradient_decomposition(table: pd.DataFrame, ax=None):
             color = cmap(0.85 * ratios.index(ratio) / max(len(ratios) - 1, 1))
             for a, col in zip(axes, ("pull_norm", "push_norm", "push_over_pull")):
                 agg = aggregate(rows, "iteration", col)
-                agg["mean"] = np.maximum(agg["mean"], FLOOR)
+                agg[["median", "min", "max"]] = np.maximum(agg[["median", "min", "max"]], FLOOR)
                 line_with_band(a, agg, "iteration", color=color, label=f"R = {ratio:g}")
         titles = ("(a) pull: own samples", "(b) push: other samples", "(c) push / pull")
         ylabels = (r"mean $\|\mathrm{pull}_k\|$, minority k", r"mean $\|\mathrm{push}_k\|$, minority k",
@@ -113,8 +132,11 @@ def plot_gradient_decomposition(table: pd.DataFrame, ax=None):
             a.set_title(title, loc="left")
             a.set_xlabel("gradient iteration")
             a.set_ylabel(ylabel)
-        axes[2].axhline(1.0, color="0.45", linestyle=":", linewidth=1.0)
-        axes[2].legend(loc="best")
+        axes[2].axhline(1.0, color="0.45", linestyle=":", linewidth=1.0, label="push = pull")
+        figure_legend(fig, axes, ncols=5)  # below the panels: no legend over the curves
+        seeds = int(t.groupby("ratio")["seed"].nunique().max()) if "seed" in t else 1
+        if seeds > 1:
+            caption(fig, f"{BAND_NOTE} ({seeds} seeds).")
         row = t.iloc[0]
         fig.suptitle(f"Gradient on minority classifiers, learnable CE, K={int(row['K'])}, "
                      f"$K_A$={int(row['majority'])}, $E_W$={row['E_W']:g}, $E_H$={row['E_H']:g}", fontsize=10)

@@ -64,7 +64,8 @@ def _draw_thresholds(ax, thr: pd.DataFrame) -> None:
     ax.plot([], [], color="0.3", linestyle="-", label=r"KKT root: $\|G\|_2 = p_B$")
     if np.isfinite(top):
         ax.plot([], [], color="0.3", marker="^", linestyle="none", label=f"$R^* > {top:g}$")
-    ax.legend(loc="upper right", ncols=1, frameon=True, framealpha=0.85, edgecolor="none")
+    # below the panel: inside it, any corner covers a curve of some E_W E_H
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=3, columnspacing=1.0)
     panel_label(ax, f"(a) LPM, learnable CE, K={int(thr0['K'])}")
 
 
@@ -87,6 +88,6 @@ def _draw_regularised(ax, reg: pd.DataFrame) -> None:
     ax.set_xscale("log")
     ax.set_xlabel(r"$R \,/\, R^*_{\mathrm{formula}}$")
     ax.set_ylabel("minority collapse index")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=3, columnspacing=1.0)  # off the curves
     majorities = ", ".join(str(int(m)) for m in sorted(reg["majority"].unique()))
     panel_label(ax, f"(b) weight-decay model (theory.md §9), $K_A$ ∈ {{{majorities}}}")

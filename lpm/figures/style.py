@@ -88,26 +88,46 @@ def log_x_if_wide(ax, x) -> None:
         ax.set_xscale("log")
 
 
+#: what :func:`line_with_band` draws, for captions of figures over several seeds
+BAND_NOTE = "Line: median over seeds; shaded band: lowest to highest seed"
+
+
 def line_with_band(ax, agg: pd.DataFrame, x: str, **kwargs) -> None:
-    """Mean line, ±1 std band where there are several seeds (n > 1)."""
+    """Median line over seeds, and a band from the lowest to the highest seed where there are
+    several (n > 1). Unlike mean ± std, both stay inside the seeds' own values, so they are
+    defined on a log axis and one outlying seed widens the band only as far as that seed."""
     label = kwargs.pop("label", None)
-    line = ax.plot(agg[x], agg["mean"], label=label, **kwargs)[0]
-    std = agg["std"].fillna(0.0)
+    line = ax.plot(agg[x], agg["median"], label=label, **kwargs)[0]
     if (agg["count"] > 1).any():
-        ax.fill_between(agg[x], agg["mean"] - std, agg["mean"] + std, color=line.get_color(), alpha=0.18,
-                        linewidth=0)
+        ax.fill_between(agg[x], agg["min"], agg["max"], color=line.get_color(), alpha=0.18, linewidth=0)
+
+
+def coinciding(curves: dict[str, np.ndarray], tol: float = 1e-6) -> list[list[str]]:
+    """Groups (two or more labels) of curves that agree within ``tol`` at every point, so that
+    one hides the others on the figure; curves of different lengths never coincide."""
+    groups: list[list[str]] = []
+    for label, values in curves.items():
+        v = np.asarray(values, dtype=float)
+        for group in groups:
+            w = np.asarray(curves[group[0]], dtype=float)
+            if w.shape == v.shape and np.allclose(w, v, rtol=0, atol=tol, equal_nan=True):
+                group.append(label)
+                break
+        else:
+            groups.append([label])
+    return [g for g in groups if len(g) > 1]
 
 
 #: resolution of every saved PNG (a 7-inch figure is then 1400 px wide)
 DPI = 200
 
 
-def caption(fig, text: str, width: int = 150) -> None:
+def caption(fig, text: str, width: int = 150, under_legend: bool = True) -> None:
     """A caption under the panels, wrapped at ``width`` characters. With a figure legend it
-    heads that legend (the layout then keeps both clear of the panels); otherwise it is the
-    figure's bottom label."""
+    heads that legend (the layout then keeps both clear of the panels); otherwise (or with
+    ``under_legend=False``, for a legend beside the panels) it is the figure's bottom label."""
     wrapped = textwrap.fill(text, width)
-    if fig.legends:
+    if fig.legends and under_legend:
         legend = fig.legends[0]
         legend.set_title(wrapped, prop={"size": 7.5})
         legend.get_title().set_color("0.2")

@@ -7,11 +7,11 @@ import pandas as pd
 
 
 def aggregate(table: pd.DataFrame, x: str, y: str, by: Sequence[str] = ()) -> pd.DataFrame:
-    """mean, std and n of ``y`` over seeds, per ``by`` group and ``x``."""
+    """mean, std, median, min, max and n of ``y`` over seeds, per ``by`` group and ``x``."""
     keys = [*by, x]
     sub = table.dropna(subset=[x]).copy()
     sub[y] = pd.to_numeric(sub[y], errors="coerce")
-    out = sub.groupby(keys, dropna=False)[y].agg(["mean", "std", "count"]).reset_index()
+    out = sub.groupby(keys, dropna=False)[y].agg(["mean", "std", "median", "min", "max", "count"]).reset_index()
     return out.sort_values(keys)
 
 

@@ -199,7 +199,13 @@ def _progress_bar(total: int, done: int, name: str, show: bool):
         return _NoBar()
     from tqdm.auto import tqdm  # a tenth of a second to import: only when there is a bar to show
 
-    return tqdm(total=total, initial=done, desc=f"sweep {name}", unit="cell", leave=False)
+    return tqdm(total=total, initial=done, desc=bar_label(name), unit="cell", leave=False)
+
+
+def bar_label(folder_name: str) -> str:
+    """The progress bar's label: ``sweep NAME`` for the output folder NAME, ``sweep`` alone when the
+    folder is itself called ``sweep`` (never "sweep sweep")."""
+    return "sweep" if folder_name.lower() in ("sweep", "") else f"sweep {folder_name}"
 
 
 def _report(out_dir: Path, cells: list[Cell], rows: list[dict], ran: list[str], executor: Executor) -> SweepReport:

@@ -67,3 +67,21 @@ def test_sweep_over_weight_decay(tmp_path):
     product = t["lambda_W"] * t["lambda_H"]
     merged = t["classifier_minority_cos"] > 1 - 1e-6
     assert (merged == (product >= 5 / 1515**2)).all()
+
+
+def test_simulate_weight_decay_names_the_coefficients_not_unused_budgets():
+    """Under weight decay the table's setting line shows λ_W, λ_H (and the fixed ETF's scale E_W), never the
+    norm budgets E_W, E_H that do not enter the learnable model; a norm budget shows E_W, E_H alone."""
+    res = runner.invoke(app, ["simulate", "--counts", COUNTS, "--loss", "ce", "--budget", "weight-decay",
+                              "--lambda-W", "0.001", "--lambda-H", "0.002"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0] == ("K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, "
+                                          "learnable + ce: λ_W=0.001, λ_H=0.002; fixed-etf + ce: E_W=1, λ_H=0.002, "
+                                          "d=6")
+    res = runner.invoke(app, ["simulate", "--counts", COUNTS, "--classifier", "learnable", "--loss", "ce",
+                              "--budget", "weight-decay", "--lambda-W", "0.001", "--lambda-H", "0.002"])
+    assert res.stdout.splitlines()[0] == ("K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, "
+                                          "λ_W=0.001, λ_H=0.002, d=6")
+    res = runner.invoke(app, ["simulate", "--counts", COUNTS])
+    assert res.stdout.splitlines()[0] == ("K=6 classes (K_A=3 majority), counts 500, 500, 500, 5, 5, 5, E_W=1, E_H=5, "
+                                          "d=6")

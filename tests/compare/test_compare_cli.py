@@ -96,6 +96,9 @@ def test_compare_cli_weight_decay_rule_and_class_options(smoke, tmp_path):
     assert res.exit_code == 0, res.output
     row = pd.read_csv(out / "distances.csv").iloc[0]
     assert (row["budget"], row["lambda_W"], row["lambda_H"]) == ("weight-decay", 0.001, 0.002)
+    # the norm budgets do not enter the weight-decay model of a learnable head: no number in their columns
+    assert pd.isna(row["E_W"]) and pd.isna(row["E_H"]) and pd.isna(row["E_W_times_E_H"])
+    assert "  minority classes [" in res.stdout and "(classes with fewer than 7 training samples)" in res.stdout
     assert row["budget_source"] == "lambda_W = 0.001 set by the user; lambda_H = 0.002 set by the user"
     assert row["minority_rule"].startswith("minority: classes with fewer than 7 training samples")
     assert row["minority_rule"].endswith("unfitted: training accuracy below 0.25")

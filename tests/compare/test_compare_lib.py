@@ -234,7 +234,11 @@ def test_unfitted_classes_are_flagged_and_left_out_of_the_minority(tmp_path, lea
     assert row["minority_classes"] == "4 5" and row["unfitted_classes"] == "5"
     assert row["measured_minority_classes"] == "4"
     assert row["run_collapse_index"] is None or np.isnan(row["run_collapse_index"])  # one class left: no pair
-    assert any("classes [5] are not fitted on the training set" in line for line in summary_lines(report))
+    lines = summary_lines(report)
+    # which list is which: the minority by counts, then the unfitted ones and the minority the metrics use
+    assert "  minority classes [4 5] (classes with fewer than 20 training samples)" in lines
+    assert ("  warning: unfitted classes [5] (training accuracy below 0.5); they are left out of the minority "
+            "metrics (the LPM describes the terminal phase), which use classes [4]") in lines
 
 
 def test_weight_decay_rule_poses_the_regularised_model(tmp_path):
@@ -255,9 +259,14 @@ def test_weight_decay_rule_poses_the_regularised_model(tmp_path):
     assert problem.budget == "weight-decay" and problem.counts == counts
     np.testing.assert_allclose([problem.lambda_W, problem.lambda_H], [2e-3, 5e-4], rtol=1e-6)
     assert budgets.source.startswith("lambda_W = 0.002 = the run's weight decay; lambda_H = 0.0005 from")
-    row = compare_runs([run], budget_rule="weight-decay").distances.iloc[0]
+    report = compare_runs([run], budget_rule="weight-decay")
+    row = report.distances.iloc[0]
     assert row["lpm_status"] == "optimal" and row["budget"] == "weight-decay"
     assert row["dist_lpm_joint"] < 1e-6
+    # only the numbers that enter the model: λ_W, λ_H in the table and the heatmap title, no E_W, E_H
+    assert row["E_W"] is None and row["E_H"] is None
+    from lpm.compare.report import _title
+    assert _title(report.comparisons[0]).endswith("LPM by nuclear, $\\lambda_W$=0.002, $\\lambda_H$=0.0005")
 
 
 def test_inconsistent_arrays_are_refused(tmp_path, learnable_optimum):
@@ -289,3 +298,21 @@ def test_collapse_figure_names_the_weight_decay_coefficients_of_a_regularised_cu
     assert "LPM at each run's coefficients, learnable + CE" in labels
     assert "LPM, fixed-etf + DR ($E_W$=2, $E_H$=2)" in labels
     assert "LPM at each run's budgets, fixed-etf + DR" in labels
+
+
+def test_collapse_figure_explains_missing_ratios_and_indices_above_one():
+    """Figure 7 says why R = 1 has no point (no minority) and why an index may exceed 1."""
+    import pandas as pd
+
+    from lpm.figures.compare import plot_collapse_vs_ratio
+    rows = []
+    for source in ("deep", "lpm-run", "lpm"):
+        for ratio, index, cos in ((1.0, None, None), (10.0, 1.007, -0.24), (100.0, 0.8, 0.0)):
+            rows.append({"head": "learnable", "loss": "ce", "source": source, "ratio": ratio, "K": 10,
+                         "collapse_index": index if source == "deep" else (None if index is None else 0.7),
+                         "classifier_minority_cos": cos, "E_W": None, "E_H": None, "lambda_W": 5e-4,
+                         "lambda_H": 1e-7})
+    fig = plot_collapse_vs_ratio(pd.DataFrame(rows))
+    note = " ".join(fig.legends[0].get_title().get_text().split())
+    assert note.startswith("R = 1: no point, because no class falls in the minority there")
+    assert "An index above 1 (up to 1.007, learnable + CE at R = 10) is not an error" in note

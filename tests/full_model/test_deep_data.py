@@ -241,9 +241,13 @@ def test_a_zero_byte_svhn_file_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"name": "cifar10-lt", "root": "/no/such/folder"},
-     "The 'root' parameter must be an existing folder with the cifar10-lt files. Got '/no/such/folder' instead."),
+     "The 'root' parameter must be an existing folder with the cifar10-lt files (cifar-10-python.tar.gz from "
+     "https://www.cs.toronto.edu/~kriz/cifar.html, extracted, giving root/cifar-10-batches-py/data_batch_1 … "
+     "data_batch_5 and test_batch (the CIFAR-10 python pickles)). Got '/no/such/folder' instead."),
     ({"name": "cifar10-lt"},
-     "The 'root' parameter must be a folder with the cifar10-lt files (the 'cifar10-lt' dataset is read from disk). "
+     "The 'root' parameter must be a folder with the cifar10-lt files (the 'cifar10-lt' dataset is read from disk: "
+     "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, extracted, giving "
+     "root/cifar-10-batches-py/data_batch_1 … data_batch_5 and test_batch (the CIFAR-10 python pickles)). "
      "Got None instead."),
     ({"name": "imagenet-1k"},
      "The 'dataset' parameter must be one of 'cifar10-lt', 'cifar100-lt', 'svhn-lt', 'stl10-lt', 'imagenet-lt', "
@@ -287,3 +291,15 @@ def test_imagenet_lt_trains_end_to_end_from_files(tmp_path):
     assert row["test_few_accuracy"] == row["test_accuracy"] and row["test_many_accuracy"] is None
     assert "collapse_index" not in row  # count groups are not index ranges: no majority/minority split
     np.testing.assert_array_equal(run.train_counts, [6, 3, 2])
+
+
+def test_every_data_set_read_from_disk_names_its_official_archive_and_layout():
+    """A missing --root says where the files come from and how the folder must look."""
+    from full_model.data import SOURCES, dataset_needs_root
+    from full_model.data import DATASETS
+    assert {n for n in DATASETS if dataset_needs_root(n)} == set(SOURCES)
+    for name in SOURCES:
+        with pytest.raises(LPMInputError) as err:
+            load_dataset(name)
+        assert "http" in str(err.value) and "://" in str(err.value) and "giving root/" in str(err.value), name
+

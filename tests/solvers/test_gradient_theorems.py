@@ -160,7 +160,7 @@ OPTIMISERS = {"gd": dict(optimizer="gd"), "sgd-half-batches": dict(optimizer="gd
 @pytest.mark.parametrize("budget", ["per-sample", "class-average"])
 @pytest.mark.parametrize("name", list(OPTIMISERS))
 def test_which_loss_is_ahead_depends_on_the_budget_for_each_step_rule(name, budget):
-    """The README's finding, as measured (K=10, R=100, fixed ETF, 3000 steps, each optimiser's default
+    """The finding of docs/findings.md, as measured (K=10, R=100, fixed ETF, 3000 steps, each optimiser's default
     step rule: GD and SGD lr/L, Adam 0.01 × the budget radius): CE's mean angle to the optimum is
     below DR's at E_W·E_H = 1 and above it at E_W·E_H = 100, for full-batch GD, for SGD on half the
     samples per step, and for Adam, under both budget forms."""

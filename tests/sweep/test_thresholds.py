@@ -97,3 +97,15 @@ def test_threshold_cell_validates_its_spec():
 def test_lpm_problem_uses_the_product_only():
     p = lpm_problem(10, 5, 100.0, 7.0)
     assert isinstance(p, Problem) and (p.E_W, p.E_H, p.budget, p.loss) == (1.0, 7.0, "class-average", "ce")
+
+
+def test_progress_bar_label_never_repeats_sweep():
+    from lpm.sweep.engine import bar_label
+    assert bar_label("sweep") == "sweep" and bar_label("minority-collapse") == "sweep minority-collapse"
+
+
+def test_collapse_threshold_returns_plain_numbers():
+    """The one-liner of docs/findings.md prints plain numbers (no np.float64(...))."""
+    found = collapse_threshold(10, 5, 5.0, bracket=(1.0, 1e3), log10_tol=0.05)
+    assert all(v is None or type(v) in (float, int, str) for v in found.values()), found
+    assert repr(found["ratio_star_index"])[0].isdigit()
