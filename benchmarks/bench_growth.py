@@ -8,7 +8,7 @@ also counts the other users, CPU time does not), peak MiB, relative gap, engine,
 summary (rank, Newton steps, Hessian products). A point that exceeds ``--timeout`` is recorded
 as such and ends that profile (larger K would too).
 
-The figure (``--figure``, default docs/figures/growth.png) is log–log: CPU seconds and peak
+The figure (``--figure``, default docs/figures/benchmarks/growth.png) is log–log: CPU seconds and peak
 memory against K, one curve per profile, each with its fitted exponent (least squares of
 log y on log K over the points with K >= ``--fit-from``, default 300: below it fixed
 costs dominate).
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per solve")
     parser.add_argument("--fit-from", type=float, default=300.0)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "growth.json")
-    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "growth.png")
+    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "benchmarks" / "growth.png")
     parser.add_argument("--plot", type=Path, help="only draw the figure from this JSON")
     args = parser.parse_args()
 
