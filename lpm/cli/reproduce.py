@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..core.errors import LPMInputError
 from ..core.io import check_output_path
 from ._common import CLUSTER_HELP, JOBS_HELP, interrupted, user_errors
 

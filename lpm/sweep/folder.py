@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 

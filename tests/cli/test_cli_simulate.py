@@ -217,5 +217,7 @@ def test_simulate_weight_decay_labels_its_coefficients():
                               "--lambda-W", "1e-3", "--lambda-H", "1e-3"])
     assert res.exit_code == 0, res.output
     first = res.stdout.splitlines()[0]
-    assert first.endswith("lambda_W=0.001, lambda_H=0.001, E_W=1 (fixed classifier scale), d=3")
+    # each column names the numbers that enter its model: λ_W, λ_H for the learnable head, E_W (the
+    # fixed classifier's scale) and λ_H for the fixed one; E_H enters neither
+    assert first.endswith("learnable + ce: λ_W=0.001, λ_H=0.001; fixed-etf + ce: E_W=1, λ_H=0.001, d=3")
     assert "E_H" not in first

@@ -266,7 +266,7 @@ def test_weight_decay_rule_poses_the_regularised_model(tmp_path):
     # only the numbers that enter the model: λ_W, λ_H in the table and the heatmap title, no E_W, E_H
     assert row["E_W"] is None and row["E_H"] is None
     from lpm.compare.report import _title
-    assert _title(report.comparisons[0]).endswith("LPM by nuclear, $\\lambda_W$=0.002, $\\lambda_H$=0.0005")
+    assert _title(report.comparisons[0]).endswith("LPM of ce by nuclear, $\\lambda_W$=0.002, $\\lambda_H$=0.0005")
 
 
 def test_inconsistent_arrays_are_refused(tmp_path, learnable_optimum):
