@@ -49,6 +49,8 @@ classes), and the tables are written to ``OUT``:
                      between the LPM's minority classifier cosine (mean over
                      seeds) and the measured few-shot accuracy
 ``classifier-question.json``  what was done with each run and how long it took
+``compare/RUN.json`` each run's row, reused on a rerun while the run and the
+                     comparison options are unchanged
 """
 from __future__ import annotations
 
@@ -205,9 +207,36 @@ def run_row(run: dict[str, Any], compare_options: dict[str, Any]) -> dict[str, A
     return row
 
 
-def run_table(runs: list[dict[str, Any]], compare_options: dict[str, Any]) -> pd.DataFrame:
-    """runs.csv: one row per run (:func:`run_row`)."""
-    return pd.DataFrame([run_row(run, compare_options) for run in runs])
+def run_table(runs: list[dict[str, Any]], compare_options: dict[str, Any],
+              cache_dir: Path | None = None) -> pd.DataFrame:
+    """runs.csv: one row per run (:func:`run_row`). With ``cache_dir``, each row is kept in
+    ``cache_dir/RUN.json`` beside the run's id and the options, and reused while both are unchanged
+    (the LPM solve takes about a second per run; a rerun over finished runs solves nothing)."""
+    import json
+
+    rows = []
+    for run in runs:
+        folder = Path(run["settings"]["out"])
+        try:
+            run_id = json.loads((folder / "summary.json").read_text()).get("run_id")
+        except (OSError, ValueError):
+            run_id = None
+        key = json.loads(json.dumps({"run_id": run_id, "options": compare_options,
+                                     **{k: run[k] for k in ("arm", "dataset", "recipe", "ratio", "seed", "stage")}}))
+        cached = None if cache_dir is None else Path(cache_dir) / f"{folder.name}.json"
+        if cached is not None and run_id is not None and cached.is_file():
+            try:
+                saved = json.loads(cached.read_text())
+            except ValueError:
+                saved = {}
+            if saved.get("key") == key:
+                rows.append(saved["row"])
+                continue
+        row = run_row(run, compare_options)
+        if cached is not None:
+            write_json_atomic(cached, {"key": key, "row": row})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def summary_table(runs: pd.DataFrame, baseline: str, confidence: float = 0.95,
@@ -303,7 +332,7 @@ def run_classifier_question(sim, out_dir: Path, *, smoke: bool = False, progress
                          "seconds": row["seconds"] if cell.cell_id in ran else 0.0,
                          "trained_seconds": row["seconds"]})
     trained = time.perf_counter() - began
-    table = run_table(runs, dict(sim.options.get("compare", {})))
+    table = run_table(runs, dict(sim.options.get("compare", {})), cache_dir=out_dir / "compare")
     summary = summary_table(table, axes["baseline"])
     correlation = correlation_table(summary)
     for name, frame in (("runs", table), ("summary", summary), ("correlation", correlation)):
