@@ -47,7 +47,8 @@ classes), and the tables are written to ``OUT``:
                      for that metric)
 ``correlation.csv``  per (data set, recipe, ratio): Spearman's ρ across arms
                      between the LPM's minority classifier cosine (mean over
-                     seeds) and the measured few-shot accuracy
+                     seeds) and the measured few-shot accuracy, its p-value
+                     and the p-value Holm-adjusted over the settings
 ``classifier-question.json``  what was done with each run and how long it took
 ``compare/RUN.json`` each run's row, reused on a rerun while the run and the
                      comparison options are unchanged
@@ -283,7 +284,8 @@ def correlation_table(summary: pd.DataFrame, predicted: str = "lpm_classifier_mi
                       measured: str = "few") -> pd.DataFrame:
     """Per setting, Spearman's ρ across arms between ``predicted`` and ``measured`` (arm means),
     and its p-value. ρ < 0: the arms the LPM predicts a more collapsed minority for (higher
-    cosine) have lower few-shot accuracy. NaN where fewer than 3 arms or a constant column."""
+    cosine) have lower few-shot accuracy. NaN where fewer than 3 arms or a constant column;
+    ``p_adjusted``: Holm over the settings."""
     from .statistics import rank_correlation
 
     rows = []
@@ -295,7 +297,12 @@ def correlation_table(summary: pd.DataFrame, predicted: str = "lpm_classifier_mi
         rows.append({**dict(zip(SETTING, key)), "predicted": predicted, "measured": measured, "arms": len(g),
                      "distinct_predictions": int(g[predicted].round(6).nunique()), "spearman_rho": rho,
                      "p_value": p})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if len(out):
+        from .statistics import adjust_p_values
+
+        out["p_adjusted"] = adjust_p_values(out["p_value"].to_numpy(float), "holm")
+    return out
 
 
 # ---------------------------------------------------------------- runner
