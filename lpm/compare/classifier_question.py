@@ -314,30 +314,27 @@ def run_classifier_question(sim, out_dir: Path, *, smoke: bool = False, progress
     began = time.perf_counter()
     axes = design(sim, smoke)
     runs = run_settings(sim, out_dir, smoke, runs_dir)
-    # the stages need their parents' finished folders: the joint runs first, then every run (the
-    # joint ones are recorded by then, so the second pass runs the stages only, in the same sweep)
-    phases = [[r for r in runs if r["stage"] == "joint"], runs]
-    done: list[dict[str, Any]] = []
-    for last, phase in enumerate(phases):
-        cells = train_cells([r["settings"] for r in phase], grid=sim.name)
-        with located(f"simulation file {sim.path.name}"):
-            check_cells(cells)
-        report = run_cells(cells, out_dir, executor=executor, runs_dir=runs_dir, progress=progress,
+    cells = train_cells([r["settings"] for r in runs], grid=sim.name)
+    with located(f"simulation file {sim.path.name}"):
+        check_cells(cells)
+    # the stages need their parents' finished folders: the joint runs go first (with any stage already
+    # recorded, so that the sweep folder never holds a cell the call does not name), then every run
+    recorded = {c.cell_id for c in cells if load_record(out_dir, c) is not None}
+    first = [c for run, c in zip(runs, cells) if run["stage"] == "joint" or c.cell_id in recorded]
+    ran: set = set()
+    for phase in ([first] if len(first) < len(cells) else []) + [cells]:
+        report = run_cells(phase, out_dir, executor=executor, runs_dir=runs_dir, progress=progress,
                            config={"simulation": sim.name, "file": str(sim.path), "smoke": smoke})
         if report.failed:
             raise SweepFailed(f"simulation '{sim.name}': {report.failed} of {report.cells} deep runs failed; the "
                               f"first: {report.first_error} (records in {out_dir / 'cells'})")
-        ran = set(report.ran)
-        if not last:
-            first_ran = ran
-            continue
-        ran |= first_ran
-        for cell in cells:
-            record = load_record(out_dir, cell)
-            row = record["row"]
-            done.append({"run": row["run"], "action": row["action"] if cell.cell_id in ran else "reused",
-                         "seconds": row["seconds"] if cell.cell_id in ran else 0.0,
-                         "trained_seconds": row["seconds"]})
+        ran |= set(report.ran)
+    done: list[dict[str, Any]] = []
+    for cell in cells:
+        row = load_record(out_dir, cell)["row"]
+        now = cell.cell_id in ran and row["action"] != "reused"
+        done.append({"run": row["run"], "action": row["action"] if now else "reused",
+                     "seconds": row["seconds"] if now else 0.0, "trained_seconds": row["seconds"]})
     trained = time.perf_counter() - began
     table = run_table(runs, dict(sim.options.get("compare", {})), cache_dir=out_dir / "compare")
     summary = summary_table(table, axes["baseline"])
