@@ -175,7 +175,8 @@ def _few_shot_minority(counts: np.ndarray, few: int) -> float:
 
 
 def _few_classes(K: int) -> int:
-    """How many classes the count-thirds split calls few (docs/evaluation.md): K − ⌈K/3⌉ − ⌈(K − ⌈K/3⌉)/2⌉."""
+    """How many classes the count-thirds split calls few (docs/evaluation.md):
+    K − ⌈K/3⌉ − ⌈(K − ⌈K/3⌉)/2⌉."""
     many = -(-K // 3)
     return K - many - (-(-(K - many) // 2))
 

@@ -74,7 +74,8 @@ def derive(claim: dict, summary: pd.DataFrame, correlation: pd.DataFrame, alpha:
         t = summary[summary["arm"].isin(claim["arms"])]
         diff, p = pd.to_numeric(t[f"{claim['metric']}_diff"]), pd.to_numeric(t[f"{claim['metric']}_p_adj"])
         significant = p < alpha
-        return {**claim, "higher": int(((diff > 0) & significant).sum()), "lower": int(((diff < 0) & significant).sum()),
+        return {**claim, "higher": int(((diff > 0) & significant).sum()),
+                "lower": int(((diff < 0) & significant).sum()),
                 "not_significant": int((~significant & diff.notna()).sum())}
     if kind == "best":
         t = summary
@@ -131,7 +132,8 @@ def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, basel
         for metric in metrics:
             claim = derive({"type": "tally", "metric": metric, "arms": group}, summary, correlation, alpha)
             total = claim["higher"] + claim["lower"] + claim["not_significant"]
-            lines.append(f"- {_LABELS[metric][0].upper() + _LABELS[metric][1:]}, {label} ({', '.join(group)}) against {baseline}, "
+            name = _LABELS[metric][0].upper() + _LABELS[metric][1:]
+            lines.append(f"- {name}, {label} ({', '.join(group)}) against {baseline}, "
                          f"over {total} (arm, setting) pairs: {claim['higher']} significantly higher, "
                          f"{claim['lower']} significantly lower, {claim['not_significant']} not significant. "
                          + _mark(claim))
@@ -147,7 +149,8 @@ def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, basel
                   + " | minority cos: run | minority cos: LPM |",
                   "|---|---|" + "---|" * (1 + len(metrics)) + "---|---|"]
         for _, r in rows.iterrows():
-            lines.append(f"| {r['arm']} | {int(r['n'])} | " + " | ".join(_interval(r, m) for m in ("top1",) + tuple(metrics))
+            cells = " | ".join(_interval(r, m) for m in ("top1",) + tuple(metrics))
+            lines.append(f"| {r['arm']} | {int(r['n'])} | " + cells
                          + f" | {_interval(r, 'run_classifier_minority_cos')} | "
                          f"{_fmt(float(r['lpm_classifier_minority_cos']))} |")
         lines += ["", f"Baseline {baseline}: {fitted}. Mean [95 % t interval] over seeds.", ""]

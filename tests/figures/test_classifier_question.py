@@ -144,7 +144,8 @@ def test_design_errors_name_the_file(tmp_path):
     sim = get_simulation("classifier-question")
     bad = sim.__class__(**{**sim.__dict__, "options": {**sim.options, "design": {**sim.options["design"],
                                                                                   "baseline": "nope"}}})
-    with pytest.raises(LPMInputError, match=r"'baseline' parameter of simulation file classifier-question.toml must be the name of an arm"):
+    message = r"'baseline' parameter of simulation file classifier-question.toml must be the name of an arm"
+    with pytest.raises(LPMInputError, match=message):
         design(bad)
     grids = [dict(g, parent="nope") if g["name"] == "learnable-ce-crt" else g for g in sim.grids]
     with pytest.raises(LPMInputError, match="the name of another arm"):
