@@ -4,7 +4,7 @@
 :mod:`lpm.compare.classifier_question` (nothing here trains or tests): one
 row of panels per (data set, ratio), and in each row
 
-(a) balanced accuracy, (b) few-shot accuracy, (c) ECE: every arm's paired
+(a) balanced accuracy, (b) few-shot accuracy, (c) ECE (Δ = arm − baseline): every arm's paired
     difference from the baseline arm over seeds, with its 95 % t interval,
     one marker per recipe; a filled marker is significant after the
     multiple-comparison correction (adjusted p < 0.05), a hollow one is not;
@@ -17,11 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .style import FULL_WIDTH, panel_label, style
+from .style import FULL_WIDTH, style
 
 _RECIPE_STYLE = {"paper": ("#1f4e9c", "o", -0.15), "terminal": ("#d95f02", "D", 0.15)}
-_DIFF_PANELS = (("balanced", "balanced accuracy − baseline"), ("few", "few-shot accuracy − baseline"),
-                ("ece", "ECE − baseline"))
+_DIFF_PANELS = (("balanced", "Δ balanced accuracy"), ("few", "Δ few-shot accuracy"), ("ece", "Δ ECE"))
 ALPHA = 0.05
 
 
@@ -57,8 +56,7 @@ def plot_classifier_question(summary: pd.DataFrame, K: int = 10, ax=None):
                               label=f"{recipe} recipe (filled: adjusted p < {ALPHA:g})")
                     axis.plot(d[~significant], pos[~significant], linestyle="none", marker=marker, color=color,
                               markerfacecolor="white")
-                axis.set_xlabel(label)
-                panel_label(axis, f"({'abc'[c]}) {dataset}, R = {ratio:g}")
+                axis.set_xlabel(f"({'abc'[c]}) {label}")
             axis = grid[r, 3]
             for recipe, g in rows.groupby("recipe", sort=False):
                 color, marker, shift = _RECIPE_STYLE.get(recipe, ("#444444", "s", 0.0))
@@ -71,8 +69,8 @@ def plot_classifier_question(summary: pd.DataFrame, K: int = 10, ax=None):
                 axis.plot(g["lpm_classifier_minority_cos"].to_numpy(float), pos, linestyle="none", marker="o",
                           markerfacecolor="none", markersize=9, color=color, label=f"LPM optimum, {recipe}")
             axis.axvline(-1.0 / (K - 1), color="0.4", linestyle="--", linewidth=0.8, label="simplex ETF")
-            axis.set_xlabel("minority classifier cosine")
-            panel_label(axis, f"(d) {dataset}, R = {ratio:g}")
+            axis.set_xlabel("(d) minority classifier cosine")
+            grid[r, 0].set_ylabel(f"{dataset}, R = {ratio:g}")
         for axis in grid[:, 0]:
             axis.set_yticks(range(len(arms)))
             axis.set_yticklabels(arms)
