@@ -21,6 +21,8 @@ Claim types (``alpha`` = 0.05 unless given):
                  differences of a metric are significantly higher, significantly
                  lower, and not significant
 ``best``         the arm with the highest mean of a metric in one setting
+``fitted``       the arms of one setting with a run that did not fit every class
+                 on its training set (training accuracy of a class < 0.5)
 ``correlation``  Spearman's ρ across arms in one setting: ``direction``
                  ("negative" / "positive") and ``significant`` (Holm-adjusted
                  p < alpha), or ``undefined`` (fewer than 3 distinct predictions)
@@ -83,6 +85,12 @@ def derive(claim: dict, summary: pd.DataFrame, correlation: pd.DataFrame, alpha:
             t = t[(t[key] == claim[key]) if key != "ratio" else (pd.to_numeric(t[key]) == float(claim[key]))]
         values = pd.to_numeric(t[claim["metric"]])
         return {**claim, "arm": None if values.isna().all() else str(t.loc[values.idxmax(), "arm"])}
+    if kind == "fitted":
+        t = summary
+        for key in _SETTING:
+            t = t[(t[key] == claim[key]) if key != "ratio" else (pd.to_numeric(t[key]) == float(claim[key]))]
+        fitted = t["all_classes_fitted"].astype(str).str.lower() == "true"
+        return {**claim, "unfitted_arms": sorted(t.loc[~fitted, "arm"].astype(str))}
     if kind == "correlation":
         row = _row(correlation, claim)
         if row is None or pd.isna(row["spearman_rho"]):
@@ -143,8 +151,11 @@ def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, basel
         lines += [f"### {_setting_name(dataset, recipe, ratio)}", ""]
         rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)
                        & (pd.to_numeric(summary["ratio"]) == float(ratio))]
-        base = rows[rows["arm"] == baseline].iloc[0]
-        fitted = "every class fitted in every run" if bool(base["all_classes_fitted"]) else "not every class fitted"
+        fitted = derive({"type": "fitted", "dataset": dataset, "recipe": recipe, "ratio": float(ratio)}, summary,
+                        correlation, alpha)
+        unfitted = fitted["unfitted_arms"]
+        fitted_text = ("Every run of every arm fitted every class on its training set. " if not unfitted else
+                       f"Arms with a run that left a class unfitted (training accuracy < 0.5): {', '.join(unfitted)}. ")
         lines += ["| arm | n | " + " | ".join(_LABELS[m] for m in ("top1",) + tuple(metrics))
                   + " | minority cos: run | minority cos: LPM |",
                   "|---|---|" + "---|" * (1 + len(metrics)) + "---|---|"]
@@ -153,7 +164,7 @@ def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, basel
             lines.append(f"| {r['arm']} | {int(r['n'])} | " + cells
                          + f" | {_interval(r, 'run_classifier_minority_cos')} | "
                          f"{_fmt(float(r['lpm_classifier_minority_cos']))} |")
-        lines += ["", f"Baseline {baseline}: {fitted}. Mean [95 % t interval] over seeds.", ""]
+        lines += ["", "Mean [95 % t interval] over seeds. " + fitted_text + _mark(fitted), ""]
         for arm in etf + remedies:
             r = rows[rows["arm"] == arm]
             if r.empty:
@@ -245,3 +256,29 @@ def check_claims(markdown: str, summary: pd.DataFrame, correlation: pd.DataFrame
         if now != claim:
             wrong.append((claim, now))
     return wrong
+
+
+def _main(argv=None) -> int:
+    """``python -m lpm.compare.findings RESULTS_DIR PAGE SCOPE``: write the page from RESULTS_DIR's
+    summary.csv and correlation.csv, SCOPE being the paragraph that says what was run."""
+    import sys
+
+    from ..core.errors import LPMInputError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3:
+        print("Usage: python -m lpm.compare.findings RESULTS_DIR PAGE SCOPE", file=sys.stderr)
+        return 2
+    try:
+        wrong = write_findings(argv[0], argv[1], scope=argv[2])
+    except (OSError, LPMInputError, KeyError, pd.errors.ParserError) as exc:
+        print(f"Error: cannot write the findings page: {exc}", file=sys.stderr)
+        return 2
+    if wrong:  # cannot happen for a page just derived from its tables; said if it ever does
+        print(f"Error: {len(wrong)} claims do not hold on the tables: {wrong[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

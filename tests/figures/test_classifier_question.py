@@ -109,7 +109,7 @@ def test_findings_claims_are_derived_and_checked(smoke):
     summary, corr = smoke.tables["summary"], smoke.tables["correlation"]
     page = findings_markdown(summary, corr, source="summary.csv", scope="smoke grid")
     claims = claims_of(page)
-    assert {c["type"] for c in claims} == {"tally", "difference", "best", "correlation"}
+    assert {c["type"] for c in claims} == {"tally", "difference", "best", "correlation", "fitted"}
     assert check_claims(page, summary, corr) == []
     # reverse one difference: exactly that claim (and the tallies counting it, if significant) fail
     claim = next(c for c in claims if c["type"] == "difference")
