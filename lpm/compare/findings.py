@@ -118,7 +118,8 @@ def _setting_name(dataset: str, recipe: str, ratio: float) -> str:
 
 
 def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, baseline: str = "learnable-ce",
-                      source: str, scope: str, alpha: float = ALPHA, metrics=("balanced", "few", "ece")) -> str:
+                      source: str, scope: str, alpha: float = ALPHA, metrics=("balanced", "few", "ece"),
+                      figure: str | None = None) -> str:
     """The findings page: ``source`` names the tables it was written from, ``scope`` says in one
     paragraph what was run (data sets, seeds, network sizes, and what the run was not)."""
     lines = ["# Do we need a learnable classifier?", "",
@@ -126,6 +127,12 @@ def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, basel
              f"read from that table, and every sentence stating a direction or a significance carries a "
              f"marker that `tests/figures/test_classifier_question.py` checks against it.*", "",
              "## What was run", "", scope, "",
+             "To reproduce: `lpm reproduce classifier-question` (resumable: finished runs and their comparisons "
+             "are reused), then `python -m lpm.compare.findings results/classifier-question "
+             "docs/classifier-question.md \"SCOPE\"` writes this page from the new tables.", ""]
+    if figure:
+        lines += [f"![Each arm against {baseline}, and its minority geometry beside its LPM optimum]({figure})", ""]
+    lines += [
              f"Every arm is compared with **{baseline}** as a paired difference over seeds (the same seed "
              "gives the same data subset, data order and backbone initialisation), with a 95 % t interval, a "
              f"paired t-test and Holm's correction over every arm and setting of each metric; "
@@ -237,7 +244,12 @@ def write_findings(results_dir, page, *, scope: str, baseline: str = "learnable-
         source = str((results_dir / "summary.csv").resolve().relative_to(page.parent.resolve().parent))
     except ValueError:
         source = str(results_dir / "summary.csv")
-    text = findings_markdown(summary, correlation, baseline=baseline, source=source, scope=scope)
+    figure = results_dir / "classifier-question.png"
+    try:
+        shown = str(figure.resolve().relative_to(page.parent.resolve())) if figure.is_file() else None
+    except ValueError:
+        shown = str(figure)
+    text = findings_markdown(summary, correlation, baseline=baseline, source=source, scope=scope, figure=shown)
     write_text_atomic(page, text)
     return [f"{a} != {b}" for a, b in check_claims(text, summary, correlation)]
 

@@ -150,3 +150,18 @@ def test_design_errors_name_the_file(tmp_path):
     grids = [dict(g, parent="nope") if g["name"] == "learnable-ce-crt" else g for g in sim.grids]
     with pytest.raises(LPMInputError, match="the name of another arm"):
         run_settings(sim.__class__(**{**sim.__dict__, "grids": grids}), tmp_path)
+
+
+def test_findings_command_writes_a_consistent_page(smoke, tmp_path, capsys):
+    from lpm.compare.findings import _main
+
+    page = tmp_path / "page.md"
+    assert _main([str(smoke.out_dir), str(page), "smoke grid"]) == 0
+    text = page.read_text()
+    assert "smoke grid" in text and "classifier-question.png" in text
+    assert check_claims(text, smoke.tables["summary"], smoke.tables["correlation"]) == []
+    for argv, code, message in (([], 2, "Usage: python -m lpm.compare.findings"),
+                                ([str(tmp_path / "none"), str(page), "x"], 2, "Error: cannot write the findings page")):
+        assert _main(argv) == code
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
