@@ -23,7 +23,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    return reproduce("classifier-question", tmp_path_factory.mktemp("cq"), smoke=True, progress=False)
+    return reproduce("classifier-question", tmp_path_factory.mktemp("cq"), smoke=True, progress=False, jobs=1)
 
 
 def _config(folder: Path) -> dict:
@@ -99,7 +99,7 @@ def test_rerun_reuses_runs_and_comparisons(smoke, monkeypatch):
     import lpm.compare.core as core
 
     monkeypatch.setattr(core, "compare_run", lambda *a, **k: pytest.fail("a finished run was compared again"))
-    again = reproduce("classifier-question", smoke.out_dir, smoke=True, progress=False)
+    again = reproduce("classifier-question", smoke.out_dir, smoke=True, progress=False, jobs=1)
     record = json.loads((smoke.out_dir / "classifier-question.json").read_text())
     assert {r["action"] for r in record["runs"]} == {"reused"}
     pd.testing.assert_frame_equal(again.tables["summary"], smoke.tables["summary"])
