@@ -20,7 +20,7 @@ import pandas as pd
 from .style import FULL_WIDTH, style
 
 _RECIPE_STYLE = {"paper": ("#1f4e9c", "o", -0.15), "terminal": ("#d95f02", "D", 0.15)}
-_DIFF_PANELS = (("balanced", "Δ balanced accuracy"), ("few", "Δ few-shot accuracy"), ("ece", "Δ ECE"))
+_DIFF_PANELS = (("balanced", "Δ balanced acc."), ("few", "Δ few-shot acc."), ("ece", "Δ ECE"))
 ALPHA = 0.05
 
 
