@@ -196,7 +196,9 @@ def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, basel
               "and loss and measures the minority classifier cosine of the optimum (the run's few-shot "
               "classes; higher = more collapsed). Across arms, Spearman's ρ between that predicted cosine "
               "(mean over seeds) and the measured few-shot accuracy; the theory predicts ρ < 0. p-values are "
-              "Holm-adjusted over the settings.", "",
+              "Holm-adjusted over the settings. Arms whose runs give the LPM the same problem (the same counts, head "
+              "and loss, when the reference does not see a sampler or a second stage) share one prediction; the "
+              "column 'distinct predictions' counts the different ones.", "",
               "| setting | arms | distinct predictions | ρ | p (adjusted) |", "|---|---|---|---|---|"]
     sentences = []
     for _, c in correlation.iterrows():
@@ -220,8 +222,8 @@ def findings_markdown(summary: pd.DataFrame, correlation: pd.DataFrame, *, basel
 #: what the demonstration's scale leaves open (stated on every page)
 LIMITS = ("The networks are small (32-dimensional features; a 3-layer 1-D CNN on MNIST-1D, a 2-layer MLP on "
           "digits), trained for 60 or 100 epochs on a few hundred to two thousand samples, with K = 10 classes. "
-          "The few-shot group is 3 classes with a handful of training samples each, so its accuracy moves in "
-          "steps of one test sample per class and its intervals are wide. Nothing here says how the arms rank "
+          "The few-shot group is 3 classes with a handful of training samples each, so its accuracy rests on "
+          "those 3 classes and its intervals are wide. Nothing here says how the arms rank "
           "on CIFAR- or ImageNet-scale data with deep residual networks, where feature learning, augmentation "
           "and far longer schedules change how much a fixed head constrains the backbone; and the remedies' "
           "hyperparameters (τ, LDAM's margin, the DRW epoch, the cRT schedule) are the published defaults, "
