@@ -24,7 +24,7 @@ dict[str, DataFrame]`` (tables by name; ``executor`` is an open
 :class:`lpm.sweep.Executor`, ``runs_dir`` the declared shared folder for deep
 runs or ``None``). The default ``sweep`` runner runs every grid through
 :func:`lpm.sweep.run_cells` (checked up front, resumable) in ``out_dir``.
-Other runners are registered: ``theory-vs-practice`` (shipped), and plug-ins
+Other runners are registered: ``theory-vs-practice`` and ``classifier-question`` (shipped), and plug-ins
 registered in Python with :func:`register_runner` (and figures with
 :func:`lpm.figures.register_plot`). A simulation file names registered code
 only, never a ``"module:function"`` of its own choosing: sharing a file must
@@ -71,7 +71,8 @@ def register_runner(name: str) -> Callable[[RunnerFn], RunnerFn]:
 
 
 #: runners shipped with lpm outside this module, imported only when a file names them
-_BUILTIN_RUNNERS = {"theory-vs-practice": "lpm.compare.practice:run_theory_vs_practice"}
+_BUILTIN_RUNNERS = {"theory-vs-practice": "lpm.compare.practice:run_theory_vs_practice",
+                    "classifier-question": "lpm.compare.classifier_question:run_classifier_question"}
 
 
 def resolve(ref: str, registry: dict[str, Callable], what: str) -> Callable:

@@ -17,7 +17,10 @@ For each run folder written by ``lpm train-deep``:
    (:mod:`.report`).
 
 :func:`lpm.compare.practice.run_theory_vs_practice` is the runner of
-``sims/theory-vs-practice.toml`` (it trains the runs, then compares). :mod:`.statistics` gives intervals over
+``sims/theory-vs-practice.toml`` (it trains the runs, then compares);
+:func:`lpm.compare.classifier_question.run_classifier_question` the runner of
+``sims/classifier-question.toml`` (eight arms paired over seeds), whose findings
+page :mod:`lpm.compare.findings` writes from its tables. :mod:`.statistics` gives intervals over
 seeds and paired, corrected comparisons between arms.
 """
 from __future__ import annotations

@@ -23,6 +23,7 @@ FIGURES = {
     "long_tailed": "lpm.figures.longtail:plot_long_tailed",
     "convergence_map": "lpm.figures.convergence_map:plot_convergence_map",
     "collapse_vs_ratio": "lpm.figures.compare:plot_collapse_vs_ratio",
+    "classifier_question": "lpm.figures.classifier_question:plot_classifier_question",
     "remedies": "lpm.figures.remedies:plot_remedies",
     "remedy_tuning": "lpm.figures.remedies:plot_remedy_tuning",
 }
