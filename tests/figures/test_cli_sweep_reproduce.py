@@ -29,7 +29,9 @@ def test_reproduce_list_names_all_six():
 def test_reproduce_unknown_name_exits_2_with_the_valid_names():
     result = invoke("reproduce", "no-such-figure")
     assert result.exit_code == 2
-    assert "The 'name' parameter of lpm reproduce must be one of 'convergence', 'convergence-map', 'fixed-etf'," in result.output
+    sims = Path(__file__).resolve().parents[2] / "sims"
+    names = ", ".join(repr(n) for n in sorted(p.stem for p in sims.glob("*.toml")))
+    assert f"The 'name' parameter of lpm reproduce must be one of {names} (or 'all')." in " ".join(result.output.split())
     assert "Got 'no-such-figure' instead." in result.output
 
 
