@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from child import run_child  # benchmarks/child.py (run as python benchmarks/NAME.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_K = (10, 30, 100, 300, 1000, 2000, 4000, 8142)
@@ -55,26 +53,10 @@ print(json.dumps({"wall_s": time.perf_counter() - wall, "cpu_s": time.process_ti
 
 def measure(K: int, profile: str, ratio: float, backend: str, device: str, timeout: float) -> dict:
     """One solve in a fresh interpreter: its own numbers and its peak resident memory."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        began = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(K), profile, str(ratio), backend, device],
-                                env=env, stdout=out, stderr=err, text=True)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - began > timeout:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                return {"K": K, "profile": profile, "timed_out": True, "timeout_s": timeout}
-            time.sleep(0.05)
-        out.seek(0), err.seek(0)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            return {"K": K, "profile": profile, "failed": err.read()[-500:]}
-        result = json.loads(out.read().strip().splitlines()[-1])
-    return {"K": K, "profile": profile, "peak_mib": usage.ru_maxrss / 1024, **result}
+    result = run_child(CHILD, [K, profile, ratio, backend, device], timeout)
+    if "peak_rss_mib" in result:
+        result["peak_mib"] = result.pop("peak_rss_mib")
+    return {"K": K, "profile": profile, **result}
 
 
 def fit_exponent(K, y, fit_from: float) -> float | None:

@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
+
+from child import run_child  # benchmarks/child.py (run as python benchmarks/NAME.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ((1000, 100.0), (8142, 500.0))
@@ -54,24 +52,7 @@ print(json.dumps(out))
 
 def solve(K: int, ratio: float, backend: str, device: str, timeout: float) -> dict:
     """One solve in a fresh interpreter, with its peak resident memory (``wait4``)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        began = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(K), str(ratio), backend, device], env=env,
-                                stdout=out, stderr=err, text=True)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - began > timeout:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                return {"timed_out": True, "timeout_s": timeout}
-            time.sleep(0.1)
-        out.seek(0), err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            return {"failed": err.read()[-1500:]}
-        return {**json.loads(out.read().strip().splitlines()[-1]), "peak_rss_mib": usage.ru_maxrss / 1024}
+    return run_child(CHILD, [K, ratio, backend, device], timeout, poll=0.1)
 
 
 def main() -> None:

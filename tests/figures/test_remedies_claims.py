@@ -7,21 +7,11 @@ import pytest
 
 from lpm import Problem
 from lpm.core.solvers import get_solver
-from lpm.reproduce import build_grid, get_simulation, reproduce
+from lpm.reproduce import build_grid, get_simulation
 
 K = 10
 ETF_COS = -1.0 / (K - 1)
 COLLAPSED = 1e-6
-_CACHE: dict[str, object] = {}
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    def get(name):
-        if name not in _CACHE:
-            _CACHE[name] = reproduce(name, tmp_path_factory.mktemp(name), smoke=True, progress=False)
-        return _CACHE[name]
-    return get
 
 
 def _figures_written(result):

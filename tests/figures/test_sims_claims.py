@@ -13,17 +13,6 @@ from lpm.reproduce import list_simulations, reproduce
 
 K = 10
 ETF_COS = -1.0 / (K - 1)
-_CACHE: dict[str, object] = {}
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Reproduce a simulation once per module on its smoke grid."""
-    def get(name):
-        if name not in _CACHE:
-            _CACHE[name] = reproduce(name, tmp_path_factory.mktemp(name), smoke=True, progress=False)
-        return _CACHE[name]
-    return get
 
 
 def test_six_simulation_files():
