@@ -133,6 +133,14 @@ class Loss:
             return V
         return apply
 
+    def solve_hessian(self, Z, y, E, target: float = 1.0):
+        """Row by row, a direction D with ∇²L(Z[k])·D[k] = E'[k], where E' is E
+        projected (orthogonally) on the range of that Hessian; ``None`` where the
+        loss has no cheap solve. Used to move a dual certificate point by a chosen
+        first-order change of the gradient (:mod:`lpm.core.certificates`).
+        """
+        return None
+
     def torch_value(self, Z, y, target: float = 1.0):
         """Per-row losses (m,) of torch logits Z (m, K) and long labels y (m,)."""
         raise NotImplementedError
@@ -179,6 +187,15 @@ class CrossEntropy(Loss):
             V -= np.multiply(S, V.sum(axis=-1, keepdims=True), out=scratch)
             return V
         return apply
+
+    def solve_hessian(self, Z, y, E, target: float = 1.0):
+        # diag(s) − s sᵀ (s > 0) has null space 1 and range 1⊥; on 1⊥ it is inverted by
+        # e ↦ e / s:  s ⊙ (e/s) − s·Σ_j e_j = e
+        S = softmax(np.asarray(Z, dtype=np.float64))
+        E = np.asarray(E, dtype=np.float64)
+        E = E - E.mean(axis=-1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(S > 0, E / np.where(S > 0, S, 1.0), 0.0)
 
     def torch_value(self, Z, y, target: float = 1.0):
         import torch.nn.functional as F  # already loaded whenever tensors are passed in
@@ -349,6 +366,16 @@ class AffineCrossEntropy(Loss):
             V *= scale
             return V
         return apply
+
+    def solve_hessian(self, Z, y, E, target: float = 1.0):
+        # diag(a)(diag s − s sᵀ)diag(a) (a = scale ≠ 0): null space a⁻¹, range ⟂ a⁻¹;
+        # there D = E / (a² s) solves it (CE's solve of a⁻¹ ⊙ E, divided by a)
+        inverse = np.broadcast_to(1.0 / self.scale, np.shape(Z))
+        E = np.asarray(E, dtype=np.float64)
+        E = E - (np.sum(E * inverse, axis=-1, keepdims=True) / np.sum(inverse**2, axis=-1, keepdims=True)) * inverse
+        S = softmax(self._logits(Z, y))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(S > 0, E / np.where(S > 0, S * self.scale**2, 1.0), 0.0)
 
     def _torch_params(self, Z, y):
         import torch  # already loaded whenever tensors are passed in

@@ -281,7 +281,7 @@ class ConvexSolver(Solver):
         Z = X[: problem.K, problem.K:]
         if problem.budget == "class-average":
             W, H, note = balanced_factors(problem, Z)
-            return program, message, W, H, note, nuclear_certificate(problem, H @ W.T)
+            return program, message, W, H, note, nuclear_certificate(problem, H @ W.T, factors=(H, W))
         # An interior-point X can have rank > d on a degenerate optimal face;
         # the balanced factors of X_HW (rows clipped to the budget) are a second
         # feasible candidate. Keep the better of the two.

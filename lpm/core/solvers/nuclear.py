@@ -194,7 +194,7 @@ class NuclearSolver(Solver):
             certificate = penalised_nuclear_certificate(problem, W, H)
         else:
             W, H, note = balanced_factors_of(problem, A, B)
-            certificate = nuclear_certificate(problem, H @ W.T)
+            certificate = nuclear_certificate(problem, H @ W.T, factors=(H, W))
         return W, H, certificate, note
 
     def _finish(self, problem: Problem, matrix: np.ndarray | None, iterations: int, groups: int, engine: str,
@@ -210,7 +210,7 @@ class NuclearSolver(Solver):
             certificate = penalised_nuclear_certificate(problem, W, H)
         else:
             W, H, note = balanced_factors(problem, matrix)
-            certificate = nuclear_certificate(problem, H @ W.T)
+            certificate = nuclear_certificate(problem, H @ W.T, factors=(H, W))
         objective = problem.objective(W, H)
         tol = self.settings["tol"]
         certified = certificate.relative_gap <= tol
