@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..certificates import nuclear_certificate, penalised_nuclear_certificate
-from ..losses import CrossEntropy, Loss
+from ..losses import AffineCrossEntropy, CrossEntropy, Loss
 from ..problem import Problem
 from .backends import NumpyBackend
 from .grouped import Reduction, fista
@@ -323,6 +323,22 @@ class _Factored:
         out[1] += G.T @ A
         return self.axpy(pt.shift, d, self.tangent(pt, out))
 
+    def _affine(self, pt: _Point):
+        """(σ, a) for CE and the affine CE remedies: the float32 softmax of the loss's
+        own logits at pt and the column scales a (ones for CE); ``None`` for other losses."""
+        ops, loss = self.ops, self.loss
+        if isinstance(loss, CrossEntropy):
+            X, scale = pt.X, np.ones(self.K)
+        elif isinstance(loss, AffineCrossEntropy):
+            if ops.name == "torch":
+                X = loss._torch_params(pt.X, ops._label_tensor(self.labels))[0]
+            else:
+                X = loss._logits(pt.X, self.labels)
+            scale = np.broadcast_to(loss.scale, (self.K,))
+        else:
+            return None
+        return ops.softmax32(X), ops.asarray(np.array(scale, dtype=np.float64))
+
     def preconditioner(self, pt: _Point):
         """2×2 block-diagonal approximation of the Hessian of the Lagrangian, plus,
         for CE, a rank-one term per row of H and of W.
@@ -353,32 +369,35 @@ class _Factored:
         H, W = pt.H, pt.W
         Gd = ops.diag(pt.G)[:, None]
         lowrank = None
-        if isinstance(self.loss, CrossEntropy):  # in float32: a preconditioner needs few digits
+        affine = self._affine(pt)
+        if affine is not None:  # in float32: a preconditioner needs few digits
+            S, a = affine  # softmax of the loss's logits; column scales (1 for CE)
             f32, f64 = ops.f32, ops.f64
-            S = ops.softmax32(pt.X)
-            W32 = ops.cast(W, f32)
+            W32 = ops.cast(W, f32) * ops.cast(a, f32)[:, None]  # W̃ = diag(a) W
             hw = ops.asarray(self.hweights, f32)[:, None]
             SW = S @ W32
-            dH = ops.cast(hw * (S @ _float32(ops, W * W) - SW**2), f64)
+            dH = ops.cast(hw * (S @ _float32(ops, W32 * W32) - SW**2), f64)
+            del W32
             T = S * S  # hw ⊙ (S − S ⊙ S), in one K×K float32 temporary
             ops.xp.subtract(S, T, out=T)
             T *= hw
-            dW = ops.cast(T.T @ _float32(ops, H * H), f64)
+            dW = ops.cast(T.T @ _float32(ops, H * H), f64) * (a * a)[:, None]
             del T
-            own = ops.cast(hw[:, 0] * ops.diag(S), f64)[:, None]  # w_k c_k² s_kk
-            u = W - ops.cast(SW, f64)  # w_k − E_{s_k}[w]
-            cross = Gd + own * H * u
+            own = ops.cast(hw[:, 0] * ops.diag(S), f64)[:, None]  # w_k c_k² σ_kk
+            u = W * a[:, None] - ops.cast(SW, f64)  # w̃_k − E_{σ_k}[w̃]
+            Ha = H * a[:, None]  # a_k h_k: the W row's own term is own·(1 − σ_kk)·(a_k h_k)(a_k h_k)ᵀ
+            cross = Gd + own * Ha * u
             # the own class's terms of the row blocks exactly (rank one each), the rest diagonal
             delta = own * (1.0 - ops.cast(ops.diag(S), f64)[:, None])
             dH = ops.clip(dH - own * u * u, 0.0, None)
-            dW = ops.clip(dW - delta * H * H, 0.0, None)
-            # their coupling w_k c_k² s_kk u h_kᵀ would make the pair indefinite: a part
+            dW = ops.clip(dW - delta * Ha * Ha, 0.0, None)
+            # their coupling w_k c_k² σ_kk ũ (a_k h_k)ᵀ would make the pair indefinite: a part
             # β' = COUPLING·sqrt(αδ) of it is kept (C = [[α, β'], [β', δ]] ⪰ 0, Cholesky L)
             l11 = xp.sqrt(own)
             l21 = COUPLING * xp.sqrt(delta)
             l22 = xp.sqrt(delta * (1 - COUPLING**2))
-            cross = cross - (l11 * l21) * u * H
-            lowrank = (l11 * u, l21 * H, l22 * H)
+            cross = cross - (l11 * l21) * u * Ha
+            lowrank = (l11 * u, l21 * Ha, l22 * Ha)
         else:
             c = ops.asarray(self.curvature * self.hweights)
             dH = c[:, None] * xp.sum(W * W, 0)[None, :]
@@ -476,7 +495,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
     iterate tangent and the M-norm recurrences valid.
 
     All vectors are kept in ``dtype`` (float32 halves the memory traffic).
-    Returns (step (float64), predicted decrease of the model, on_boundary, iterations).
+    Returns (step (float64), predicted decrease of the model, on_boundary, iterations, the step's M-norm).
     """
     ops = problem.ops
     x = problem._operands(pt, dtype)[5]
@@ -505,7 +524,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
             tau = (-sp + np.sqrt(sp * sp + pp * (radius * radius - ss))) / pp  # reach the boundary
             Hs = axpy(tau, q, -g - r)  # ∇²ℓ s = −g − r, plus τ q
             s = axpy(tau, p, s)
-            return ops.cast(s, ops.f64), -(dot(g, s) + 0.5 * dot(s, Hs)), True, it
+            return ops.cast(s, ops.f64), -(dot(g, s) + 0.5 * dot(s, Hs)), True, it, radius
         axpy(alpha, p, s)
         axpy(-alpha, q, r)
         ss, sp = ss + 2 * alpha * sp + alpha * alpha * pp, sp + alpha * pp
@@ -516,7 +535,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
         beta, rz = rz_new / rz, rz_new
         p = axpy(beta, p, z)  # z + β p (z is fresh, so updating it in place is safe)
         sp, pp = beta * sp, rz + beta * beta * pp
-    return ops.cast(s, ops.f64), -0.5 * dot(g, s), False, it  # model decrease ½⟨−g, s⟩
+    return ops.cast(s, ops.f64), -0.5 * dot(g, s), False, it, float(np.sqrt(ss))  # model decrease ½⟨−g, s⟩
 
 
 def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius: float | None = None,
@@ -526,7 +545,7 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
     Inexact Newton steps by :func:`_steihaug` with forcing term
     min(0.1, sqrt(‖∇ℓ‖/‖∇ℓ₀‖)) (superlinear convergence), never tighter than
     reaching stop_grad needs; the region grows ×2 on good boundary steps and
-    shrinks ×¼ when the model ratio < ¼. Near the optimum the decrease of φ
+    shrinks to ¼ of the step when the model ratio < ¼. Near the optimum the decrease of φ
     falls below rounding, so a step is then accepted when it lowers the
     gradient norm. Hessian products run in float32 (``mixed``): only the
     search direction depends on them, never the gradient, so the limit of
@@ -555,7 +574,7 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
             break
         forcing = max(min(0.1, np.sqrt(pt.grad_norm / first)), min(0.5, 0.5 * stop_grad / pt.grad_norm))
         dtype = ops.f32 if mixed else ops.f64
-        step, predicted, boundary, used = _steihaug(problem, pt, precond, radius, forcing, max_cg, dtype)
+        step, predicted, boundary, used, length = _steihaug(problem, pt, precond, radius, forcing, max_cg, dtype)
         pt.cache.clear()  # the working-precision operands (1.5 K×K): rebuilt only if this step is rejected
         products += used
         new = problem.point(problem.retract(pt.x + problem.horizontal(pt, step)))
@@ -567,8 +586,8 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
             mixed = mixed and accept  # float32 directions no longer good enough
         else:
             accept = ratio > 0.1
-        if ratio < 0.25:
-            radius *= 0.25
+        if ratio < 0.25:  # a quarter of the step taken (an interior step may be far inside the region)
+            radius = 0.25 * min(radius, length)
         elif ratio > 0.75 and boundary:
             radius *= 2.0
         _log.debug("tr %d: f %.15f |grad| %.3e -> %.3e cg %d ratio %.3f radius %.3e %s %s", taken + 1, pt.f,
@@ -685,6 +704,8 @@ def _polish(problem: _Factored, x, tol: float, stop: float, max_iter: int, certi
         x, added, start = _grow_rank(problem, x, max(8, x.shape[2] // 10), exact)
         exact = False
         grown += added
+        if added:  # a new direction: the gradient jumps, and the early try starts afresh
+            early = max(early, stop * EARLY) if problem.refines else early
         if x.shape[2] == 0:  # nothing to grow: Z = 0 is optimal (penalty form, large μ)
             pt = problem.point(x)
             relative_gap, certified = check(pt)
