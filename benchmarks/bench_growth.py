@@ -17,6 +17,8 @@ Run:
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_growth.py            # K = 10 ... 8142
     .venv/bin/python benchmarks/bench_growth.py --K 10 30 100 300 1000 --out results/growth.json
     .venv/bin/python benchmarks/bench_growth.py --plot results/growth.json   # figure only
+    .venv/bin/python benchmarks/bench_growth.py --K 8142 --ratio 500 --profiles exp --out results/growth-8142.json
+    .venv/bin/python benchmarks/bench_growth.py --plot results/growth.json --merge results/growth-8142.json
     .venv/bin/python benchmarks/bench_growth.py --backend torch --device cuda
 
 K = 8142 (the iNaturalist 2018 class count) takes minutes on one core and needs a few GiB.
@@ -56,7 +58,7 @@ def measure(K: int, profile: str, ratio: float, backend: str, device: str, timeo
     result = run_child(CHILD, [K, profile, ratio, backend, device], timeout)
     if "peak_rss_mib" in result:
         result["peak_mib"] = result.pop("peak_rss_mib")
-    return {"K": K, "profile": profile, **result}
+    return {"K": K, "profile": profile, "ratio": ratio, **result}
 
 
 def fit_exponent(K, y, fit_from: float) -> float | None:
@@ -76,24 +78,28 @@ def figure(data: dict, path: Path, fit_from: float) -> dict:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     exponents: dict = {}
-    for profile, marker in (("exp", "o"), ("step", "s")):
-        points = [p for p in data["points"] if p["profile"] == profile and "cpu_s" in p]
-        if not points:
-            continue
+    default_ratio = data.get("meta", {}).get("ratio")
+    curves = sorted({(p["profile"], p.get("ratio", default_ratio)) for p in data["points"] if "cpu_s" in p},
+                    key=lambda c: (c[0] != "exp", c[1] or 0))
+    for profile, ratio in curves:
+        marker = "o" if profile == "exp" else "s"
+        points = sorted((p for p in data["points"] if p["profile"] == profile and "cpu_s" in p
+                         and p.get("ratio", default_ratio) == ratio), key=lambda p: p["K"])
         K = [p["K"] for p in points]
+        name = f"{profile}, R={ratio:g}" if ratio is not None else profile
         for ax, key, label in ((axes[0], "cpu_s", "CPU seconds of the solve"), (axes[1], "peak_mib", "peak MiB")):
             y = [p[key] for p in points]
             slope = fit_exponent(K, y, fit_from)
-            exponents.setdefault(profile, {})[key] = slope
-            text = f"{profile}" + (f": ~K^{slope:.2f}" if slope is not None else "")
-            ax.loglog(K, y, marker=marker, label=text)
+            exponents.setdefault(name, {})[key] = slope
+            text = name + (f": ~K^{slope:.2f}" if slope is not None else "")
+            ax.loglog(K, y, marker=marker, linestyle="-" if len(K) > 1 else "none", label=text)
             ax.set_xlabel("K (classes)")
             ax.set_ylabel(label)
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(title=f"fit over K >= {fit_from:g}")
     meta = data.get("meta", {})
-    fig.suptitle(f"certified learnable CE, ratio {meta.get('ratio', '?')}, backend {meta.get('backend', 'numpy')}, "
+    fig.suptitle(f"certified learnable CE, backend {meta.get('backend', 'numpy')}, "
                  f"{meta.get('threads', '?')} BLAS thread(s)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +119,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "growth.json")
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "benchmarks" / "growth.png")
     parser.add_argument("--plot", type=Path, help="only draw the figure from this JSON")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[],
+                        help="add the points of these JSON files (e.g. a K = 8142 run at another ratio)")
     args = parser.parse_args()
 
     if args.plot:
@@ -134,6 +142,10 @@ def main() -> None:
                     break
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(data, indent=2))
+    for extra in args.merge:
+        other = json.loads(extra.read_text())
+        ratio = other.get("meta", {}).get("ratio")
+        data["points"].extend({"ratio": ratio, **p, "merged_from": str(extra)} for p in other["points"])
     exponents = figure(data, args.figure, args.fit_from)
     data["exponents"] = exponents
     if not args.plot:

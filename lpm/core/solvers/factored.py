@@ -88,9 +88,13 @@ GROUPED_FRACTION = 0.2
 COUPLING = 0.5
 #: Newton steps between two rank checks in :func:`_polish`
 ROUND = 6
+#: fractions of a rejected step tried before a new solve (each costs one point evaluation, no Hessian products)
+BACKTRACK = (0.25,)
 #: first certificate try of a refining loss at this multiple of the first-order stopping threshold
 #: (second-order gap ≈ 30·(first-order gap)² at K = 300, exp, R = 100)
 EARLY = 1e4
+#: an early try within this factor of the target skips the next rank check (only Newton is missing)
+CLOSE = 1e3
 #: warm start: relative gap and iteration limit of the bucketed grouped solve
 WARM_TOL, WARM_MAX_ITER = 1e-7, 3000
 
@@ -341,7 +345,7 @@ class _Factored:
 
     def preconditioner(self, pt: _Point):
         """2×2 block-diagonal approximation of the Hessian of the Lagrangian, plus,
-        for CE, a rank-one term per row of H and of W.
+        for CE and the affine CE remedies, a rank-one term per row of H and of W.
 
         Entry (k, i) of H is paired with entry (k, i) of W. For CE the
         diagonal is exact, w_k c_k² Var_{s_k}(W[:, i]) + λ for H and
@@ -359,6 +363,10 @@ class _Factored:
         2×2 system per class: O(K r) per application. Measured at K = 1000
         (exp, R = 100): 251 Hessian products instead of 301.
 
+        The affine remedies (logits a ⊙ x + b − m e_y, per-column scales a) have the
+        loss Hessian diag(a)(diag σ − σσᵀ)diag(a) with σ the softmax of their own
+        logits: the same formulas with σ for S, W̃ = diag(a) W for W, the W row's
+        terms scaled by a_j² and the own coupling by a_k (:meth:`_affine`).
         Other losses use their curvature bound for the diagonal and G_kk for
         the coupling. Returns the blocks (a, b, c) of the 2×2 part, those of
         its inverse, and the rank-one parts with the inverses of the 2×2
@@ -495,7 +503,8 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
     iterate tangent and the M-norm recurrences valid.
 
     All vectors are kept in ``dtype`` (float32 halves the memory traffic).
-    Returns (step (float64), predicted decrease of the model, on_boundary, iterations, the step's M-norm).
+    Returns (step (float64), predicted decrease of the model, on_boundary, iterations, the step's M-norm,
+    (⟨g, s⟩, ⟨s, ∇²ℓ s⟩): the model along the step).
     """
     ops = problem.ops
     x = problem._operands(pt, dtype)[5]
@@ -524,7 +533,8 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
             tau = (-sp + np.sqrt(sp * sp + pp * (radius * radius - ss))) / pp  # reach the boundary
             Hs = axpy(tau, q, -g - r)  # ∇²ℓ s = −g − r, plus τ q
             s = axpy(tau, p, s)
-            return ops.cast(s, ops.f64), -(dot(g, s) + 0.5 * dot(s, Hs)), True, it, radius
+            gs, sHs = dot(g, s), dot(s, Hs)
+            return ops.cast(s, ops.f64), -(gs + 0.5 * sHs), True, it, radius, (gs, sHs)
         axpy(alpha, p, s)
         axpy(-alpha, q, r)
         ss, sp = ss + 2 * alpha * sp + alpha * alpha * pp, sp + alpha * pp
@@ -535,7 +545,8 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
         beta, rz = rz_new / rz, rz_new
         p = axpy(beta, p, z)  # z + β p (z is fresh, so updating it in place is safe)
         sp, pp = beta * sp, rz + beta * beta * pp
-    return ops.cast(s, ops.f64), -0.5 * dot(g, s), False, it, float(np.sqrt(ss))  # model decrease ½⟨−g, s⟩
+    gs = dot(g, s)  # ⟨s, r⟩ = 0 (PCG), so ⟨s, ∇²ℓ s⟩ = −⟨s, g⟩ and the model decrease is −½⟨g, s⟩
+    return ops.cast(s, ops.f64), -0.5 * gs, False, it, float(np.sqrt(ss)), (gs, -gs)
 
 
 def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius: float | None = None,
@@ -547,7 +558,8 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
     reaching stop_grad needs; the region grows ×2 on good boundary steps and
     shrinks to ¼ of the step when the model ratio < ¼. Near the optimum the decrease of φ
     falls below rounding, so a step is then accepted when it lowers the
-    gradient norm. Hessian products run in float32 (``mixed``): only the
+    gradient norm. A rejected step is first retried at a quarter of its length
+    (``BACKTRACK``: one point evaluation instead of a new solve). Hessian products run in float32 (``mixed``): only the
     search direction depends on them, never the gradient, so the limit of
     the iteration is unchanged; a rejected step in the rounding regime
     switches to float64 for good. Steps are made horizontal
@@ -574,10 +586,12 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
             break
         forcing = max(min(0.1, np.sqrt(pt.grad_norm / first)), min(0.5, 0.5 * stop_grad / pt.grad_norm))
         dtype = ops.f32 if mixed else ops.f64
-        step, predicted, boundary, used, length = _steihaug(problem, pt, precond, radius, forcing, max_cg, dtype)
+        step, predicted, boundary, used, length, model = _steihaug(problem, pt, precond, radius, forcing, max_cg,
+                                                                   dtype)
         pt.cache.clear()  # the working-precision operands (1.5 K×K): rebuilt only if this step is rejected
         products += used
-        new = problem.point(problem.retract(pt.x + problem.horizontal(pt, step)))
+        horizontal = problem.horizontal(pt, step)
+        new = problem.point(problem.retract(pt.x + horizontal))
         value_old, value_new = problem.program_value(pt), problem.program_value(new)
         ratio = (value_old - value_new) / max(predicted, 1e-300)
         if predicted <= 1e-13 * max(1.0, abs(value_old)):  # below rounding: judge by the gradient
@@ -590,6 +604,18 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
             radius = 0.25 * min(radius, length)
         elif ratio > 0.75 and boundary:
             radius *= 2.0
+        if not accept and predicted > 1e-13 * max(1.0, abs(value_old)):
+            # backtrack along the same direction (no new conjugate-gradient solve): the model
+            # along t·s is t⟨g, s⟩ + ½t²⟨s, ∇²ℓ s⟩
+            for t in BACKTRACK:
+                del new
+                new = problem.point(problem.retract(pt.x + t * horizontal))
+                decrease = -(t * model[0] + 0.5 * t * t * model[1])
+                ratio = (value_old - problem.program_value(new)) / max(decrease, 1e-300)
+                if ratio > 0.1:
+                    accept, radius = True, t * length
+                    break
+        del horizontal
         _log.debug("tr %d: f %.15f |grad| %.3e -> %.3e cg %d ratio %.3f radius %.3e %s %s", taken + 1, pt.f,
                    pt.grad_norm, new.grad_norm, used, ratio, radius, "accept" if accept else "reject", dtype)
         if accept:
@@ -700,9 +726,13 @@ def _polish(problem: _Factored, x, tol: float, stop: float, max_iter: int, certi
             return problem.certify(pt)
         return certify(ops.numpy(pt.H), ops.numpy(pt.W))
 
+    regrow = True
     for _ in range(4 * max_iter):
-        x, added, start = _grow_rank(problem, x, max(8, x.shape[2] // 10), exact)
-        exact = False
+        if regrow:
+            x, added, start = _grow_rank(problem, x, max(8, x.shape[2] // 10), exact)
+        else:  # an early try came close: the rank is right, only the gradient is not small enough yet
+            added, start = 0, pt
+        regrow, exact = True, False
         grown += added
         if added:  # a new direction: the gradient jumps, and the early try starts afresh
             early = max(early, stop * EARLY) if problem.refines else early
@@ -726,6 +756,7 @@ def _polish(problem: _Factored, x, tol: float, stop: float, max_iter: int, certi
             break
         if pt.grad_norm > stop:  # an early try failed: aim where a quadratic gap would pass
             early = pt.grad_norm * min(0.1, 0.5 * np.sqrt(tol / max(relative_gap, 1e-300)))
+            regrow = relative_gap > CLOSE * tol
             continue
         stop *= 0.1  # stationary yet not certified: look harder, and closer
         early = stop
