@@ -88,7 +88,7 @@ from ..core.problem import BUDGETS, DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET, Prob
 from ..core.weighting import CLASS_WEIGHTS, check_beta
 from ..core.solution import Solution
 from ..core.solvers import get_solver, resolve
-from ..core.solvers.factored import bucketed_problem
+from ..core.solvers.factored import bucket_labels
 from ..core.solvers.grouped import Reduction, fista
 from .runs import RunGeometry
 
@@ -368,11 +368,25 @@ def _nuclear_norm(H: np.ndarray, W: np.ndarray) -> float:
 ESTIMATE_BUCKETS = 64
 
 
+def _bucketed(problem: Problem, buckets: int) -> Problem:
+    """``problem`` with the classes of each bucket of nearby log-count
+    (:func:`lpm.core.solvers.factored.bucket_labels`) made exchangeable: their counts and, for a
+    re-weighting sampler, their sampling probabilities replaced by the bucket's means (totals kept)."""
+    counts = np.asarray(problem.counts, dtype=np.float64)
+    label = bucket_labels(counts, buckets)
+    size = np.bincount(label)
+    changes: dict = {"counts": tuple(float(c) for c in (np.bincount(label, weights=counts) / size)[label])}
+    if problem.sampling is not None:
+        q = np.bincount(label, weights=np.asarray(problem.sampling, dtype=np.float64)) / size
+        changes["sampling"] = tuple(float(x) for x in q[label])
+    return problem.replace(**changes)
+
+
 def _radius_estimate(base: Problem, target: float, rho_hi: float, buckets: int = ESTIMATE_BUCKETS,
                      steps: int = 12) -> float:
     """An uncertified estimate of the radius ρ* where v(ρ) = ``target``: the same Newton search on
     the bucketed problem (classes merged into ≤ ``buckets`` groups of nearby log-count,
-    :func:`lpm.core.solvers.factored.bucketed_problem`), each value from the grouped engine in
+    :func:`_bucketed`), each value from the grouped engine in
     O(buckets³) per iteration. Newton starts from the tangent at Z = 0
     (ρ ≥ (f(0) − target)/‖∇f(0)‖₂) and approaches the bucketed root from the left. Returns a
     radius in (0, ``rho_hi``]; ``rho_hi``/2 if the estimate fails. Only the first certified
@@ -381,7 +395,7 @@ def _radius_estimate(base: Problem, target: float, rho_hi: float, buckets: int =
     try:
         f0, G0 = base.logit_objective(np.zeros((K, K)))
         rho = (f0 - target) / _spectral_norm(G0)
-        bucketed = bucketed_problem(base, buckets)
+        bucketed = _bucketed(base, buckets)
         x = None
         for _ in range(steps):
             if not 0 < rho < rho_hi:

@@ -13,11 +13,13 @@ from test_compare_lib import write_run  # noqa: I001 (tests/compare is on sys.pa
 
 import lpm.compare.budgets as budgets_module
 from lpm.compare import load_run_geometry, solve_certified
-from lpm.compare.budgets import (_base_problem, _loss_matched_solution, _nuclear_norm, _radius_estimate,
+from lpm import Problem
+from lpm.compare.budgets import (_base_problem, _bucketed, _loss_matched_solution, _nuclear_norm, _radius_estimate,
                                  _ray_upper_bound, logits_product, problem_for_run)
 from lpm.core.certificates import _spectral_norm
 from lpm.core.etf import simplex_etf
 from lpm.core.profiles import profile_counts
+from lpm.core.solvers import get_solver
 
 RULE_TOL = 0.01  # the documented tolerance of the rule: P within 1 % of the root
 
@@ -123,3 +125,21 @@ def test_bracket_bounds_the_root_with_an_upper_bound_on_the_spectral_norm(long_t
         upper = _ray_upper_bound(base, Z, target, nuclear)
         assert upper == pytest.approx(_ray_upper_bound(base, Z, target), rel=1e-10)
         assert upper >= root * (1 - 1e-4)
+
+
+def test_the_estimate_keeps_a_re_weighting_sampler():
+    """A square-root sampler makes the sampling probabilities differ between classes: the bucketed
+    problem averages them per bucket (totals kept). With every class in its own bucket the
+    estimate is the root of the problem itself (values by the grouped engine, which takes any q)."""
+    problem = Problem.from_profile(K=40, ratio=50.0, profile="exp", E_W=1.0, E_H=1.0, d=44)
+    q = np.sqrt(np.asarray(problem.counts))
+    problem = problem.replace(sampling=tuple(q / q.sum()))
+    bucketed = _bucketed(problem, 64)
+    assert bucketed.counts == problem.counts and np.allclose(bucketed.sampling, problem.sampling, rtol=1e-14)
+    merged = _bucketed(problem, 8)
+    assert len(set(merged.sampling)) == len(set(merged.counts)) <= 8
+    assert sum(merged.sampling) == pytest.approx(1.0, rel=1e-12)
+    grouped = get_solver("nuclear", engine="grouped")
+    target = grouped.run(problem.replace(E_H=3.0)).objective
+    estimate = _radius_estimate(problem, target, 4 * problem.K * np.sqrt(3.0))
+    assert estimate == pytest.approx(problem.K * np.sqrt(3.0), rel=1e-4)
