@@ -139,6 +139,7 @@ class Side:
 
     def __init__(self, name: str, tree: Path, scratch: Path):
         self.name, self.tree, self.scratch = name, tree, scratch
+        scratch.mkdir(parents=True, exist_ok=True)  # rows run alone (--only) start without it
         self.env = {**os.environ, "PYTHONPATH": str(tree)}
         self.count = 0
 

@@ -53,13 +53,14 @@ quadratically convergent), and the search stops when the solved P is within
 1 % of both ends. The first radius is an uncertified estimate: the same Newton
 search on the bucketed problem (classes merged into ≤ 64 groups of nearby
 log-count, solved by the grouped engine in O(64³) per iteration), which lands
-within a fraction of 1 % of the root on long-tailed counts: one or two
-certified solves (K = 1000, R = 256: one, where the midpoint start took four;
-it only moves where the search starts, the answer is certified as before).
-‖G_n‖₂ is the rigorous upper bound of :func:`lpm.core.certificates._spectral_norm`
-(a larger divisor keeps the lower end valid) and ‖Z_n‖_* comes from the
-solution's factors, so the search adds no K×K SVD. The per-sample budget (no nuclear form)
-bisects in log P to 1 % instead (each step a certified solve).
+within a fraction of 1 % of the root on long-tailed counts, so one or two
+certified solves suffice (K = 1000, R = 256: one, where a start at half the
+logits radius took four). The estimate only chooses where the search starts;
+the answer is certified as before. g_n is the rigorous upper bound of
+:func:`lpm.core.certificates._spectral_norm` (a larger divisor keeps the lower
+end valid) and ‖Z_n‖_* comes from the solution's factors, so the search adds
+no K×K SVD. The per-sample budget (no nuclear form) bisects in log P to 1 %
+instead (each step a certified solve).
 Well-trained runs have large ``norms`` products where the LPM's loss is
 ~1e-9 and its geometry is pinned only loosely by any certificate; ``loss``
 keeps the LPM in the regime the run actually reached.
@@ -386,8 +387,7 @@ def _radius_estimate(base: Problem, target: float, rho_hi: float, buckets: int =
                      steps: int = 12) -> float:
     """An uncertified estimate of the radius ρ* where v(ρ) = ``target``: the same Newton search on
     the bucketed problem (classes merged into ≤ ``buckets`` groups of nearby log-count,
-    :func:`_bucketed`), each value from the grouped engine in
-    O(buckets³) per iteration. Newton starts from the tangent at Z = 0
+    :func:`_bucketed`), each value from the grouped engine in O(buckets³) per iteration. Newton starts from the tangent at Z = 0
     (ρ ≥ (f(0) − target)/‖∇f(0)‖₂) and approaches the bucketed root from the left. Returns a
     radius in (0, ``rho_hi``]; ``rho_hi``/2 if the estimate fails. Only the first certified
     solve's radius comes from here: the certified search decides (:func:`_loss_matched_solution`)."""
