@@ -143,3 +143,27 @@ def test_the_estimate_keeps_a_re_weighting_sampler():
     target = grouped.run(problem.replace(E_H=3.0)).objective
     estimate = _radius_estimate(problem, target, 4 * problem.K * np.sqrt(3.0))
     assert estimate == pytest.approx(problem.K * np.sqrt(3.0), rel=1e-4)
+
+
+def test_lpm_metrics_without_the_zero_columns_of_the_embedding(long_tail):
+    """compare_run measures the LPM optimum on the columns its factors use: the same metrics and
+    distances as on the full K×d embedding, to rounding."""
+    from lpm.compare.core import used_columns
+    from lpm.core.geometry import centre_means, geometry_distances, measure
+
+    run, base, _, _ = long_tail
+    solution = solve_certified(base.replace(E_H=2.0))
+    H, W = used_columns(solution.H, solution.W)
+    assert H.shape[1] < solution.H.shape[1] and np.array_equal(H @ W.T, solution.H @ solution.W.T)
+    counts = np.asarray(base.counts)
+    full, thin = (measure(h, w, counts=counts, majority=run.K // 2) for h, w in ((solution.H, solution.W), (H, W)))
+    assert full.keys() == thin.keys()
+    for key, value in full.items():
+        if isinstance(value, float) and np.isfinite(value):
+            assert thin[key] == pytest.approx(value, rel=1e-8, abs=1e-12), key
+        else:
+            assert thin[key] == value or (value != value and thin[key] != thin[key]), key
+    C_run = centre_means(run.means, run.counts, "class-means")
+    a = geometry_distances(C_run, run.W, centre_means(solution.H, counts, "class-means"), solution.W)
+    b = geometry_distances(C_run, run.W, centre_means(H, counts, "class-means"), W)
+    assert all(b[k] == pytest.approx(a[k], rel=1e-10, abs=1e-13) for k in a)
