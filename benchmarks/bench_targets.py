@@ -34,9 +34,11 @@ On a shared machine wall times count the other users too: the ratio new/old of o
 interleaved run is the number to compare, and the CPU seconds of the solve (process
 time) are printed beside the wall seconds.
 
-Run:  .venv/bin/python benchmarks/bench_targets.py [--repeat 3] [--quick] [--full] [--no-large] [--out FILE]
+Run:  .venv/bin/python benchmarks/bench_targets.py [--repeat 3] [--quick] [--full] [--no-large] [--only ROW ...]
+      [--out FILE]
 
-``--quick`` skips rows 5–9. ``--out`` writes every measurement as JSON (atomically).
+``--quick`` skips rows 5–9; ``--only 8`` runs row 8 alone (``--only 5`` runs rows 5 and 6).
+``--out`` writes every measurement as JSON (atomically).
 """
 from __future__ import annotations
 
@@ -117,7 +119,7 @@ np.savez(folder / "final_geometry.npz", format_version=np.int64(1), class_means=
 
 
 def run(cmd: list[str], env: dict, cwd: Path) -> dict:
-    """Wall time, peak resident memory and stdout of one subprocess."""
+    """Wall time, CPU time (user + system), peak resident memory and stdout of one subprocess."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         began = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
@@ -128,7 +130,8 @@ def run(cmd: list[str], env: dict, cwd: Path) -> dict:
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise SystemExit(f"`{' '.join(cmd[2:8])} …` failed with status {proc.returncode}:\n{stderr[-2000:]}")
-    return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024, "stdout": stdout}  # Linux: KiB
+    return {"seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024,
+            "stdout": stdout}  # Linux: KiB
 
 
 class Side:
@@ -136,6 +139,7 @@ class Side:
 
     def __init__(self, name: str, tree: Path, scratch: Path):
         self.name, self.tree, self.scratch = name, tree, scratch
+        scratch.mkdir(parents=True, exist_ok=True)  # rows run alone (--only) start without it
         self.env = {**os.environ, "PYTHONPATH": str(tree)}
         self.count = 0
 
@@ -179,6 +183,8 @@ def main() -> None:
     parser.add_argument("--no-large", action="store_true", help="skip K = 8142")
     parser.add_argument("--full", action="store_true", help="also run the old side of K = 8142")
     parser.add_argument("--out", type=Path, help="write the measurements as JSON")
+    parser.add_argument("--only", type=int, nargs="+", choices=range(1, 10), metavar="ROW",
+                        help="run only these rows (1-9; rows 5 and 6 run together)")
     args = parser.parse_args()
     rows: list[dict] = []
 
@@ -213,66 +219,80 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, OMP_NUM_THREADS="
               f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; old = {args.baseline}; medians of {args.repeat} "
               f"interleaved runs ({args.repeat_large} for the large rows)", flush=True)
-        n, o = median_runs([lambda: new.lpm("--help", out=False), lambda: old.lpm("--help", out=False)], args.repeat)
-        row("lpm --help", n, o, "old", "<= 0.5 s")
-        n, o = median_runs([lambda: new.lpm("simulate", "--K", "10", "--ratio", "100"),
-                            lambda: old.lpm("simulate", "--K", "10", "--ratio", "100")], args.repeat)
-        row("lpm simulate --K 10 --ratio 100", n, o, "old", "<= 1.0 s")
+        def want(*numbers: int) -> bool:
+            return not args.only or any(n in args.only for n in numbers)
 
-        n, ref = median_runs([lambda: new.lpm(*SWEEP),
-                              lambda: run([sys.executable, str(reference_script)], new.env, tmp)], args.repeat)
-        ours_csv = Path(new.scratch) / f"new-{new.count}" / "out" / "results.csv"
-        with open(ours_csv, newline="") as fh:
-            ours = [float(r["objective"]) for r in sorted(csv.DictReader(fh), key=lambda r: float(r["ratio"]))]
-        theirs = json.loads(ref[-1]["stdout"])["objectives"]
-        worst = max(abs(a - b) for a, b in zip(ours, theirs))
-        row("lpm sweep, 41 ratios, K=10, nuclear", n, ref, "reference", ">= 20x vs reference",
-            f"|objective diff| <= {worst:.1e} (target 1e-6)")
+        if want(1):
+            n, o = median_runs([lambda: new.lpm("--help", out=False), lambda: old.lpm("--help", out=False)],
+                               args.repeat)
+            row("lpm --help", n, o, "old", "<= 0.5 s")
+        if want(2):
+            n, o = median_runs([lambda: new.lpm("simulate", "--K", "10", "--ratio", "100"),
+                                lambda: old.lpm("simulate", "--K", "10", "--ratio", "100")], args.repeat)
+            row("lpm simulate --K 10 --ratio 100", n, o, "old", "<= 1.0 s")
 
-        cli = ["simulate", "--K", "100", "--profile", "exp", "--ratio", "100", "--classifier", "learnable"]
-        n, o = median_runs([lambda: new.lpm(*cli), lambda: old.lpm(*cli)], args.repeat)
-        row("certified CE K=100, exp, R=100, CLI", n, o, "old", "<= 0.2 s, gap <= 1e-8")
-        n, o = median_runs([lambda: api_runs(new, "100", "exp", "100", "ce"),
-                            lambda: api_runs(old, "100", "exp", "100", "ce")], args.repeat)
-        row("certified CE K=100, exp, R=100, API solve", n, o, "old", "<= 0.2 s, gap <= 1e-8",
-            f"relative gap {n[-1]['relative_gap']:.1e}, {n[-1]['status']}")
+        if want(3):
+            n, ref = median_runs([lambda: new.lpm(*SWEEP),
+                                  lambda: run([sys.executable, str(reference_script)], new.env, tmp)], args.repeat)
+            ours_csv = Path(new.scratch) / f"new-{new.count}" / "out" / "results.csv"
+            with open(ours_csv, newline="") as fh:
+                ours = [float(r["objective"]) for r in sorted(csv.DictReader(fh), key=lambda r: float(r["ratio"]))]
+            theirs = json.loads(ref[-1]["stdout"])["objectives"]
+            worst = max(abs(a - b) for a, b in zip(ours, theirs))
+            row("lpm sweep, 41 ratios, K=10, nuclear", n, ref, "reference", ">= 20x vs reference",
+                f"|objective diff| <= {worst:.1e} (target 1e-6)")
+
+        if want(4):
+            cli = ["simulate", "--K", "100", "--profile", "exp", "--ratio", "100", "--classifier", "learnable"]
+            n, o = median_runs([lambda: new.lpm(*cli), lambda: old.lpm(*cli)], args.repeat)
+            row("certified CE K=100, exp, R=100, CLI", n, o, "old", "<= 0.2 s, gap <= 1e-8")
+            n, o = median_runs([lambda: api_runs(new, "100", "exp", "100", "ce"),
+                                lambda: api_runs(old, "100", "exp", "100", "ce")], args.repeat)
+            row("certified CE K=100, exp, R=100, API solve", n, o, "old", "<= 0.2 s, gap <= 1e-8",
+                f"relative gap {n[-1]['relative_gap']:.1e}, {n[-1]['status']}")
 
         if not args.quick:
-            n, o = median_runs([lambda: api_runs(new, "1000", "exp", "100", "ce"),
-                                lambda: api_runs(old, "1000", "exp", "100", "ce")], args.repeat_large)
-            svd = med(n, "svd_s")
-            ce_seconds = med(n)
-            row("certified CE K=1000, exp, R=100, API solve", n, o, "old", "<= 3 s (<= 17 SVDs), gap <= 1e-8",
-                f"{ce_seconds / svd:.1f} SVDs (one 1000x1000 SVD {svd:.3f} s here; old {med(o) / med(o, 'svd_s'):.1f}"
-                f" SVDs); CPU s new {med(n, 'cpu_s'):.2f} old {med(o, 'cpu_s'):.2f}; Hessian products new "
-                f"{products(n[-1])} old {products(o[-1])}; relative gap "
-                f"{n[-1]['relative_gap']:.1e}, {n[-1]['status']}, engine {n[-1]['engine']}")
-            for loss in REMEDIES:
-                n_loss, o_loss = median_runs([lambda: api_runs(new, "1000", "exp", "100", loss),
-                                              lambda: api_runs(old, "1000", "exp", "100", loss)], args.repeat_large)
-                if "skipped" in n_loss[0]:
-                    print(f"  certified {loss} K=1000: skipped ({n_loss[0]['skipped']})", flush=True)
-                    rows.append({"work": f"certified {loss} K=1000, exp, R=100, API solve", "skipped": True,
-                                 "note": n_loss[0]["skipped"]})
-                    continue
-                other = None if "skipped" in o_loss[0] else o_loss
-                row(f"certified {loss} K=1000, exp, R=100, API solve", n_loss, other, "old", "<= 1.5x CE's time",
-                    note=f"{med(n_loss) / ce_seconds:.2f}x CE's time (CPU {med(n_loss, 'cpu_s') / med(n, 'cpu_s'):.2f}x); "
-                         f"Hessian products {products(n_loss[-1])}"
-                         f"{' (old ' + products(o_loss[-1]) + ')' if other else ''}; "
-                         f"relative gap {n_loss[-1]['relative_gap']:.1e}, {n_loss[-1]['status']}")
-            n, o = median_runs([lambda: api_runs(new, "1000", "step", "100", "ce"),
-                                lambda: api_runs(old, "1000", "step", "100", "ce")], args.repeat_large)
-            row("certified CE K=1000, step, R=100, API solve", n, o, "old", "unchanged or better",
-                f"relative gap {n[-1]['relative_gap']:.1e}, engine {n[-1]['engine']}")
+            if want(5, 6):
+                n, o = median_runs([lambda: api_runs(new, "1000", "exp", "100", "ce"),
+                                    lambda: api_runs(old, "1000", "exp", "100", "ce")], args.repeat_large)
+                svd = med(n, "svd_s")
+                ce_seconds = med(n)
+                row("certified CE K=1000, exp, R=100, API solve", n, o, "old", "<= 3 s (<= 17 SVDs), gap <= 1e-8",
+                    f"{ce_seconds / svd:.1f} SVDs (one 1000x1000 SVD {svd:.3f} s here; old "
+                    f"{med(o) / med(o, 'svd_s'):.1f} SVDs); CPU s new {med(n, 'cpu_s'):.2f} old "
+                    f"{med(o, 'cpu_s'):.2f}; Hessian products new {products(n[-1])} old {products(o[-1])}; "
+                    f"relative gap {n[-1]['relative_gap']:.1e}, {n[-1]['status']}, engine {n[-1]['engine']}")
+                for loss in REMEDIES:
+                    n_loss, o_loss = median_runs([lambda: api_runs(new, "1000", "exp", "100", loss),
+                                                  lambda: api_runs(old, "1000", "exp", "100", loss)],
+                                                 args.repeat_large)
+                    if "skipped" in n_loss[0]:
+                        print(f"  certified {loss} K=1000: skipped ({n_loss[0]['skipped']})", flush=True)
+                        rows.append({"work": f"certified {loss} K=1000, exp, R=100, API solve", "skipped": True,
+                                     "note": n_loss[0]["skipped"]})
+                        continue
+                    other = None if "skipped" in o_loss[0] else o_loss
+                    row(f"certified {loss} K=1000, exp, R=100, API solve", n_loss, other, "old", "<= 1.5x CE's time",
+                        note=f"{med(n_loss) / ce_seconds:.2f}x CE's time (CPU "
+                             f"{med(n_loss, 'cpu_s') / med(n, 'cpu_s'):.2f}x); Hessian products "
+                             f"{products(n_loss[-1])}{' (old ' + products(o_loss[-1]) + ')' if other else ''}; "
+                             f"relative gap {n_loss[-1]['relative_gap']:.1e}, {n_loss[-1]['status']}")
+            if want(7):
+                n, o = median_runs([lambda: api_runs(new, "1000", "step", "100", "ce"),
+                                    lambda: api_runs(old, "1000", "step", "100", "ce")], args.repeat_large)
+                row("certified CE K=1000, step, R=100, API solve", n, o, "old", "unchanged or better",
+                    f"relative gap {n[-1]['relative_gap']:.1e}, engine {n[-1]['engine']}")
 
-            folder = tmp / "run-K1000"
-            new.python(RUN_FOLDER, str(folder))
-            n, o = median_runs([lambda: new.lpm("compare", str(folder), "--budget-rule", "loss"),
-                                lambda: old.lpm("compare", str(folder), "--budget-rule", "loss")], args.repeat_large)
-            row("lpm compare, K=1000 run, loss rule", n, o, "old", "<= 15 s")
+            if want(8):
+                folder = tmp / "run-K1000"
+                new.python(RUN_FOLDER, str(folder))
+                n, o = median_runs([lambda: new.lpm("compare", str(folder), "--budget-rule", "loss"),
+                                    lambda: old.lpm("compare", str(folder), "--budget-rule", "loss")],
+                                   args.repeat_large)
+                row("lpm compare, K=1000 run, loss rule", n, o, "old", "<= 15 s",
+                    f"CPU s (process) new {med(n, 'cpu_s'):.2f} old {med(o, 'cpu_s'):.2f}")
 
-            if not args.no_large:
+            if want(9) and not args.no_large:
                 fns = [lambda: api_runs(new, "8142", "exp", "500", "ce")]
                 if args.full:
                     fns.append(lambda: api_runs(old, "8142", "exp", "500", "ce"))
@@ -280,7 +300,8 @@ def main() -> None:
                 row("certified CE K=8142, exp, R=500, API solve", runs[0], runs[1] if args.full else None, "old",
                     "<= 600 s, <= 8 GiB, gap <= 1e-8",
                     f"CPU s {med(runs[0], 'cpu_s'):.1f}; relative gap {runs[0][-1]['relative_gap']:.1e}, "
-                    f"{runs[0][-1]['status']}; {runs[0][-1]['message'].split('; ')[1] if '; ' in runs[0][-1]['message'] else ''}")
+                    f"{runs[0][-1]['status']}; "
+                    f"{runs[0][-1]['message'].split('; ')[1] if '; ' in runs[0][-1]['message'] else ''}")
 
     if args.out:
         from lpm.core.io import write_text_atomic

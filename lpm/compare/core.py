@@ -97,6 +97,16 @@ class RunComparison:
         return row
 
 
+def used_columns(H: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """H, W without the feature coordinates that are zero in both. An LPM optimum of rank r is
+    embedded in d ≥ r dimensions by zero columns (K = 1000, d = 1024: r ≈ 140); dropping them
+    keeps every inner product between rows, so each metric and Gram distance is the same up to
+    rounding (only the rank cut-off of ``nc1_pinv_rank``, max(K, width)·ε, reads the width), at
+    O(K²r) instead of O(K²d)."""
+    used = np.any(H != 0, axis=0) | np.any(W != 0, axis=0)
+    return (H, W) if used.all() else (H[:, used], W[:, used])
+
+
 def _groups(run: RunGeometry, grouping: str):
     check_choice("groups", grouping, GROUPINGS)
     if grouping == "majority" or (grouping == "auto" and run.majority is not None):
@@ -117,11 +127,12 @@ def compare_run(run: RunGeometry, *, E_W: float | None = None, E_H: float | None
     roles = class_roles(run.counts, run.train_class_accuracy, run.profile, minority_below, fitted_above)
     common = dict(minority=roles.measured_minority, groups=run.groups, center=center)
     run_m = measure(run.means, run.W, counts=run.counts, **common)
-    lpm_m = measure(solution.H, solution.W, counts=np.asarray(problem.counts), **common)
+    H, W = used_columns(solution.H, solution.W)
+    lpm_m = measure(H, W, counts=np.asarray(problem.counts), **common)
     C_run = centre_means(run.means, run.counts, center)
-    C_lpm = centre_means(solution.H, problem.counts, center)
+    C_lpm = centre_means(H, problem.counts, center)
     E = etf_reference(run.K)
-    dist = {f"lpm_{k}": v for k, v in geometry_distances(C_run, run.W, C_lpm, solution.W).items()}
+    dist = {f"lpm_{k}": v for k, v in geometry_distances(C_run, run.W, C_lpm, W).items()}
     dist.update({f"etf_{k}": v for k, v in geometry_distances(C_run, run.W, E, E).items()})
     return RunComparison(run, problem, budgets, solution, center, _groups(run, grouping), roles, run_m, lpm_m, dist,
                          reference_for_run(run))
