@@ -89,7 +89,7 @@ from ..core.problem import BUDGETS, DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET, Prob
 from ..core.weighting import CLASS_WEIGHTS, check_beta
 from ..core.solution import Solution
 from ..core.solvers import get_solver, resolve
-from ..core.solvers.factored import bucket_labels
+from ..core.solvers.factored import bucketed_problem
 from ..core.solvers.grouped import Reduction, fista
 from .runs import RunGeometry
 
@@ -370,17 +370,10 @@ ESTIMATE_BUCKETS = 64
 
 
 def _bucketed(problem: Problem, buckets: int) -> Problem:
-    """``problem`` with the classes of each bucket of nearby log-count
-    (:func:`lpm.core.solvers.factored.bucket_labels`) made exchangeable: their counts and, for a
-    re-weighting sampler, their sampling probabilities replaced by the bucket's means (totals kept)."""
-    counts = np.asarray(problem.counts, dtype=np.float64)
-    label = bucket_labels(counts, buckets)
-    size = np.bincount(label)
-    changes: dict = {"counts": tuple(float(c) for c in (np.bincount(label, weights=counts) / size)[label])}
-    if problem.sampling is not None:
-        q = np.bincount(label, weights=np.asarray(problem.sampling, dtype=np.float64)) / size
-        changes["sampling"] = tuple(float(x) for x in q[label])
-    return problem.replace(**changes)
+    """``problem`` with the classes of each bucket of nearby log-count made exchangeable
+    (:func:`lpm.core.solvers.factored.bucketed_problem`: counts and a sampler's probabilities
+    replaced by the bucket's means, totals kept)."""
+    return bucketed_problem(problem, buckets)
 
 
 def _radius_estimate(base: Problem, target: float, rho_hi: float, buckets: int = ESTIMATE_BUCKETS,

@@ -111,3 +111,15 @@ def test_engine_setting_is_validated():
         get_solver("nuclear", engine="dense")
     assert str(info.value) == ("The 'engine' parameter of solver 'nuclear' must be one of 'auto', 'grouped', "
                                "'factored'. Got 'dense' instead.")
+
+
+def test_a_resampled_problem_gets_a_bucketed_warm_start():
+    """A sampler's class probabilities are averaged per bucket like the counts, so the factored
+    engine takes re-sampled problems (e.g. square-root sampling) and certifies them."""
+    counts = Problem.from_profile(K=120, ratio=100, profile="exp").counts
+    q = np.sqrt(np.asarray(counts))
+    problem = Problem.from_profile(K=120, ratio=100, profile="exp", E_W=1.0, E_H=5.0, sampling=tuple(q / q.sum()))
+    solution = get_solver("nuclear", engine="factored").run(problem)
+    assert solution.status is Status.OPTIMAL and solution.certificate.relative_gap <= 1e-9
+    reference = get_solver("nuclear", engine="grouped").run(problem)
+    assert abs(solution.objective - reference.objective) <= 1e-8 * max(1.0, abs(reference.objective))

@@ -816,12 +816,17 @@ def bucket_labels(counts, buckets: int) -> np.ndarray:
 
 def bucketed_problem(problem: Problem, buckets: int) -> Problem:
     """The problem with each class's count replaced by its bucket's mean count
-    (:func:`bucket_labels`): the proportions of a bucket are averaged and their
-    total kept, and the bucket's classes become exchangeable."""
+    (:func:`bucket_labels`), and likewise a re-sampling's class probabilities: the
+    proportions of a bucket are averaged and their total kept, and the bucket's
+    classes become exchangeable."""
     counts = np.asarray(problem.counts, dtype=np.float64)
     label = bucket_labels(counts, buckets)
-    mean = np.bincount(label, weights=counts) / np.bincount(label)
-    return problem.replace(counts=tuple(float(c) for c in mean[label]))
+    size = np.bincount(label)
+    changes: dict = {"counts": tuple(float(c) for c in (np.bincount(label, weights=counts) / size)[label])}
+    if problem.sampling is not None:
+        q = np.bincount(label, weights=np.asarray(problem.sampling, dtype=np.float64)) / size
+        changes["sampling"] = tuple(float(x) for x in q[label])
+    return problem.replace(**changes)
 
 
 def warm_start(problem: Problem, buckets: int) -> tuple[np.ndarray, int]:
