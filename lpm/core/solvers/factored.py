@@ -295,7 +295,7 @@ class _Factored:
             pt.cache[key] = (self.ops.cast(pt.x, d.dtype), self.ops.cast(inverse, d.dtype))
         x, inverse = pt.cache[key]
         C = x[0].T @ d[0] + x[1].T @ d[1]
-        C -= C.T.copy()
+        C = C - C.T
         C *= inverse
         return d - x @ C
 
