@@ -570,8 +570,9 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
 
     Inexact Newton steps by :func:`_steihaug` with forcing term
     min(0.1, sqrt(‖∇ℓ‖/‖∇ℓ₀‖)) (superlinear convergence), never tighter than
-    reaching stop_grad needs; the region grows ×2 on good boundary steps and
-    shrinks to ¼ of the step when the model ratio < ¼. Near the optimum the decrease of φ
+    reaching stop_grad needs (0.9·stop_grad/‖∇ℓ‖, at most ½); the region grows
+    ×2 on good boundary steps and shrinks to ¼ of the step when the model
+    ratio < ¼. Near the optimum the decrease of φ
     falls below rounding, so a step is then accepted when it lowers the
     gradient norm. A rejected step is first retried at a quarter of its length
     (``BACKTRACK``: one point evaluation instead of a new solve). Hessian products run in float32 (``mixed``): only the
@@ -599,7 +600,7 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
     for taken in range(max_iter):
         if pt.grad_norm <= stop_grad:
             break
-        forcing = max(min(0.1, np.sqrt(pt.grad_norm / first)), min(0.5, 0.5 * stop_grad / pt.grad_norm))
+        forcing = max(min(0.1, np.sqrt(pt.grad_norm / first)), min(0.5, 0.9 * stop_grad / pt.grad_norm))
         dtype = ops.f32 if mixed else ops.f64
         step, predicted, boundary, used, length, model = _steihaug(problem, pt, precond, radius, forcing, max_cg,
                                                                    dtype)
@@ -770,7 +771,7 @@ def _polish(problem: _Factored, x, tol: float, stop: float, max_iter: int, certi
         if relative_gap <= tol or steps >= max_iter or pt.shift <= 0:
             break
         if pt.grad_norm > stop:  # an early try failed: aim where a quadratic gap would pass
-            early = pt.grad_norm * min(0.1, 0.5 * np.sqrt(tol / max(relative_gap, 1e-300)))
+            early = pt.grad_norm * min(0.5, 0.7 * np.sqrt(tol / max(relative_gap, 1e-300)))
             regrow = relative_gap > CLOSE * tol
             continue
         stop *= 0.1  # stationary yet not certified: look harder, and closer
