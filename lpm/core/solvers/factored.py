@@ -560,7 +560,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
         beta, rz = rz_new / rz, rz_new
         p = axpy(beta, p, z)  # z + β p (z is fresh, so updating it in place is safe)
         sp, pp = beta * sp, rz + beta * beta * pp
-    gs = dot(g, s)  # ⟨s, r⟩ = 0 (PCG), so ⟨s, ∇²ℓ s⟩ = −⟨s, g⟩ and the model decrease is −½⟨g, s⟩
+    gs = dot(g, s)  # ⟨s, r⟩ = 0 in PCG: ⟨s, ∇²ℓ s⟩ = −⟨s, g⟩, model decrease −½⟨g, s⟩
     return ops.cast(s, ops.f64), -0.5 * gs, False, it, float(np.sqrt(ss)), (gs, -gs)
 
 
