@@ -382,8 +382,9 @@ def _radius_estimate(base: Problem, target: float, rho_hi: float, buckets: int =
     the bucketed problem (classes merged into ≤ ``buckets`` groups of nearby log-count,
     :func:`_bucketed`), each value from the grouped engine in O(buckets³) per iteration. Newton
     starts from the tangent at Z = 0 (ρ ≥ (f(0) − target)/‖∇f(0)‖₂) and approaches the bucketed
-    root from the left. Returns a radius in (0, ``rho_hi``]; ``rho_hi``/2 if the estimate fails. Only the first certified
-    solve's radius comes from here: the certified search decides (:func:`_loss_matched_solution`)."""
+    root from the left. Returns a radius in (0, ``rho_hi``]; ``rho_hi``/2 if the estimate fails.
+    Only the first certified solve's radius comes from here: the certified search decides
+    (:func:`_loss_matched_solution`)."""
     K, E_W = base.K, base.E_W
     try:
         f0, G0 = base.logit_objective(np.zeros((K, K)))
@@ -417,8 +418,9 @@ def _loss_matched_solution(base: Problem, target: float, rho_hi: float, method: 
 
     * lower end (v(ρ) ≥ c − ρ‖G‖₂ with c = f(Z) − ⟨G, Z⟩):
       ρ* ≥ (c − target)/ĝ for any ĝ ≥ ‖G‖₂ once c > target (dividing a positive number by a
-      larger one gives a smaller, still valid lower end; a negative one never raises the lower end above 0), so the rigorous upper bound
-      ĝ of :func:`lpm.core.certificates._spectral_norm` replaces the dense SVD;
+      larger one gives a smaller, still valid lower end; a negative one never raises the lower
+      end above 0), so the rigorous upper bound ĝ of :func:`lpm.core.certificates._spectral_norm`
+      replaces the dense SVD;
     * upper end: the ray s·Z (:func:`_ray_upper_bound`), ‖Z‖_* from the solution's factors."""
     K, E_W = base.K, base.E_W
     lower, upper = 0.0, rho_hi  # v(rho_hi) <= target: the run's own logits are feasible there
