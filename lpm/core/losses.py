@@ -348,17 +348,25 @@ class AffineCrossEntropy(Loss):
     def curvature(self, target: float = 1.0):
         return self._curvature
 
+    @property
+    def _unit(self) -> bool:
+        """All scales 1 (``la``, ``ldam``): the products by s are skipped."""
+        return bool(np.all(self.scale == 1.0))
+
     def value_grad(self, Z, y, target: float = 1.0, multiplicity=None):
         values, G = _CE.value_grad(self._logits(Z, y), y, multiplicity=multiplicity)
-        G *= self.scale
+        if not self._unit:
+            G *= self.scale
         return values, G
 
     def hvp(self, Z, y, V, target: float = 1.0) -> np.ndarray:
         return self.scale * _CE.hvp(self._logits(Z, y), y, self.scale * np.asarray(V, dtype=np.float64))
 
     def hvp_operator(self, Z, y, target: float = 1.0, dtype=np.float64):
-        scale = np.broadcast_to(self.scale, np.shape(Z)).astype(dtype)
         inner = _CE.hvp_operator(self._logits(Z, y), y, dtype=dtype)
+        if self._unit:
+            return inner
+        scale = np.asarray(self.scale, dtype=dtype)  # broadcasts against the rows of V
 
         def apply(V: np.ndarray) -> np.ndarray:  # s ⊙ ∇²CE (s ⊙ v), in place
             V *= scale
