@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .problem import Problem
+from .problem import Problem, logits_of
 from .solution import Certificate
 
 
@@ -246,7 +246,7 @@ def penalised_nuclear_certificate(problem: Problem, W: np.ndarray, H: np.ndarray
     """Lower bound of the learnable weight-decay model at (W, H) (module docstring),
     the larger of the bounds at ∇f(Z) and at a refined dual point (:func:`_refined_point`)."""
     assert problem.regularised and not problem.fixed
-    Z = H @ W.T
+    Z = logits_of(H, W)
     value, G = problem.logit_objective(Z)
     mu = float(np.sqrt(problem.lambda_W * problem.lambda_H))
     root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))

@@ -55,6 +55,15 @@ DEFAULT_BUDGET = {"learnable": "class-average", "fixed-etf": "per-sample", "fixe
 MIN_BUDGET, MAX_BUDGET = 1e-8, 1e8
 
 
+
+def logits_of(H: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """H Wᵀ over the columns that are not zero in both (a recovered point is embedded in
+    d ≥ rank dimensions; at K = 8142 the full product would cost a K³ multiply)."""
+    used = np.any(H != 0, axis=0) | np.any(W != 0, axis=0)
+    if used.all():
+        return H @ W.T
+    return H[:, used] @ W[:, used].T
+
 @dataclass(frozen=True)
 class Problem:
     """A validated layer-peeled model.
@@ -299,7 +308,7 @@ class Problem:
         max-margin objective ½(‖W‖²_F + Σ_k p_k ‖h_k‖²) (theory.md §15)."""
         if self.budget == "max-margin":
             return 0.5 * (float(np.sum(W**2)) + float(self.weights @ np.sum(H**2, axis=1)))
-        value = self.logit_objective(H @ W.T)[0]
+        value = self.logit_objective(logits_of(H, W))[0]
         if self.regularised:
             n = np.asarray(self.counts)
             value += 0.5 * self.lambda_H * float(n @ np.sum(H**2, axis=1))

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..certificates import nuclear_certificate, penalised_nuclear_certificate
 from ..errors import LPMInputError, SolverRefused, check_choice, check_number
-from ..problem import Problem
+from ..problem import Problem, logits_of
 from ..solution import Solution, Status
 from .backends import BACKENDS, DEVICES, make_backend
 from .factored import grouped_is_cheaper, solve_factored
@@ -194,7 +194,7 @@ class NuclearSolver(Solver):
             certificate = penalised_nuclear_certificate(problem, W, H)
         else:
             W, H, note = balanced_factors_of(problem, A, B)
-            certificate = nuclear_certificate(problem, H @ W.T, factors=(H, W))
+            certificate = nuclear_certificate(problem, logits_of(H, W), factors=(H, W))
         return W, H, certificate, note
 
     def _finish(self, problem: Problem, matrix: np.ndarray | None, iterations: int, groups: int, engine: str,
@@ -210,7 +210,7 @@ class NuclearSolver(Solver):
             certificate = penalised_nuclear_certificate(problem, W, H)
         else:  # the grouped engine stops at the target by the first-order bound: no refinement needed
             W, H, note = balanced_factors(problem, matrix)
-            certificate = nuclear_certificate(problem, H @ W.T)
+            certificate = nuclear_certificate(problem, logits_of(H, W))
         objective = problem.objective(W, H)
         tol = self.settings["tol"]
         certified = certificate.relative_gap <= tol
