@@ -72,9 +72,12 @@ def _spectral_norm(A: np.ndarray) -> float:
         m, n = n, m
     top = float(np.linalg.eigvalsh(A.T @ A)[-1])
     gamma = m * _U / (1.0 - m * _U)
-    magnitude = np.abs(A)
-    absolute = float(magnitude.sum(axis=0).max() * magnitude.sum(axis=1).max())
-    del magnitude
+    columns, rows = np.zeros(n), np.empty(m)
+    for start in range(0, m, 1024):  # |A| by blocks of rows: no second array of A's size
+        block = np.abs(A[start:start + 1024])
+        columns += block.sum(axis=0)
+        rows[start:start + 1024] = block.sum(axis=1)
+    absolute = float(columns.max() * rows.max())
     pad = gamma * absolute + n * _U * abs(top)
     if top > 0 and pad <= PAD_LIMIT * top:
         return float(np.sqrt(top + pad))
@@ -151,12 +154,14 @@ def nuclear_certificate(problem: Problem, Z: np.ndarray, factors: tuple | None =
     refined = None
     moved = None if factors is None else _refined_point(problem, Z, G, _singular_basis(*factors))
     if moved is not None:
+        del G  # recomputed below if the plain bound is needed (at K = 8142 each K×K array is 0.5 GiB)
         value2, G2 = problem.logit_objective(moved)
         lower = value2 - float(np.vdot(G2, moved)) - radius * _spectral_norm(G2)
         del G2, moved
         refined = Certificate(lower_bound=lower, gap=max(value - lower, 0.0), method="nuclear-refined-dual")
         if refined.relative_gap <= REFINED_ENOUGH:
             return refined
+        G = problem.logit_objective(Z)[1]
     gap = max(float(np.vdot(G, Z)) + radius * _spectral_norm(G), 0.0)
     plain = Certificate(lower_bound=value - gap, gap=gap, method="nuclear-frank-wolfe")
     return refined if refined is not None and refined.lower_bound > plain.lower_bound else plain

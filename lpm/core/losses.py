@@ -85,6 +85,14 @@ def softmax(Z: np.ndarray) -> np.ndarray:
     return E / E.sum(axis=-1, keepdims=True)
 
 
+def _divide_where_positive(D: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """D / S where S > 0 and 0 elsewhere, in place in D (returned)."""
+    positive = S > 0
+    np.divide(D, S, out=D, where=positive)
+    D[~positive] = 0.0
+    return D
+
+
 def _own(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """z_y of each row: Z (..., K), y (...,) → (...,)."""
     return np.take_along_axis(Z, np.asarray(y)[..., None], axis=-1)[..., 0]
@@ -169,10 +177,14 @@ class CrossEntropy(Loss):
     def value_grad(self, Z, y, target: float = 1.0, multiplicity=None):
         Z = np.asarray(Z, dtype=np.float64)
         shift = Z.max(axis=-1, keepdims=True)
-        E = np.exp(Z - shift)
+        E = np.subtract(Z, shift)  # one array of Z's size, updated in place (K×K at K = 8142: 0.5 GiB)
+        np.exp(E, out=E)
         total = (E if multiplicity is None else multiplicity * E).sum(axis=-1, keepdims=True)
         values = np.log(total[..., 0]) + shift[..., 0] - _own(Z, y)
-        return values, E / total - _onehot_like(Z, y)
+        E /= total
+        index = np.asarray(y)[..., None]
+        np.put_along_axis(E, index, np.take_along_axis(E, index, axis=-1) - 1.0, axis=-1)
+        return values, E
 
     def hvp(self, Z, y, V, target: float = 1.0) -> np.ndarray:
         S = softmax(np.asarray(Z, dtype=np.float64))
@@ -192,10 +204,8 @@ class CrossEntropy(Loss):
         # diag(s) − s sᵀ (s > 0) has null space 1 and range 1⊥; on 1⊥ it is inverted by
         # e ↦ e / s:  s ⊙ (e/s) − s·Σ_j e_j = e
         S = softmax(np.asarray(Z, dtype=np.float64))
-        E = np.asarray(E, dtype=np.float64)
-        E = E - E.mean(axis=-1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(S > 0, E / np.where(S > 0, S, 1.0), 0.0)
+        D = np.subtract(E, np.mean(E, axis=-1, keepdims=True), dtype=np.float64)
+        return _divide_where_positive(D, S)
 
     def torch_value(self, Z, y, target: float = 1.0):
         import torch.nn.functional as F  # already loaded whenever tensors are passed in
@@ -378,12 +388,18 @@ class AffineCrossEntropy(Loss):
     def solve_hessian(self, Z, y, E, target: float = 1.0):
         # diag(a)(diag s − s sᵀ)diag(a) (a = scale ≠ 0): null space a⁻¹, range ⟂ a⁻¹;
         # there D = E / (a² s) solves it (CE's solve of a⁻¹ ⊙ E, divided by a)
-        inverse = np.broadcast_to(1.0 / self.scale, np.shape(Z))
+        inverse = 1.0 / np.asarray(self.scale, dtype=np.float64)
         E = np.asarray(E, dtype=np.float64)
-        E = E - (np.sum(E * inverse, axis=-1, keepdims=True) / np.sum(inverse**2, axis=-1, keepdims=True)) * inverse
+        if inverse.ndim == 1:  # one scale vector for every row
+            along = (E @ inverse) / (inverse @ inverse)
+        else:
+            inverse = np.broadcast_to(inverse, np.shape(Z))
+            along = np.sum(E * inverse, axis=-1) / np.sum(inverse**2, axis=-1)
+        D = np.array(E, dtype=np.float64)
+        D -= along[..., None] * inverse
         S = softmax(self._logits(Z, y))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(S > 0, E / np.where(S > 0, S * self.scale**2, 1.0), 0.0)
+        S *= self.scale**2
+        return _divide_where_positive(D, S)
 
     def _torch_params(self, Z, y):
         import torch  # already loaded whenever tensors are passed in

@@ -300,7 +300,8 @@ class Problem:
         """f(Z) = Σ_k p_k L(Z[k, :], k) and ∂f/∂Z (K×K; row k = logits of class mean k)."""
         values, G = self.loss_fn.value_grad(Z, np.arange(self.K), self.dr_target)
         p = self.weights
-        return float(p @ values), p[:, None] * G
+        G *= p[:, None]  # in place: every loss returns a fresh gradient array
+        return float(p @ values), G
 
     def objective(self, W: np.ndarray, H: np.ndarray) -> float:
         """The objective at classifier W and class means H (both K×d), with the

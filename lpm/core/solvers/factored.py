@@ -88,8 +88,6 @@ GROUPED_FRACTION = 0.2
 COUPLING = 0.5
 #: Newton steps between two rank checks in :func:`_polish`
 ROUND = 6
-#: fractions of a rejected step tried before a new solve (each costs one point evaluation, no Hessian products)
-BACKTRACK = (0.25,)
 #: first certificate try of a refining loss at this multiple of the first-order stopping threshold
 #: (second-order gap ≈ 30·(first-order gap)² at K = 300, exp, R = 100)
 EARLY = 1e4
@@ -514,8 +512,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
     79 products in 8.2 CPU s with it, 81 in 6.9 s without, one thread.)
 
     All vectors are kept in ``dtype`` (float32 halves the memory traffic).
-    Returns (step (float64), predicted decrease of the model, on_boundary, iterations, the step's M-norm,
-    (⟨g, s⟩, ⟨s, ∇²ℓ s⟩): the model along the step).
+    Returns (step (float64), predicted decrease of the model, on_boundary, iterations, the step's M-norm).
     """
     ops = problem.ops
     x = problem._operands(pt, dtype)[5]
@@ -544,8 +541,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
             tau = (-sp + np.sqrt(sp * sp + pp * (radius * radius - ss))) / pp  # reach the boundary
             Hs = axpy(tau, q, -g - r)  # ∇²ℓ s = −g − r, plus τ q
             s = axpy(tau, p, s)
-            gs, sHs = dot(g, s), dot(s, Hs)
-            return ops.cast(s, ops.f64), -(gs + 0.5 * sHs), True, it, radius, (gs, sHs)
+            return ops.cast(s, ops.f64), -(dot(g, s) + 0.5 * dot(s, Hs)), True, it, radius
         axpy(alpha, p, s)
         axpy(-alpha, q, r)
         ss, sp = ss + 2 * alpha * sp + alpha * alpha * pp, sp + alpha * pp
@@ -556,8 +552,7 @@ def _steihaug(problem: _Factored, pt: _Point, precond, radius: float, forcing: f
         beta, rz = rz_new / rz, rz_new
         p = axpy(beta, p, z)  # z + β p (z is fresh, so updating it in place is safe)
         sp, pp = beta * sp, rz + beta * beta * pp
-    gs = dot(g, s)  # ⟨s, r⟩ = 0 in PCG: ⟨s, ∇²ℓ s⟩ = −⟨s, g⟩, model decrease −½⟨g, s⟩
-    return ops.cast(s, ops.f64), -0.5 * gs, False, it, float(np.sqrt(ss)), (gs, -gs)
+    return ops.cast(s, ops.f64), -0.5 * dot(g, s), False, it, float(np.sqrt(ss))  # model decrease ½⟨−g, s⟩
 
 
 def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius: float | None = None,
@@ -570,8 +565,7 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
     ×2 on good boundary steps and shrinks to ¼ of the step when the model
     ratio < ¼. Near the optimum the decrease of φ
     falls below rounding, so a step is then accepted when it lowers the
-    gradient norm. A rejected step is first retried at a quarter of its length
-    (``BACKTRACK``: one point evaluation instead of a new solve). Hessian products run in float32 (``mixed``): only the
+    gradient norm. Hessian products run in float32 (``mixed``): only the
     search direction depends on them, never the gradient, so the limit of
     the iteration is unchanged; a rejected step in the rounding regime
     switches to float64 for good. Steps are made horizontal
@@ -598,12 +592,10 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
             break
         forcing = max(min(0.1, np.sqrt(pt.grad_norm / first)), min(0.5, 0.9 * stop_grad / pt.grad_norm))
         dtype = ops.f32 if mixed else ops.f64
-        step, predicted, boundary, used, length, model = _steihaug(problem, pt, precond, radius, forcing, max_cg,
-                                                                   dtype)
+        step, predicted, boundary, used, length = _steihaug(problem, pt, precond, radius, forcing, max_cg, dtype)
         pt.cache.clear()  # the working-precision operands (1.5 K×K): rebuilt only if this step is rejected
         products += used
-        horizontal = problem.horizontal(pt, step)
-        new = problem.point(problem.retract(pt.x + horizontal))
+        new = problem.point(problem.retract(pt.x + problem.horizontal(pt, step)))
         value_old, value_new = problem.program_value(pt), problem.program_value(new)
         ratio = (value_old - value_new) / max(predicted, 1e-300)
         if predicted <= 1e-13 * max(1.0, abs(value_old)):  # below rounding: judge by the gradient
@@ -616,18 +608,6 @@ def _trust_region(problem: _Factored, x, stop_grad: float, max_iter: int, radius
             radius = 0.25 * min(radius, length)
         elif ratio > 0.75 and boundary:
             radius *= 2.0
-        if not accept and predicted > 1e-13 * max(1.0, abs(value_old)):
-            # backtrack along the same direction (no new conjugate-gradient solve): the model
-            # along t·s is t⟨g, s⟩ + ½t²⟨s, ∇²ℓ s⟩
-            for t in BACKTRACK:
-                del new
-                new = problem.point(problem.retract(pt.x + t * horizontal))
-                decrease = -(t * model[0] + 0.5 * t * t * model[1])
-                ratio = (value_old - problem.program_value(new)) / max(decrease, 1e-300)
-                if ratio > 0.1:
-                    accept, radius = True, t * length
-                    break
-        del horizontal
         _log.debug("tr %d: f %.15f |grad| %.3e -> %.3e cg %d ratio %.3f radius %.3e %s %s", taken + 1, pt.f,
                    pt.grad_norm, new.grad_norm, used, ratio, radius, "accept" if accept else "reject", dtype)
         if accept:
