@@ -79,6 +79,7 @@ def figure(data: dict, path: Path, fit_from: float) -> dict:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     exponents: dict = {}
     default_ratio = data.get("meta", {}).get("ratio")
+    meta_threads = data.get("meta", {}).get("threads")
     curves = sorted({(p["profile"], p.get("ratio", default_ratio)) for p in data["points"] if "cpu_s" in p},
                     key=lambda c: (c[0] != "exp", c[1] or 0))
     for profile, ratio in curves:
@@ -87,6 +88,9 @@ def figure(data: dict, path: Path, fit_from: float) -> dict:
                          and p.get("ratio", default_ratio) == ratio), key=lambda p: p["K"])
         K = [p["K"] for p in points]
         name = f"{profile}, R={ratio:g}" if ratio is not None else profile
+        threads = {p.get("threads") for p in points} - {None, meta_threads}
+        if threads:  # a merged point measured with another number of BLAS threads
+            name += f" ({', '.join(map(str, sorted(threads)))} threads)"
         for ax, key, label in ((axes[0], "cpu_s", "CPU seconds of the solve"), (axes[1], "peak_mib", "peak MiB")):
             y = [p[key] for p in points]
             slope = fit_exponent(K, y, fit_from)
@@ -144,8 +148,9 @@ def main() -> None:
                 args.out.write_text(json.dumps(data, indent=2))
     for extra in args.merge:
         other = json.loads(extra.read_text())
-        ratio = other.get("meta", {}).get("ratio")
-        data["points"].extend({"ratio": ratio, **p, "merged_from": str(extra)} for p in other["points"])
+        ratio, threads = other.get("meta", {}).get("ratio"), other.get("meta", {}).get("threads")
+        data["points"].extend({"ratio": ratio, "threads": threads, **p, "merged_from": str(extra)}
+                              for p in other["points"])
     exponents = figure(data, args.figure, args.fit_from)
     data["exponents"] = exponents
     if not args.plot:
@@ -153,7 +158,7 @@ def main() -> None:
     for profile, values in exponents.items():
         print(f"fitted exponents ({profile}): " + ", ".join(f"{k} ~ K^{v:.2f}" for k, v in values.items()
                                                               if v is not None))
-    print(f"wrote {args.out} and {args.figure}")
+    print(f"wrote {args.figure}" if args.plot else f"wrote {args.out} and {args.figure}")
 
 
 if __name__ == "__main__":
