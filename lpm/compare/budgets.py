@@ -82,7 +82,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.certificates import _singular_basis, _spectral_norm
+from ..core.certificates import _spectral_norm, singular_basis
 from ..core.errors import LPMInputError, check_choice, check_number
 from ..core.losses import check_hyperparameters
 from ..core.problem import BUDGETS, DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET, Problem
@@ -362,7 +362,7 @@ def _ray_upper_bound(problem: Problem, Z: np.ndarray, target: float, nuclear: fl
 
 def _nuclear_norm(H: np.ndarray, W: np.ndarray) -> float:
     """‖H Wᵀ‖_* from thin QRs of the factors and an r×r SVD (no K×K SVD)."""
-    return float(_singular_basis(H, W)[1].sum())
+    return float(singular_basis(H, W)[1].sum())
 
 
 #: buckets of the uncertified estimate of the loss-matched radius (:func:`_radius_estimate`)

@@ -152,7 +152,7 @@ def nuclear_certificate(problem: Problem, Z: np.ndarray, factors: tuple | None =
     value, G = problem.logit_objective(Z)
     radius = problem.nuclear_radius
     refined = None
-    moved = None if factors is None else _refined_point(problem, Z, G, _singular_basis(*factors))
+    moved = None if factors is None else _refined_point(problem, Z, G, singular_basis(*factors))
     if moved is not None:
         del G  # recomputed below if the plain bound is needed (at K = 8142 each K×K array is 0.5 GiB)
         value2, G2 = problem.logit_objective(moved)
@@ -171,8 +171,8 @@ def nuclear_certificate(problem: Problem, Z: np.ndarray, factors: tuple | None =
 REFINED_ENOUGH = 1e-6
 
 
-def _singular_basis(H: np.ndarray, W: np.ndarray):
-    """(U, s, V) of Z = H Wᵀ from thin QRs and an r×r SVD (no K×K SVD), singular
+def singular_basis(H: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(U, s, V) of Z = H Wᵀ from thin QRs and an r×r SVD (no K×K SVD: O(K r²)), singular
     values s (descending) and orthonormal U, V (K×r). Columns zero in both
     factors (a recovered point embedded in d > rank dimensions) are dropped first."""
     used = np.any(H != 0, axis=0) | np.any(W != 0, axis=0)
@@ -201,7 +201,7 @@ def _refined_point(problem: Problem, Z: np.ndarray, G: np.ndarray, basis: tuple,
     (row by row, :meth:`lpm.core.losses.Loss.solve_hessian`), which keeps the
     point a gradient, hence in the conjugate's domain whatever D is. λ is the
     mean of the block's diagonal (ball) or ``level`` = μ (weight decay).
-    ``basis``: (U, s, V) of the matrix whose dual point Γ is (:func:`_singular_basis`).
+    ``basis``: (U, s, V) of the matrix whose dual point Γ is (:func:`singular_basis`).
     ``row_scale``: Γ = G / row_scale (weight decay: sqrt n_k). The lower bound is
     evaluated afresh at Z', so it stays rigorous; D is clipped to |D| ≤ 1 so that
     tiny softmax entries cannot throw Z' far away. Returns Z' or ``None``
@@ -260,7 +260,7 @@ def penalised_nuclear_certificate(problem: Problem, W: np.ndarray, H: np.ndarray
     value, G = problem.logit_objective(Z)
     mu = float(np.sqrt(problem.lambda_W * problem.lambda_H))
     root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
-    basis = _singular_basis(root[:, None] * H, W)  # of Y = D^{1/2} Z
+    basis = singular_basis(root[:, None] * H, W)  # of Y = D^{1/2} Z
     penalty = mu * float(basis[1].sum())
     radius = (value + penalty) / mu  # ‖Y*‖_* ≤ F(Y)/μ because f ≥ 0
     lower = value - float(np.sum(G * Z)) + radius * min(0.0, mu - _spectral_norm(G / root[:, None]))

@@ -283,19 +283,13 @@ class _Factored:
         S Ω + Ω S = C − Cᵀ with S = HᵀH + WᵀW, C = HᵀA + WᵀB; in the principal
         gauge (:meth:`principal`) S is diagonal, so Ω_ij = (C − Cᵀ)_ij / (S_ii + S_jj).
         """
-        key = ("horizontal", str(d.dtype))
-        if key not in pt.cache:  # x and 1/(S_ii + S_jj) in d's precision, once per point
-            xp = self.ops.xp
-            norms = xp.einsum("tki,tki->i", pt.x, pt.x)  # diagonal of S
-            pair = norms[:, None] + norms[None, :]
-            usable = pair > 1e-8 * self.ops.amax(norms)  # rotations between vanishing columns: leave alone
-            inverse = xp.where(usable, 1.0 / xp.where(usable, pair, xp.ones_like(pair)), xp.zeros_like(pair))
-            pt.cache[key] = (self.ops.cast(pt.x, d.dtype), self.ops.cast(inverse, d.dtype))
-        x, inverse = pt.cache[key]
-        C = x[0].T @ d[0] + x[1].T @ d[1]
-        C = C - C.T
-        C *= inverse
-        return d - x @ C
+        xp = self.ops.xp
+        norms = xp.einsum("tki,tki->i", pt.x, pt.x)  # diagonal of S
+        C = pt.H.T @ d[0] + pt.W.T @ d[1]
+        pair = norms[:, None] + norms[None, :]
+        usable = pair > 1e-8 * self.ops.amax(norms)  # rotations between vanishing columns: leave alone
+        omega = xp.where(usable, (C - C.T) / xp.where(usable, pair, xp.ones_like(pair)), xp.zeros_like(pair))
+        return d - pt.x @ omega
 
     # ---------------------------------------------------------------- second order
     def _operands(self, pt: _Point, dtype):
@@ -726,8 +720,8 @@ def _polish(problem: _Factored, x, tol: float, stop: float, max_iter: int, certi
             added, start = 0, pt
         regrow, exact = True, False
         grown += added
-        if added:  # a new direction: the gradient jumps, and the early try starts afresh
-            early = max(early, stop * EARLY) if problem.refines else early
+        if added and problem.refines:  # a new direction: the gradient jumps, the early try starts afresh
+            early = max(early, stop * EARLY)
         if x.shape[2] == 0:  # nothing to grow: Z = 0 is optimal (penalty form, large μ)
             pt = problem.point(x)
             relative_gap, certified = check(pt)

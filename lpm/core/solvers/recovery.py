@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..certificates import singular_basis
 from ..problem import Problem
 
 _NOISE = 1e-12  # relative size of a singular value / eigenvalue treated as rounding
@@ -54,15 +55,6 @@ def _split_spectrum(problem: Problem, M: np.ndarray, c: float, radius: float | N
     return _split(problem, U, s, Vt.T, c, radius, rank_tol)
 
 
-def _thin_svd(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """U, s, V of A Bᵀ (A, B: K×r) without forming it: thin QR of each factor and
-    the SVD of the r×r core, O(K r²) instead of O(K³)."""
-    Qa, Ra = np.linalg.qr(A)
-    Qb, Rb = np.linalg.qr(B)
-    u, s, vt = np.linalg.svd(Ra @ Rb.T)
-    return Qa @ u, s, Qb @ vt.T
-
-
 def _split(problem: Problem, U: np.ndarray, s: np.ndarray, V: np.ndarray, c: float, radius: float | None,
            rank_tol: float) -> tuple[np.ndarray, np.ndarray, str]:
     top = s[0] if s.size else 0.0
@@ -93,7 +85,7 @@ def balanced_factors_of(problem: Problem, A: np.ndarray, B: np.ndarray) -> tuple
     if A.shape[1] == 0:
         return balanced_factors(problem, np.zeros((problem.K, problem.K)))
     c = (problem.E_W / problem.E_H) ** 0.25
-    H, W, note = _split(problem, *_thin_svd(A, B), c, problem.nuclear_radius, 1e-9)
+    H, W, note = _split(problem, *singular_basis(A, B), c, problem.nuclear_radius, 1e-9)
     W, H = _fit_budgets(problem, W, H)
     return W, H, note
 
@@ -125,7 +117,7 @@ def penalised_factors_of(problem: Problem, A: np.ndarray, B: np.ndarray) -> tupl
         return penalised_factors(problem, np.zeros((problem.K, problem.K)))
     root = np.sqrt(np.asarray(problem.counts, dtype=np.float64))
     c = (problem.lambda_H / problem.lambda_W) ** 0.25
-    H_scaled, W, note = _split(problem, *_thin_svd(A, B), c, None, 1e-9)
+    H_scaled, W, note = _split(problem, *singular_basis(A, B), c, None, 1e-9)
     return W, H_scaled / root[:, None], note
 
 
